@@ -1,0 +1,181 @@
+//! External tensor data (`data_location = EXTERNAL`): payloads kept in side files next to the
+//! model, addressed by `location`, `offset` and `length` entries.
+//!
+//! Invariant: a `location` is only ever resolved inside the model's own folder. Absolute paths,
+//! `..` components and symbolic links that lead outside it are refused, so a model file cannot be
+//! used to read arbitrary files. Side files are memory-mapped once and sliced, never copied.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use crate::error::{OnnxError, Result};
+use crate::proto::TensorProto;
+
+/// Resolves external payloads relative to one folder, caching each mapped side file.
+#[derive(Debug, Default)]
+pub struct ExternalStore {
+    base_dir: Option<PathBuf>,
+    files: Mutex<HashMap<String, Bytes>>,
+}
+
+/// The parsed `external_data` entries of one tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalRef {
+    /// Path of the side file, relative to the model's folder.
+    pub location: String,
+    /// Byte offset of the payload in the side file.
+    pub offset: u64,
+    /// Byte length of the payload; `None` means "to the end of the file".
+    pub length: Option<u64>,
+}
+
+impl ExternalRef {
+    /// Parses the `external_data` key/value entries of `t`.
+    pub fn of(t: &TensorProto) -> Result<Self> {
+        let mut location = None;
+        let mut offset = 0u64;
+        let mut length = None;
+        for kv in &t.external_data {
+            let bad = |what: &str| OnnxError::ExternalData {
+                tensor: t.name.clone(),
+                location: location.clone().unwrap_or_default(),
+                reason: format!("{what} '{}' is not a non-negative integer", kv.value),
+            };
+            match kv.key.as_str() {
+                "location" => location = Some(kv.value.clone()),
+                "offset" => offset = kv.value.parse().map_err(|_| bad("offset"))?,
+                "length" => length = Some(kv.value.parse().map_err(|_| bad("length"))?),
+                _ => {} // "checksum" and future keys do not affect where the bytes are
+            }
+        }
+        let location = location.ok_or_else(|| OnnxError::ExternalData {
+            tensor: t.name.clone(),
+            location: String::new(),
+            reason: "no 'location' entry".into(),
+        })?;
+        Ok(ExternalRef {
+            location,
+            offset,
+            length,
+        })
+    }
+}
+
+impl ExternalStore {
+    /// A store for in-memory models: any external reference is an error.
+    pub fn none() -> Self {
+        ExternalStore::default()
+    }
+
+    /// A store resolving locations relative to `base_dir` (the model file's folder).
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        ExternalStore {
+            base_dir: Some(base_dir.into()),
+            files: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The folder locations are resolved against, if any.
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
+    }
+
+    /// The payload bytes of an external tensor (zero-copy slice of the mapped side file).
+    pub fn read(&self, t: &TensorProto) -> Result<Bytes> {
+        let r = ExternalRef::of(t)?;
+        let err = |reason: String| OnnxError::ExternalData {
+            tensor: t.name.clone(),
+            location: r.location.clone(),
+            reason,
+        };
+        let file = self.file(&r.location).map_err(err)?;
+        let start = usize::try_from(r.offset).map_err(|_| err("offset too large".into()))?;
+        let end = match r.length {
+            Some(len) => start
+                .checked_add(usize::try_from(len).map_err(|_| err("length too large".into()))?)
+                .ok_or_else(|| err("offset + length overflows".into()))?,
+            None => file.len(),
+        };
+        if start > end || end > file.len() {
+            return Err(err(format!(
+                "bytes {start}..{end} are outside the file's {} bytes",
+                file.len()
+            )));
+        }
+        Ok(file.slice(start..end))
+    }
+
+    /// The whole mapped side file named by `location`, checked to lie inside the base folder.
+    fn file(&self, location: &str) -> std::result::Result<Bytes, String> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = files.get(location) {
+            return Ok(b.clone());
+        }
+        let base = self
+            .base_dir
+            .as_ref()
+            .ok_or_else(|| "the model was not read from a file, so it has no folder".to_string())?;
+        let path = safe_join(base, location)?;
+        let bytes = crate::load::map_file(&path).map_err(|e| e.to_string())?;
+        files.insert(location.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// Joins `location` to `base`, refusing anything that could point outside `base`.
+pub fn safe_join(base: &Path, location: &str) -> std::result::Result<PathBuf, String> {
+    let rel = Path::new(location);
+    if location.is_empty() {
+        return Err("empty location".into());
+    }
+    for c in rel.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err("location leaves the model's folder ('..')".into()),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("location is an absolute path".into())
+            }
+        }
+    }
+    let joined = base.join(rel);
+    // A symbolic link inside the folder could still lead outside it.
+    let canon_base = base
+        .canonicalize()
+        .map_err(|e| format!("model folder {}: {e}", base.display()))?;
+    let canon = joined
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", joined.display()))?;
+    if !canon.starts_with(&canon_base) {
+        return Err("location resolves outside the model's folder".into());
+    }
+    Ok(canon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_paths_that_leave_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../../etc/passwd", "/etc/passwd", "a/../../x", ""] {
+            assert!(safe_join(dir.path(), bad).is_err(), "{bad} accepted");
+        }
+        std::fs::write(dir.path().join("w.bin"), [0u8; 8]).unwrap();
+        assert!(safe_join(dir.path(), "w.bin").is_ok());
+        assert!(safe_join(dir.path(), "./w.bin").is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_symlinks_out_of_the_folder() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+        assert!(safe_join(dir.path(), "link").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Shears' ONNX layer: protobuf messages ([`proto`]), reading and writing models ([`load`],
+//! [`save`], [`external`]), tensor payloads ([`tensor`]), the IR ([`ir`], [`Model`]) and static
+//! shape inference ([`shape`]).
+//!
+//! Nothing above this crate touches protobuf bytes directly.
+
+pub mod error;
+pub mod external;
+pub mod ir;
+pub mod load;
+pub mod model;
+pub mod proto;
+pub mod save;
+pub mod tensor;
+
+pub use error::{OnnxError, Result};
+pub use ir::{Dim, Graph, Node, NodeId, Value, ValueId, ValueKind};
+pub use model::Model;

@@ -1,0 +1,143 @@
+//! [`Model`]: a decoded ONNX model together with its IR and the means to read its tensors.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::error::{OnnxError, Result};
+use crate::external::ExternalStore;
+use crate::ir::{Graph, NodeId, ValueId, ValueKind};
+use crate::proto::{ModelProto, NodeProto, TensorProto};
+use crate::tensor;
+
+/// A loaded model: the protobuf exactly as decoded, its analysed main graph, and the store its
+/// external tensors are read from.
+///
+/// Invariants: `graph` was built from `proto` and indexes into it; nothing here mutates `proto`
+/// (transformations clone it and build a new `Model`).
+#[derive(Debug)]
+pub struct Model {
+    pub proto: ModelProto,
+    pub graph: Graph,
+    pub external: ExternalStore,
+    /// Where the model came from, for messages (a path, or a name given by the caller).
+    pub source: String,
+    /// Size of the model file in bytes, when read from a file.
+    pub file_size: Option<u64>,
+}
+
+impl Model {
+    /// Memory-maps and decodes the model at `path`, resolving external data beside it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let bytes = crate::load::map_file(path)?;
+        let size = bytes.len() as u64;
+        let source = path.display().to_string();
+        let proto = crate::load::decode_model(bytes, &source)?;
+        let base: PathBuf = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut m = Model::from_proto(proto, source, ExternalStore::new(base))?;
+        m.file_size = Some(size);
+        Ok(m)
+    }
+
+    /// Decodes an in-memory model (external references will not resolve).
+    pub fn from_bytes(bytes: Bytes, source: impl Into<String>) -> Result<Model> {
+        let source = source.into();
+        let proto = crate::load::decode_model(bytes, &source)?;
+        Model::from_proto(proto, source, ExternalStore::none())
+    }
+
+    /// Wraps an already decoded or built proto.
+    pub fn from_proto(
+        proto: ModelProto,
+        source: impl Into<String>,
+        external: ExternalStore,
+    ) -> Result<Model> {
+        let source = source.into();
+        let graph = Graph::build(&proto, &source)?;
+        Ok(Model {
+            proto,
+            graph,
+            external,
+            source,
+            file_size: None,
+        })
+    }
+
+    /// The node's protobuf.
+    pub fn node_proto(&self, id: NodeId) -> &NodeProto {
+        &self.proto.graph.as_ref().expect("checked at load").node[self.graph.node(id).proto_index]
+    }
+
+    /// The initializer holding `v`, if `v` is one.
+    pub fn initializer(&self, v: ValueId) -> Option<&TensorProto> {
+        match self.graph.value(v).kind {
+            ValueKind::Initializer(i) => self.proto.graph.as_ref()?.initializer.get(i),
+            _ => None,
+        }
+    }
+
+    /// The constant tensor `v` holds: an initializer, or the output of a `Constant` node
+    /// (`value`, `value_float(s)` and `value_int(s)` forms).
+    pub fn constant(&self, v: ValueId) -> Option<Cow<'_, TensorProto>> {
+        if let Some(t) = self.initializer(v) {
+            return Some(Cow::Borrowed(t));
+        }
+        let node = self.graph.node(self.graph.producer(v)?);
+        if node.op_type != "Constant" || !(node.domain.is_empty() || node.domain == "ai.onnx") {
+            return None;
+        }
+        let name = &self.graph.value(v).name;
+        let a = node.attrs.first()?;
+        match a.name.as_str() {
+            "value" => a.t.as_ref().map(|t| {
+                let mut t = t.clone();
+                t.name = name.clone();
+                Cow::Owned(t)
+            }),
+            "value_float" => Some(Cow::Owned(tensor::from_f32(name.clone(), &[], &[a.f]))),
+            "value_floats" => Some(Cow::Owned(tensor::from_f32(
+                name.clone(),
+                &[a.floats.len()],
+                &a.floats,
+            ))),
+            "value_int" => Some(Cow::Owned(tensor::from_i64(name.clone(), &[], &[a.i]))),
+            "value_ints" => Some(Cow::Owned(tensor::from_i64(
+                name.clone(),
+                &[a.ints.len()],
+                &a.ints,
+            ))),
+            _ => None,
+        }
+    }
+
+    /// A tensor's values as `f32` (see [`tensor::decode_f32`]).
+    pub fn f32s(&self, t: &TensorProto) -> Result<Vec<f32>> {
+        tensor::decode_f32(t, &self.external)
+    }
+
+    /// A tensor's values as `i64` (see [`tensor::decode_i64`]).
+    pub fn i64s(&self, t: &TensorProto) -> Result<Vec<i64>> {
+        tensor::decode_i64(t, &self.external)
+    }
+
+    /// A tensor's little-endian payload (see [`tensor::payload_le`]).
+    pub fn payload(&self, t: &TensorProto) -> Result<Bytes> {
+        tensor::payload_le(t, &self.external)
+    }
+
+    /// The constant value `v` as f32s, with a clear error when it is not a constant.
+    pub fn constant_f32(&self, v: ValueId) -> Result<Vec<f32>> {
+        let t = self.constant(v).ok_or_else(|| {
+            OnnxError::tensor(
+                &self.graph.value(v).name,
+                "is not a constant or initializer",
+            )
+        })?;
+        self.f32s(&t)
+    }
+}

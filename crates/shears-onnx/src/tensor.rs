@@ -1,0 +1,346 @@
+//! Tensor payloads in every storage form ONNX allows: `raw_data`, the typed fields
+//! (`float_data`, `int32_data`, `int64_data`, `double_data`, `uint64_data`) and external data.
+//!
+//! The canonical view of a payload is its little-endian bytes ([`payload_le`]); typed views
+//! ([`decode_f32`], [`decode_i64`]) are built from it. Raw and external payloads are returned as
+//! `Bytes` slices of the buffer they live in, so reading a weight copies nothing.
+
+use bytes::Bytes;
+use half::{bf16, f16};
+
+use crate::error::{OnnxError, Result};
+use crate::external::ExternalStore;
+use crate::proto::tensor_proto::{DataLocation, DataType};
+use crate::proto::TensorProto;
+
+/// Size in bytes of one element of `data_type`, or `None` for strings, sub-byte and unknown types.
+pub fn elem_size(data_type: i32) -> Option<usize> {
+    use DataType as D;
+    Some(match DataType::try_from(data_type).ok()? {
+        D::Float | D::Int32 | D::Uint32 => 4,
+        D::Uint8 | D::Int8 | D::Bool => 1,
+        D::Float8e4m3fn | D::Float8e4m3fnuz | D::Float8e5m2 | D::Float8e5m2fnuz | D::Float8e8m0 => {
+            1
+        }
+        D::Uint16 | D::Int16 | D::Float16 | D::Bfloat16 => 2,
+        D::Int64 | D::Uint64 | D::Double | D::Complex64 => 8,
+        D::Complex128 => 16,
+        D::String | D::Undefined | D::Uint4 | D::Int4 | D::Float4e2m1 | D::Uint2 | D::Int2 => {
+            return None
+        }
+    })
+}
+
+/// Short lower-case name of a data type, as `inspect` prints it.
+pub fn dtype_name(data_type: i32) -> &'static str {
+    use DataType as D;
+    match DataType::try_from(data_type) {
+        Ok(D::Float) => "f32",
+        Ok(D::Double) => "f64",
+        Ok(D::Float16) => "f16",
+        Ok(D::Bfloat16) => "bf16",
+        Ok(D::Int8) => "i8",
+        Ok(D::Int16) => "i16",
+        Ok(D::Int32) => "i32",
+        Ok(D::Int64) => "i64",
+        Ok(D::Uint8) => "u8",
+        Ok(D::Uint16) => "u16",
+        Ok(D::Uint32) => "u32",
+        Ok(D::Uint64) => "u64",
+        Ok(D::Bool) => "bool",
+        Ok(D::String) => "string",
+        Ok(D::Complex64) => "c64",
+        Ok(D::Complex128) => "c128",
+        Ok(D::Uint4) => "u4",
+        Ok(D::Int4) => "i4",
+        Ok(D::Float4e2m1) => "f4e2m1",
+        Ok(D::Uint2) => "u2",
+        Ok(D::Int2) => "i2",
+        Ok(D::Float8e4m3fn) => "f8e4m3fn",
+        Ok(D::Float8e4m3fnuz) => "f8e4m3fnuz",
+        Ok(D::Float8e5m2) => "f8e5m2",
+        Ok(D::Float8e5m2fnuz) => "f8e5m2fnuz",
+        Ok(D::Float8e8m0) => "f8e8m0",
+        Ok(D::Undefined) | Err(_) => "undefined",
+    }
+}
+
+/// The tensor's dims as `usize`, rejecting negative ones.
+pub fn dims(t: &TensorProto) -> Result<Vec<usize>> {
+    t.dims
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| OnnxError::tensor(&t.name, format!("negative dim {d}")))
+        })
+        .collect()
+}
+
+/// Number of elements the tensor's dims describe (1 for a scalar).
+pub fn num_elements(t: &TensorProto) -> Result<usize> {
+    dims(t)?.iter().try_fold(1usize, |acc, &d| {
+        acc.checked_mul(d)
+            .ok_or_else(|| OnnxError::tensor(&t.name, "element count overflows"))
+    })
+}
+
+/// Whether the payload lives in an external file.
+pub fn is_external(t: &TensorProto) -> bool {
+    t.data_location == DataLocation::External as i32
+}
+
+/// The payload as little-endian bytes, whatever its storage form, checked against dims and type.
+///
+/// Raw and external payloads are zero-copy slices; typed fields are encoded into a new buffer.
+pub fn payload_le(t: &TensorProto, external: &ExternalStore) -> Result<Bytes> {
+    let size = elem_size(t.data_type).ok_or_else(|| {
+        OnnxError::tensor(
+            &t.name,
+            format!(
+                "data type {} has no fixed element size",
+                dtype_name(t.data_type)
+            ),
+        )
+    })?;
+    let n = num_elements(t)?;
+    let expected = n
+        .checked_mul(size)
+        .ok_or_else(|| OnnxError::tensor(&t.name, "byte size overflows"))?;
+    let bytes = if is_external(t) {
+        external.read(t)?
+    } else if !t.raw_data.is_empty() || n == 0 {
+        t.raw_data.clone()
+    } else {
+        typed_to_le(t, n)?
+    };
+    if bytes.len() != expected {
+        return Err(OnnxError::tensor(
+            &t.name,
+            format!(
+                "payload has {} bytes but dims {:?} of {} need {}",
+                bytes.len(),
+                t.dims,
+                dtype_name(t.data_type),
+                expected
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Encodes the typed-field payload of `t` (which holds `n` elements) as little-endian bytes.
+fn typed_to_le(t: &TensorProto, n: usize) -> Result<Bytes> {
+    use DataType as D;
+    let dt = DataType::try_from(t.data_type).unwrap_or(D::Undefined);
+    let mut out: Vec<u8> = Vec::with_capacity(n * elem_size(t.data_type).unwrap_or(1));
+    match dt {
+        D::Float => t
+            .float_data
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        D::Complex64 => t
+            .float_data
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        D::Double | D::Complex128 => t
+            .double_data
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        D::Int64 => t
+            .int64_data
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        D::Uint64 => t
+            .uint64_data
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        D::Uint32 => t
+            .uint64_data
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&(v as u32).to_le_bytes())),
+        D::Int32 => t
+            .int32_data
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        // The spec stores every type narrower than 32 bits in int32_data, one element each.
+        D::Int16 | D::Uint16 | D::Float16 | D::Bfloat16 => t
+            .int32_data
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&(v as u16).to_le_bytes())),
+        D::Int8
+        | D::Uint8
+        | D::Bool
+        | D::Float8e4m3fn
+        | D::Float8e4m3fnuz
+        | D::Float8e5m2
+        | D::Float8e5m2fnuz
+        | D::Float8e8m0 => t.int32_data.iter().for_each(|&v| out.push(v as u8)),
+        _ => {
+            return Err(OnnxError::tensor(
+                &t.name,
+                format!("cannot read typed data of {}", dtype_name(t.data_type)),
+            ))
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The payload converted to `f32` (from f32, f64, f16, bf16 and the integer types).
+pub fn decode_f32(t: &TensorProto, external: &ExternalStore) -> Result<Vec<f32>> {
+    use DataType as D;
+    let b = payload_le(t, external)?;
+    let dt = DataType::try_from(t.data_type).unwrap_or(D::Undefined);
+    Ok(match dt {
+        D::Float => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        D::Double => b
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32)
+            .collect(),
+        D::Float16 => b
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        D::Bfloat16 => b
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        _ => decode_i64(t, external)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+    })
+}
+
+/// The payload converted to `i64` (from every integer type and bool).
+pub fn decode_i64(t: &TensorProto, external: &ExternalStore) -> Result<Vec<i64>> {
+    use DataType as D;
+    let b = payload_le(t, external)?;
+    let dt = DataType::try_from(t.data_type).unwrap_or(D::Undefined);
+    Ok(match dt {
+        D::Int64 => b
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("chunk of 8")))
+            .collect(),
+        D::Uint64 => b
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("chunk of 8")) as i64)
+            .collect(),
+        D::Int32 => b
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            .collect(),
+        D::Uint32 => b
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            .collect(),
+        D::Int16 => b
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
+            .collect(),
+        D::Uint16 => b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64)
+            .collect(),
+        D::Int8 => b.iter().map(|&v| v as i8 as i64).collect(),
+        D::Uint8 | D::Bool => b.iter().map(|&v| v as i64).collect(),
+        D::Float | D::Double | D::Float16 | D::Bfloat16 => {
+            return Err(OnnxError::tensor(
+                &t.name,
+                format!("expected integers, found {}", dtype_name(t.data_type)),
+            ))
+        }
+        _ => {
+            return Err(OnnxError::tensor(
+                &t.name,
+                format!("cannot read {} as integers", dtype_name(t.data_type)),
+            ))
+        }
+    })
+}
+
+/// A float32 tensor stored as `raw_data`.
+pub fn from_f32(name: impl Into<String>, dims: &[usize], data: &[f32]) -> TensorProto {
+    debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+    let mut raw = Vec::with_capacity(data.len() * 4);
+    data.iter()
+        .for_each(|v| raw.extend_from_slice(&v.to_le_bytes()));
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Float as i32,
+        raw_data: Bytes::from(raw),
+        ..Default::default()
+    }
+}
+
+/// An int64 tensor stored as `raw_data`.
+pub fn from_i64(name: impl Into<String>, dims: &[usize], data: &[i64]) -> TensorProto {
+    debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+    let mut raw = Vec::with_capacity(data.len() * 8);
+    data.iter()
+        .for_each(|v| raw.extend_from_slice(&v.to_le_bytes()));
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Int64 as i32,
+        raw_data: Bytes::from(raw),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_and_raw_storage_decode_to_the_same_values() {
+        let raw = from_f32("w", &[2, 2], &[1.0, -2.0, 3.5, 0.25]);
+        let typed = TensorProto {
+            name: "w".into(),
+            dims: vec![2, 2],
+            data_type: DataType::Float as i32,
+            float_data: vec![1.0, -2.0, 3.5, 0.25],
+            ..Default::default()
+        };
+        let ext = ExternalStore::none();
+        assert_eq!(
+            decode_f32(&raw, &ext).unwrap(),
+            decode_f32(&typed, &ext).unwrap()
+        );
+        assert_eq!(
+            payload_le(&raw, &ext).unwrap(),
+            payload_le(&typed, &ext).unwrap()
+        );
+    }
+
+    #[test]
+    fn length_mismatch_names_the_tensor() {
+        let mut t = from_f32("conv.weight", &[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        t.dims = vec![3, 2];
+        let err = payload_le(&t, &ExternalStore::none())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("conv.weight") && err.contains("need 24"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn int_types_widen_to_i64() {
+        let t = TensorProto {
+            name: "s".into(),
+            dims: vec![3],
+            data_type: DataType::Int32 as i32,
+            int32_data: vec![-1, 0, 7],
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_i64(&t, &ExternalStore::none()).unwrap(),
+            vec![-1, 0, 7]
+        );
+        assert!(decode_i64(&from_f32("f", &[1], &[1.0]), &ExternalStore::none()).is_err());
+    }
+}
