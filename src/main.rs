@@ -1,1 +1,38 @@
-fn main() {}
+//! `shears`: the command-line interface. Each subcommand lives in its own module under `cli/`
+//! with an `Args` struct and a `run` function; this file only dispatches.
+//!
+//! Exit status: 0 on success, 1 when a check the command performs fails (for example `verify`
+//! finding different output shapes), 2 on bad input or any other error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "shears", version, about = "Dependency-graph structural pruning for ONNX models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inputs, outputs, op histogram, parameters and MACs of a model.
+    Inspect(cli::inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => cli::inspect::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    /// Display shows the path only; the cause is the `source`, which `{:#}` (anyhow) appends.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
