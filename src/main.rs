@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "shears", version, about = "Dependency-graph structural pruning for ONNX models")]
+#[command(
+    name = "shears",
+    version,
+    about = "Dependency-graph structural pruning for ONNX models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

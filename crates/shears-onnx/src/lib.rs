@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod external;
+pub mod input_shapes;
 pub mod ir;
 pub mod load;
 pub mod model;
@@ -14,5 +15,6 @@ pub mod save;
 pub mod tensor;
 
 pub use error::{OnnxError, Result};
+pub use input_shapes::InputShapes;
 pub use ir::{Dim, Graph, Node, NodeId, Value, ValueId, ValueKind};
 pub use model::Model;
