@@ -4,6 +4,7 @@
 //!
 //! Nothing above this crate touches protobuf bytes directly.
 
+pub mod builder;
 pub mod error;
 pub mod external;
 pub mod input_shapes;
