@@ -1,0 +1,307 @@
+//! Coupling rules: one per op kind, in one table.
+//!
+//! A rule looks at one node (with static shapes) and states how the axes of its inputs and
+//! outputs are tied: a list of [`Link`]s, each carrying a [`ChannelMap`]. Every axis of every
+//! data input and output that no link mentions is *fixed*: its size must not change, so the
+//! graph builder blocks it. An op with no rule fixes everything it touches: channels that
+//! cross it are not prunable, and the reason names the op. Rules never guess.
+//!
+//! Each family lives in its own file, opening with what the ONNX spec says and which opsets
+//! differ; [`RULES`] is the only table. The builder never matches on op types itself.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use shears_onnx::{Model, Node, NodeId, ValueId};
+
+use crate::channel_map::ChannelMap;
+
+mod conv;
+mod elementwise;
+mod matmul;
+mod norm;
+mod pool;
+mod reshape;
+mod shape_ops;
+
+pub use reshape::Factorization;
+
+/// One side of a link: an axis of a value, or a virtual dimension local to the node (used to
+/// state "same position in every group" constraints).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DimRef {
+    Axis(ValueId, usize),
+    Virtual(usize),
+}
+
+/// `a` and `b` are tied index by index through `map` (read from `a` to `b`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub a: DimRef,
+    pub b: DimRef,
+    pub map: ChannelMap,
+}
+
+impl Link {
+    pub fn new(a: DimRef, b: DimRef, map: ChannelMap) -> Self {
+        Link { a, b, map }
+    }
+    pub fn identity(a: (ValueId, usize), b: (ValueId, usize)) -> Self {
+        Link::new(
+            DimRef::Axis(a.0, a.1),
+            DimRef::Axis(b.0, b.1),
+            ChannelMap::Identity,
+        )
+    }
+}
+
+/// What a rule says about one node.
+///
+/// Invariant: every `DimRef::Virtual(k)` used in `links` has `k < virtuals.len()`.
+#[derive(Clone, Debug, Default)]
+pub struct Coupling {
+    pub links: Vec<Link>,
+    /// Sizes of the node's virtual dimensions.
+    pub virtuals: Vec<usize>,
+    /// Dims whose channels the op mixes without a weight (LayerNormalization over channels,
+    /// Softmax, attention products): prunable, but pruning changes the numerics there.
+    pub mixing: Vec<(ValueId, usize)>,
+    /// Input slots whose *data* the op does not read (Shape reads only the shape), so their
+    /// axes are neither linked nor fixed by this node.
+    pub shape_only: Vec<usize>,
+    /// Dims fixed for a stated reason (beyond the implicit "not linked by this op").
+    pub fixed: Vec<(ValueId, usize, String)>,
+    /// The parameter axis that `--layer` names for this node: a weight's output-channel axis.
+    pub out_channels: Option<(ValueId, usize)>,
+    /// A Reshape/Flatten whose split or merged axes are resolved once all other links are known.
+    pub deferred: Option<Factorization>,
+    /// The node makes its outputs from attributes alone (Constant): their axes are free, not
+    /// fixed by it.
+    pub source: bool,
+}
+
+/// The node being coupled, with its model, for rules to read shapes and constants.
+pub struct Ctx<'a> {
+    pub model: &'a Model,
+    pub id: NodeId,
+    pub node: &'a Node,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(model: &'a Model, id: NodeId) -> Self {
+        Ctx {
+            model,
+            id,
+            node: model.graph.node(id),
+        }
+    }
+    /// Input value at `slot`, if present.
+    pub fn input(&self, slot: usize) -> Option<ValueId> {
+        self.node.input(slot)
+    }
+    /// Output value at `slot`, if present.
+    pub fn output(&self, slot: usize) -> Option<ValueId> {
+        self.node.output(slot)
+    }
+    /// Static shape of a value.
+    pub fn shape(&self, v: ValueId) -> Option<&'a [usize]> {
+        self.model.graph.value(v).shape.as_deref()
+    }
+    /// Static shape of input `slot`; an error naming the slot when unknown.
+    pub fn in_shape(&self, slot: usize) -> Result<&'a [usize], String> {
+        let v = self
+            .input(slot)
+            .ok_or_else(|| format!("input {slot} is missing"))?;
+        self.shape(v)
+            .ok_or_else(|| format!("shape of '{}' is unknown", self.model.graph.value(v).name))
+    }
+    /// Static shape of output `slot`; an error naming the slot when unknown.
+    pub fn out_shape(&self, slot: usize) -> Result<&'a [usize], String> {
+        let v = self
+            .output(slot)
+            .ok_or_else(|| format!("output {slot} is missing"))?;
+        self.shape(v)
+            .ok_or_else(|| format!("shape of '{}' is unknown", self.model.graph.value(v).name))
+    }
+    /// Statically known integer contents of input `slot` (constants and folded shape math).
+    pub fn folded(&self, slot: usize) -> Option<&'a [i64]> {
+        let v = self.input(slot)?;
+        self.model.graph.value(v).folded.as_deref()
+    }
+    /// Integer contents of input `slot` when it is a constant tensor (initializer or Constant).
+    pub fn const_ints(&self, slot: usize) -> Option<Vec<i64>> {
+        let v = self.input(slot)?;
+        let t = self.model.constant(v)?;
+        self.model.i64s(&t).ok()
+    }
+    pub fn opset(&self) -> i64 {
+        self.model.graph.opset
+    }
+    /// Identity links between every axis of `a` and the same axis of `b` (same shapes).
+    pub fn same_axes(&self, a: ValueId, b: ValueId, rank: usize) -> Vec<Link> {
+        (0..rank)
+            .map(|ax| Link::identity((a, ax), (b, ax)))
+            .collect()
+    }
+}
+
+/// A rule's verdict: the coupling, or why the node is opaque.
+pub type RuleResult = Result<Coupling, String>;
+
+/// Removed indices (original coordinates, sorted) of a node's dims, for rewrites.
+pub trait Removed {
+    fn removed(&self, v: ValueId, axis: usize) -> &[u32];
+}
+
+/// A change to an attribute or a shape constant that a plan implies.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rewrite {
+    /// Integer attribute `attr` of node `node` (IR name) changes from `old` to `new`.
+    AttrInt {
+        node: String,
+        attr: String,
+        old: i64,
+        new: i64,
+    },
+    /// Integer-list attribute of `node` changes.
+    AttrInts {
+        node: String,
+        attr: String,
+        old: Vec<i64>,
+        new: Vec<i64>,
+    },
+    /// The constant integer tensor read by input `slot` of `node` changes contents (and dims,
+    /// when entries are dropped).
+    ConstInts {
+        node: String,
+        slot: usize,
+        tensor: String,
+        old: Vec<i64>,
+        new: Vec<i64>,
+        new_dims: Vec<usize>,
+    },
+}
+
+/// The rule for one or more op types.
+pub struct OpRule {
+    /// ONNX op types (default domain) this rule handles.
+    pub ops: &'static [&'static str],
+    /// States the coupling of one node.
+    pub couple: fn(&Ctx) -> RuleResult,
+    /// The attribute and shape-constant rewrites removing channels implies, if any.
+    pub rewrite: Option<fn(&Ctx, &dyn Removed) -> Result<Vec<Rewrite>, String>>,
+}
+
+/// Every rule, by family. Adding an op means adding its rule to its family file and listing it
+/// here, with tests.
+pub static RULES: &[&OpRule] = &[
+    &conv::CONV,
+    &conv::CONV_TRANSPOSE,
+    &norm::BATCH_NORM,
+    &norm::INSTANCE_NORM,
+    &norm::LAYER_NORM,
+    &norm::GROUP_NORM,
+    &elementwise::UNARY,
+    &elementwise::BROADCAST,
+    &elementwise::PRELU,
+    &elementwise::SOFTMAX,
+    &matmul::GEMM,
+    &matmul::MATMUL,
+    &pool::POOL,
+    &pool::GLOBAL_POOL,
+    &pool::REDUCE,
+    &shape_ops::TRANSPOSE,
+    &shape_ops::CONCAT,
+    &shape_ops::SPLIT,
+    &shape_ops::SLICE,
+    &shape_ops::SHAPE,
+    &shape_ops::SQUEEZE,
+    &shape_ops::UNSQUEEZE,
+    &shape_ops::GATHER,
+    &shape_ops::PAD,
+    &shape_ops::RESIZE,
+    &shape_ops::EXPAND,
+    &shape_ops::CONSTANT,
+    &reshape::RESHAPE,
+    &reshape::FLATTEN,
+];
+
+/// The rule for `node`, if any (default ONNX domain only).
+pub fn rule_for(node: &Node) -> Option<&'static OpRule> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static OpRule>> = OnceLock::new();
+    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+        return None;
+    }
+    let table = TABLE.get_or_init(|| {
+        let mut m = HashMap::new();
+        for r in RULES {
+            for op in r.ops {
+                let prev = m.insert(*op, *r);
+                debug_assert!(prev.is_none(), "two rules for {op}");
+            }
+        }
+        m
+    });
+    table.get(node.op_type.as_str()).copied()
+}
+
+/// The coupling of one node, or the reason it is opaque.
+pub fn couple(model: &Model, id: NodeId) -> RuleResult {
+    let node = model.graph.node(id);
+    let rule = rule_for(node).ok_or_else(|| {
+        if node.domain.is_empty() {
+            format!("no coupling rule for op {}", node.op_type)
+        } else {
+            format!("no coupling rule for op {}:{}", node.domain, node.op_type)
+        }
+    })?;
+    (rule.couple)(&Ctx::new(model, id))
+}
+
+/// Renders a coupling in one line, for tests and `shears rules`: `X.1=W.1 W.0=Y.1 | fixed ...`.
+pub fn render(model: &Model, id: NodeId, c: &RuleResult) -> String {
+    let g = &model.graph;
+    let node = g.node(id);
+    let slot_name = |v: ValueId| -> String {
+        if let Some(s) = node.inputs.iter().position(|x| *x == Some(v)) {
+            format!("in{s}")
+        } else if let Some(s) = node.outputs.iter().position(|x| *x == Some(v)) {
+            format!("out{s}")
+        } else {
+            g.value(v).name.clone()
+        }
+    };
+    let dim = |d: &DimRef| match d {
+        DimRef::Axis(v, a) => format!("{}.{a}", slot_name(*v)),
+        DimRef::Virtual(k) => format!("v{k}"),
+    };
+    match c {
+        Err(reason) => format!("{}: opaque ({reason})", node.op_type),
+        Ok(c) => {
+            let mut parts: Vec<String> = c
+                .links
+                .iter()
+                .map(|l| match l.map {
+                    ChannelMap::Identity => format!("{}={}", dim(&l.a), dim(&l.b)),
+                    ref m => format!("{}{m}{}", dim(&l.a), dim(&l.b)),
+                })
+                .collect();
+            if let Some(f) = &c.deferred {
+                parts.push(f.to_string());
+            }
+            let mut s = format!("{}: {}", node.op_type, parts.join(" "));
+            if !c.mixing.is_empty() {
+                let m: Vec<String> = c
+                    .mixing
+                    .iter()
+                    .map(|&(v, a)| format!("{}.{a}", slot_name(v)))
+                    .collect();
+                s.push_str(&format!(" | mixes {}", m.join(" ")));
+            }
+            if let Some((v, a)) = c.out_channels {
+                s.push_str(&format!(" | out {}.{a}", slot_name(v)));
+            }
+            s
+        }
+    }
+}

@@ -1,0 +1,708 @@
+//! Layout ops: Transpose, Concat, Split, Slice, Shape, Squeeze, Unsqueeze, Gather, Pad, Resize,
+//! Expand, Constant.
+//!
+//! Spec notes by op (opset differences in brackets):
+//! - Transpose: output axis i is input axis `perm[i]` (default: reversed).
+//! - Concat: input k occupies `[offset_k, offset_k + size_k)` of `axis`; other axes shared.
+//! - Split: output k is `[offset_k, offset_k + size_k)` of `axis` [sizes: attribute < 13,
+//!   input 1 from 13, `num_outputs` from 18]. Sizes are read from the output shapes.
+//! - Slice: [starts/ends/axes attributes < 10, inputs (starts, ends, axes, steps) from 10].
+//!   Output index i of a sliced axis is input index `start + i·step`.
+//! - Shape/Size read only the input's shape: no coupling, nothing fixed.
+//! - Squeeze/Unsqueeze [axes attribute < 13, input from 13]: the surviving axes pass through.
+//! - Gather: `Y = data` with `axis` replaced by the indices' axes. Constant indices along one
+//!   axis select channels (`Y[j] = data[idx[j]]`); a scalar index removes the axis.
+//! - Pad [pads attribute < 11, input from 11, `axes` input from 18]: unpadded axes pass through.
+//! - Resize [inputs X, roi, scales, sizes from 11; X, scales in 10]: axes whose size does not
+//!   change pass through; a constant `sizes` entry is rewritten.
+//! - Expand: numpy broadcast of X to `shape`; a constant `shape` entry is rewritten.
+//! - Constant: a source, its output's axes are not constrained.
+
+use std::sync::Arc;
+
+use super::norm::normalize_axis;
+use super::{Coupling, Ctx, DimRef, Link, OpRule, Removed, Rewrite, RuleResult};
+use crate::channel_map::ChannelMap;
+
+pub static TRANSPOSE: OpRule = OpRule {
+    ops: &["Transpose"],
+    couple: couple_transpose,
+    rewrite: None,
+};
+pub static CONCAT: OpRule = OpRule {
+    ops: &["Concat"],
+    couple: couple_concat,
+    rewrite: None,
+};
+pub static SPLIT: OpRule = OpRule {
+    ops: &["Split"],
+    couple: couple_split,
+    rewrite: Some(rewrite_split),
+};
+pub static SLICE: OpRule = OpRule {
+    ops: &["Slice"],
+    couple: couple_slice,
+    rewrite: Some(rewrite_slice),
+};
+pub static SHAPE: OpRule = OpRule {
+    ops: &["Shape", "Size"],
+    couple: couple_shape,
+    rewrite: None,
+};
+pub static SQUEEZE: OpRule = OpRule {
+    ops: &["Squeeze"],
+    couple: couple_squeeze,
+    rewrite: None,
+};
+pub static UNSQUEEZE: OpRule = OpRule {
+    ops: &["Unsqueeze"],
+    couple: couple_unsqueeze,
+    rewrite: None,
+};
+pub static GATHER: OpRule = OpRule {
+    ops: &["Gather"],
+    couple: couple_gather,
+    rewrite: Some(rewrite_gather),
+};
+pub static PAD: OpRule = OpRule {
+    ops: &["Pad"],
+    couple: couple_pad,
+    rewrite: None,
+};
+pub static RESIZE: OpRule = OpRule {
+    ops: &["Resize", "Upsample"],
+    couple: couple_same_sized_axes,
+    rewrite: Some(rewrite_resize),
+};
+pub static EXPAND: OpRule = OpRule {
+    ops: &["Expand"],
+    couple: couple_expand,
+    rewrite: Some(rewrite_expand),
+};
+pub static CONSTANT: OpRule = OpRule {
+    ops: &["Constant"],
+    couple: |_| {
+        Ok(Coupling {
+            source: true,
+            ..Default::default()
+        })
+    },
+    rewrite: None,
+};
+
+fn data_io(ctx: &Ctx) -> Result<(shears_onnx::ValueId, shears_onnx::ValueId), String> {
+    Ok((
+        ctx.input(0).ok_or("input is missing")?,
+        ctx.output(0).ok_or("output is missing")?,
+    ))
+}
+
+fn couple_transpose(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let rank = ctx.in_shape(0)?.len();
+    let perm: Vec<usize> = match ctx.node.attr_ints("perm") {
+        Some(p) => p
+            .iter()
+            .map(|&a| normalize_axis(a, rank))
+            .collect::<Result<_, _>>()?,
+        None => (0..rank).rev().collect(),
+    };
+    if perm.len() != rank {
+        return Err(format!("perm {perm:?} does not match rank {rank}"));
+    }
+    Ok(Coupling {
+        links: perm
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| Link::identity((x, p), (y, i)))
+            .collect(),
+        ..Default::default()
+    })
+}
+
+fn couple_concat(ctx: &Ctx) -> RuleResult {
+    let y = ctx.output(0).ok_or("output is missing")?;
+    let ys = ctx.out_shape(0)?;
+    let axis = normalize_axis(ctx.node.attr_i("axis", 0), ys.len())?;
+    let mut out = Coupling::default();
+    let mut offset = 0;
+    for slot in 0..ctx.node.inputs.len() {
+        let Some(x) = ctx.input(slot) else { continue };
+        let xs = ctx.in_shape(slot)?;
+        if xs.len() != ys.len() {
+            return Err(format!("input {slot} rank differs from the output's"));
+        }
+        for ax in 0..ys.len() {
+            if ax == axis {
+                if xs[ax] > 0 {
+                    out.links.push(Link::new(
+                        DimRef::Axis(x, ax),
+                        DimRef::Axis(y, ax),
+                        ChannelMap::Offset {
+                            a_start: 0,
+                            b_start: offset,
+                            len: xs[ax],
+                        },
+                    ));
+                }
+                offset += xs[ax];
+            } else {
+                out.links.push(Link::identity((x, ax), (y, ax)));
+            }
+        }
+    }
+    if offset != ys[axis] {
+        return Err(format!(
+            "inputs cover {offset} of {} along axis {axis}",
+            ys[axis]
+        ));
+    }
+    Ok(out)
+}
+
+fn couple_split(ctx: &Ctx) -> RuleResult {
+    let (x, _) = data_io(ctx)?;
+    let xs = ctx.in_shape(0)?;
+    let axis = normalize_axis(ctx.node.attr_i("axis", 0), xs.len())?;
+    let mut out = Coupling::default();
+    if ctx.input(1).is_some() {
+        out.shape_only.push(1);
+    }
+    let mut offset = 0;
+    for slot in 0..ctx.node.outputs.len() {
+        let Some(y) = ctx.output(slot) else { continue };
+        let ys = ctx.out_shape(slot)?;
+        for ax in 0..xs.len() {
+            if ax == axis {
+                if ys[ax] > 0 {
+                    out.links.push(Link::new(
+                        DimRef::Axis(y, ax),
+                        DimRef::Axis(x, ax),
+                        ChannelMap::Offset {
+                            a_start: 0,
+                            b_start: offset,
+                            len: ys[ax],
+                        },
+                    ));
+                }
+                offset += ys[ax];
+            } else {
+                out.links.push(Link::identity((x, ax), (y, ax)));
+            }
+        }
+    }
+    if offset != xs[axis] {
+        return Err(format!(
+            "outputs cover {offset} of {} along axis {axis}",
+            xs[axis]
+        ));
+    }
+    Ok(out)
+}
+
+/// Split sizes shrink by the channels removed from each output.
+fn rewrite_split(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    let sizes: Vec<usize> = (0..ctx.node.outputs.len())
+        .map(|s| ctx.out_shape(s).map(|sh| sh.to_vec()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|sh| {
+            let xs = ctx.in_shape(0)?;
+            let axis = normalize_axis(ctx.node.attr_i("axis", 0), xs.len())?;
+            Ok::<usize, String>(sh[axis])
+        })
+        .collect::<Result<_, _>>()?;
+    let xs = ctx.in_shape(0)?;
+    let axis = normalize_axis(ctx.node.attr_i("axis", 0), xs.len())?;
+    let gone: Vec<usize> = (0..ctx.node.outputs.len())
+        .map(|s| ctx.output(s).map_or(0, |y| removed.removed(y, axis).len()))
+        .collect();
+    if gone.iter().all(|&g| g == 0) {
+        return Ok(Vec::new());
+    }
+    let old: Vec<i64> = sizes.iter().map(|&s| s as i64).collect();
+    let new: Vec<i64> = sizes
+        .iter()
+        .zip(&gone)
+        .map(|(&s, &g)| (s - g) as i64)
+        .collect();
+    let name = ctx.node.name.clone();
+    if ctx.node.attr_ints("split").is_some() {
+        return Ok(vec![Rewrite::AttrInts {
+            node: name,
+            attr: "split".into(),
+            old,
+            new,
+        }]);
+    }
+    if let Some(v) = ctx.input(1) {
+        let tensor = ctx.model.graph.value(v).name.clone();
+        if ctx.const_ints(1).is_none() {
+            return Err(format!(
+                "split sizes '{tensor}' are computed, not a constant"
+            ));
+        }
+        let n = new.len();
+        return Ok(vec![Rewrite::ConstInts {
+            node: name,
+            slot: 1,
+            tensor,
+            old,
+            new,
+            new_dims: vec![n],
+        }]);
+    }
+    if new.windows(2).all(|w| w[0] == w[1]) && ctx.node.attr("num_outputs").is_none() {
+        return Ok(Vec::new()); // an implicit equal split stays equal
+    }
+    Err("an implicit equal split would become unequal".into())
+}
+
+/// Per sliced axis: (axis, start, step, output size), normalized and clamped as the spec says.
+struct SliceAxis {
+    axis: usize,
+    start: usize,
+    step: i64,
+    len: usize,
+}
+
+fn slice_params(ctx: &Ctx) -> Result<Vec<SliceAxis>, String> {
+    let xs = ctx.in_shape(0)?;
+    let ys = ctx.out_shape(0)?;
+    let (starts, ends, axes, steps) = if ctx.opset() < 10 {
+        let starts = ctx.node.attr_ints("starts").ok_or("no starts")?.to_vec();
+        let ends = ctx.node.attr_ints("ends").ok_or("no ends")?.to_vec();
+        let axes = ctx.node.attr_ints("axes").map(|a| a.to_vec());
+        (starts, ends, axes, None)
+    } else {
+        let starts = ctx.folded(1).ok_or("starts are not constant")?.to_vec();
+        let ends = ctx.folded(2).ok_or("ends are not constant")?.to_vec();
+        let axes = match ctx.input(3) {
+            Some(_) => Some(ctx.folded(3).ok_or("axes are not constant")?.to_vec()),
+            None => None,
+        };
+        let steps = match ctx.input(4) {
+            Some(_) => Some(ctx.folded(4).ok_or("steps are not constant")?.to_vec()),
+            None => None,
+        };
+        (starts, ends, axes, steps)
+    };
+    let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let mut out = Vec::new();
+    for (k, &a) in axes.iter().enumerate() {
+        let axis = normalize_axis(a, xs.len())?;
+        let dim = xs[axis] as i64;
+        let step = steps.as_ref().map_or(1, |s| s[k]);
+        if step == 0 {
+            return Err("step 0".into());
+        }
+        let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+        let norm = |v: i64| if v < 0 { v + dim } else { v };
+        let start = if step > 0 {
+            clamp(norm(starts[k]), 0, dim)
+        } else {
+            clamp(norm(starts[k]), 0, dim - 1)
+        };
+        let _ = ends[k];
+        out.push(SliceAxis {
+            axis,
+            start: start as usize,
+            step,
+            len: ys[axis],
+        });
+    }
+    Ok(out)
+}
+
+fn couple_slice(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let rank = ctx.in_shape(0)?.len();
+    let sliced = slice_params(ctx)?;
+    let mut out = Coupling {
+        shape_only: (1..ctx.node.inputs.len()).collect(),
+        ..Default::default()
+    };
+    for ax in 0..rank {
+        match sliced.iter().find(|s| s.axis == ax) {
+            None => out.links.push(Link::identity((x, ax), (y, ax))),
+            Some(s) if s.len == 0 => {}
+            Some(s) if s.step == 1 => out.links.push(Link::new(
+                DimRef::Axis(y, ax),
+                DimRef::Axis(x, ax),
+                ChannelMap::Offset {
+                    a_start: 0,
+                    b_start: s.start,
+                    len: s.len,
+                },
+            )),
+            Some(s) => {
+                let table: Vec<u32> = (0..s.len as i64)
+                    .map(|i| (s.start as i64 + i * s.step) as u32)
+                    .collect();
+                out.links.push(Link::new(
+                    DimRef::Axis(y, ax),
+                    DimRef::Axis(x, ax),
+                    ChannelMap::Table(Arc::from(table)),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Slice bounds move down by the channels removed before them.
+fn rewrite_slice(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    let x = ctx.input(0).ok_or("input is missing")?;
+    let sliced = slice_params(ctx)?;
+    let xs = ctx.in_shape(0)?;
+    let mut new_starts: Option<Vec<i64>> = None;
+    let mut new_ends: Option<Vec<i64>> = None;
+    let (starts, ends) = if ctx.opset() < 10 {
+        (
+            ctx.node.attr_ints("starts").unwrap_or_default().to_vec(),
+            ctx.node.attr_ints("ends").unwrap_or_default().to_vec(),
+        )
+    } else {
+        (
+            ctx.folded(1).unwrap_or_default().to_vec(),
+            ctx.folded(2).unwrap_or_default().to_vec(),
+        )
+    };
+    for (k, s) in sliced.iter().enumerate() {
+        let gone = removed.removed(x, s.axis);
+        if gone.is_empty() {
+            continue;
+        }
+        if s.step != 1 {
+            return Err("cannot move the bounds of a strided slice".into());
+        }
+        let before = |p: usize| gone.iter().filter(|&&g| (g as usize) < p).count();
+        let end = s.start + s.len;
+        let dim = xs[s.axis];
+        let ns = new_starts.get_or_insert_with(|| starts.clone());
+        let ne = new_ends.get_or_insert_with(|| ends.clone());
+        ns[k] = (s.start - before(s.start)) as i64;
+        ne[k] = if end >= dim && ends[k] >= dim as i64 {
+            ends[k] // "to the end" stays "to the end"
+        } else {
+            (end - before(end)) as i64
+        };
+    }
+    let mut out = Vec::new();
+    let name = &ctx.node.name;
+    for (slot, attr, old, new) in [
+        (1, "starts", &starts, new_starts),
+        (2, "ends", &ends, new_ends),
+    ] {
+        let Some(new) = new else { continue };
+        if &new == old {
+            continue;
+        }
+        if ctx.opset() < 10 {
+            out.push(Rewrite::AttrInts {
+                node: name.clone(),
+                attr: attr.into(),
+                old: old.clone(),
+                new,
+            });
+        } else {
+            let v = ctx.input(slot).ok_or("slice bound input missing")?;
+            let tensor = ctx.model.graph.value(v).name.clone();
+            if ctx.const_ints(slot).is_none() {
+                return Err(format!(
+                    "slice {attr} '{tensor}' are computed, not a constant"
+                ));
+            }
+            let n = new.len();
+            out.push(Rewrite::ConstInts {
+                node: name.clone(),
+                slot,
+                tensor,
+                old: old.clone(),
+                new,
+                new_dims: vec![n],
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn couple_shape(_ctx: &Ctx) -> RuleResult {
+    Ok(Coupling {
+        shape_only: vec![0],
+        ..Default::default()
+    })
+}
+
+fn squeeze_axes(ctx: &Ctx, rank: usize) -> Result<Option<Vec<usize>>, String> {
+    let raw = if let Some(a) = ctx.node.attr_ints("axes") {
+        Some(a.to_vec())
+    } else if ctx.input(1).is_some() {
+        Some(ctx.folded(1).ok_or("axes are not constant")?.to_vec())
+    } else {
+        None
+    };
+    raw.map(|r| r.iter().map(|&a| normalize_axis(a, rank)).collect())
+        .transpose()
+}
+
+fn couple_squeeze(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let xs = ctx.in_shape(0)?;
+    let axes = squeeze_axes(ctx, xs.len())?
+        .unwrap_or_else(|| (0..xs.len()).filter(|&a| xs[a] == 1).collect());
+    let mut out = Coupling {
+        shape_only: (1..ctx.node.inputs.len()).collect(),
+        ..Default::default()
+    };
+    let mut oa = 0;
+    for ax in 0..xs.len() {
+        if !axes.contains(&ax) {
+            out.links.push(Link::identity((x, ax), (y, oa)));
+            oa += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn couple_unsqueeze(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let ys = ctx.out_shape(0)?;
+    let axes = squeeze_axes(ctx, ys.len())?.ok_or("no axes")?;
+    let mut out = Coupling {
+        shape_only: (1..ctx.node.inputs.len()).collect(),
+        ..Default::default()
+    };
+    let mut ia = 0;
+    for oa in 0..ys.len() {
+        if !axes.contains(&oa) {
+            out.links.push(Link::identity((x, ia), (y, oa)));
+            ia += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The one axis of `idx_shape` longer than 1 (or the last axis when all are 1), if the indices
+/// select along a single axis.
+fn selection_axis(idx_shape: &[usize]) -> Option<usize> {
+    let long: Vec<usize> = (0..idx_shape.len()).filter(|&a| idx_shape[a] > 1).collect();
+    match long.as_slice() {
+        [] => idx_shape.len().checked_sub(1),
+        [a] => Some(*a),
+        _ => None,
+    }
+}
+
+fn couple_gather(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let idx = ctx.input(1).ok_or("indices are missing")?;
+    let xs = ctx.in_shape(0)?;
+    let is = ctx.in_shape(1)?;
+    let axis = normalize_axis(ctx.node.attr_i("axis", 0), xs.len())?;
+    let mut out = Coupling::default();
+    for ax in 0..axis {
+        out.links.push(Link::identity((x, ax), (y, ax)));
+    }
+    for ax in axis + 1..xs.len() {
+        out.links
+            .push(Link::identity((x, ax), (y, ax - 1 + is.len())));
+    }
+    let constant = ctx.const_ints(1);
+    match (constant, selection_axis(is)) {
+        (Some(values), Some(j)) if !is.is_empty() => {
+            // Constant indices select channels of data's axis: Y[axis + j][i] = X[axis][idx[i]].
+            let dim = xs[axis] as i64;
+            let table: Vec<u32> = values
+                .iter()
+                .map(|&v| {
+                    let v = if v < 0 { v + dim } else { v };
+                    u32::try_from(v).ok().filter(|&v| (v as i64) < dim)
+                })
+                .collect::<Option<_>>()
+                .ok_or("index out of range")?;
+            out.links.push(Link::new(
+                DimRef::Axis(y, axis + j),
+                DimRef::Axis(x, axis),
+                ChannelMap::Table(Arc::from(table)),
+            ));
+            out.shape_only.push(1);
+        }
+        (Some(_), _) if is.is_empty() => out.shape_only.push(1),
+        _ => {
+            // Runtime indices: their own axes pass into Y; data's axis is consumed.
+            for ia in 0..is.len() {
+                out.links.push(Link::identity((idx, ia), (y, axis + ia)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Constant selection indices drop removed entries and renumber the rest.
+fn rewrite_gather(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    let x = ctx.input(0).ok_or("input is missing")?;
+    let xs = ctx.in_shape(0)?;
+    let axis = normalize_axis(ctx.node.attr_i("axis", 0), xs.len())?;
+    let gone = removed.removed(x, axis);
+    if gone.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(values) = ctx.const_ints(1) else {
+        return Ok(Vec::new());
+    };
+    let is = ctx.in_shape(1)?;
+    let j = selection_axis(is).ok_or("indices select along several axes")?;
+    let dim = xs[axis] as i64;
+    let mut new = Vec::new();
+    for &v in &values {
+        let v = if v < 0 { v + dim } else { v };
+        if gone.binary_search(&(v as u32)).is_err() {
+            new.push(v - gone.iter().filter(|&&g| (g as i64) < v).count() as i64);
+        }
+    }
+    let mut new_dims = is.to_vec();
+    new_dims[j] = new.len();
+    let v = ctx.input(1).ok_or("indices are missing")?;
+    Ok(vec![Rewrite::ConstInts {
+        node: ctx.node.name.clone(),
+        slot: 1,
+        tensor: ctx.model.graph.value(v).name.clone(),
+        old: values,
+        new,
+        new_dims,
+    }])
+}
+
+fn couple_pad(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let rank = ctx.in_shape(0)?.len();
+    let pads: Vec<i64> = if let Some(p) = ctx.node.attr_ints("pads") {
+        p.to_vec()
+    } else {
+        ctx.folded(1).ok_or("pads are not constant")?.to_vec()
+    };
+    let axes: Vec<usize> = match ctx.input(3) {
+        Some(_) => ctx
+            .folded(3)
+            .ok_or("axes are not constant")?
+            .iter()
+            .map(|&a| normalize_axis(a, rank))
+            .collect::<Result<_, _>>()?,
+        None => (0..rank).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(format!("{} pads for {} axes", pads.len(), axes.len()));
+    }
+    let n = axes.len();
+    let mut out = Coupling {
+        shape_only: (1..ctx.node.inputs.len()).collect(),
+        ..Default::default()
+    };
+    for ax in 0..rank {
+        let padded = axes
+            .iter()
+            .position(|&a| a == ax)
+            .is_some_and(|k| pads[k] != 0 || pads[k + n] != 0);
+        if !padded {
+            out.links.push(Link::identity((x, ax), (y, ax)));
+        }
+    }
+    Ok(out)
+}
+
+/// Axes whose size is unchanged pass through (Resize scales of 1, Expand without broadcast).
+fn couple_same_sized_axes(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let xs = ctx.in_shape(0)?;
+    let ys = ctx.out_shape(0)?;
+    if xs.len() != ys.len() {
+        return Err("input and output ranks differ".into());
+    }
+    Ok(Coupling {
+        links: (0..xs.len())
+            .filter(|&a| xs[a] == ys[a])
+            .map(|a| Link::identity((x, a), (y, a)))
+            .collect(),
+        shape_only: (1..ctx.node.inputs.len()).collect(),
+        ..Default::default()
+    })
+}
+
+/// Rewrites the entries of a constant shape-like input (`slot`) at the output axes that lose
+/// channels; `entry_axis` maps a tensor entry to its output axis.
+pub(super) fn rewrite_shape_input(
+    ctx: &Ctx,
+    removed: &dyn Removed,
+    slot: usize,
+    entry_axis: impl Fn(usize, usize) -> Option<usize>,
+) -> Result<Vec<Rewrite>, String> {
+    let Some(v) = ctx.input(slot) else {
+        return Ok(Vec::new());
+    };
+    let y = ctx.output(0).ok_or("output is missing")?;
+    let ys = ctx.out_shape(0)?;
+    let tensor = ctx.model.graph.value(v).name.clone();
+    let Some(old) = ctx.folded(slot).map(|f| f.to_vec()) else {
+        return Ok(Vec::new());
+    };
+    let mut new = old.clone();
+    for (k, entry) in new.iter_mut().enumerate() {
+        let Some(ax) = entry_axis(k, old.len()) else {
+            continue;
+        };
+        let gone = removed.removed(y, ax).len();
+        if gone > 0 && *entry == ys[ax] as i64 {
+            *entry -= gone as i64;
+        }
+    }
+    if new == old {
+        return Ok(Vec::new());
+    }
+    if ctx.const_ints(slot).is_none() {
+        return Err(format!(
+            "'{tensor}' is computed, not a constant, and would need rewriting"
+        ));
+    }
+    let n = new.len();
+    Ok(vec![Rewrite::ConstInts {
+        node: ctx.node.name.clone(),
+        slot,
+        tensor,
+        old,
+        new,
+        new_dims: vec![n],
+    }])
+}
+
+fn rewrite_resize(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    if ctx.opset() < 11 {
+        return Ok(Vec::new());
+    }
+    rewrite_shape_input(ctx, removed, 3, |k, _| Some(k))
+}
+
+fn couple_expand(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let xs = ctx.in_shape(0)?;
+    let ys = ctx.out_shape(0)?;
+    let lead = ys
+        .len()
+        .checked_sub(xs.len())
+        .ok_or("input rank exceeds output")?;
+    let mut out = Coupling {
+        shape_only: vec![1],
+        ..Default::default()
+    };
+    for (ia, &d) in xs.iter().enumerate() {
+        if d == ys[lead + ia] {
+            out.links.push(Link::identity((x, ia), (y, lead + ia)));
+        }
+    }
+    Ok(out)
+}
+
+fn rewrite_expand(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    let rank = ctx.out_shape(0)?.len();
+    rewrite_shape_input(ctx, removed, 1, move |k, n| (k + rank).checked_sub(n))
+}
