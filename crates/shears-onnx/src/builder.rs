@@ -30,16 +30,12 @@ use crate::proto::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-/// The IR version that a model importing the default domain at `opset` declares (the oldest
-/// that supports the opset, as `onnx.helper.VERSION_TABLE` lists it).
+/// The IR version a builder model importing the default domain at `opset` declares: the oldest
+/// that supports the opset (as `onnx.helper.VERSION_TABLE` lists it), but at least 8, the
+/// version current exporters write even for old opsets.
 pub fn ir_version_for_opset(opset: i64) -> i64 {
     match opset {
-        ..=8 => 4,
-        9 => 4,
-        10 => 5,
-        11 => 6,
-        12..=14 => 7,
-        15..=18 => 8,
+        ..=18 => 8,
         19..=20 => 9,
         21..=22 => 10,
         _ => 11,
@@ -59,6 +55,8 @@ pub struct ModelBuilder {
     seed: u64,
     /// Emit layer parameters as `Constant` nodes instead of initializers.
     weights_as_constants: bool,
+    /// Declare every tracked node output in `graph.value_info`.
+    declare_value_info: bool,
     /// Prefix of auto-named nodes (`/{scope}/Relu`), empty at top level.
     scope: String,
     nodes: Vec<NodeProto>,
@@ -80,6 +78,7 @@ impl ModelBuilder {
             name: "model".into(),
             seed: 0x5eed,
             weights_as_constants: false,
+            declare_value_info: false,
             scope: String::new(),
             nodes: Vec::new(),
             initializers: Vec::new(),
@@ -108,6 +107,14 @@ impl ModelBuilder {
     /// constants" export style) instead of initializers, keeping the same value names.
     pub fn weights_as_constants(&mut self, on: bool) -> &mut Self {
         self.weights_as_constants = on;
+        self
+    }
+
+    /// Whether [`ModelBuilder::build`] declares the tracked type and shape of every node output
+    /// in `graph.value_info` (as `onnx.shape_inference` would), so tests can compare a shape
+    /// inference against the builder's shapes. Off by default: exporters rarely write them.
+    pub fn declare_value_info(&mut self, on: bool) -> &mut Self {
+        self.declare_value_info = on;
         self
     }
 
@@ -339,21 +346,11 @@ impl ModelBuilder {
     /// Adds `t` as a layer parameter: an initializer, or a `Constant` node whose output has the
     /// tensor's name when the builder emits weights as constants.
     pub fn param(&mut self, t: TensorProto) -> String {
-        if !self.weights_as_constants {
-            return self.initializer(t);
+        if self.weights_as_constants {
+            self.constant(t)
+        } else {
+            self.initializer(t)
         }
-        let name = t.name.clone();
-        let (dims, dtype) = (t.dims.clone(), t.data_type);
-        self.node_with_outputs(
-            &format!("/{name}/Constant"),
-            "Constant",
-            &[],
-            &[&name],
-            vec![attr_tensor("value", t)],
-        );
-        self.shapes.insert(name.clone(), dims);
-        self.dtypes.insert(name.clone(), dtype);
-        name
     }
 
     /// A random layer parameter (see [`ModelBuilder::init_random`] and [`ModelBuilder::param`]).
@@ -368,22 +365,37 @@ impl ModelBuilder {
         self.param(t)
     }
 
-    /// A float `Constant` node holding `data`; returns its output.
+    /// A float `Constant` node holding `data`; returns its output. An empty `name` auto-names
+    /// the node in the current scope (output `/Constant_output_0`); otherwise the output is the
+    /// value `name`, produced by the node `/{name}/Constant`.
     pub fn constant_f32(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
         self.constant(tensor_f32(name, dims, data))
     }
 
-    /// An int64 `Constant` node holding `data`; returns its output.
+    /// An int64 `Constant` node holding `data` (naming as [`ModelBuilder::constant_f32`]).
     pub fn constant_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) -> String {
         self.constant(tensor_i64(name, dims, data))
     }
 
-    /// A `Constant` node holding `t` (auto-named in the current scope); returns its output.
+    /// A `Constant` node holding `t`, its output named after `t.name` (naming as
+    /// [`ModelBuilder::constant_f32`]); returns its output.
     pub fn constant(&mut self, mut t: TensorProto) -> String {
         let (dims, dtype) = (t.dims.clone(), t.data_type);
-        t.name.clear();
-        let out = self.node("Constant", &[], 1, vec![attr_tensor("value", t)]);
-        let out = out.into_iter().next().unwrap_or_default();
+        let name = std::mem::take(&mut t.name);
+        let out = if name.is_empty() {
+            let outs = self.node("Constant", &[], 1, vec![attr_tensor("value", t)]);
+            outs.into_iter().next().unwrap_or_default()
+        } else {
+            let node = format!("/{name}/Constant");
+            self.node_with_outputs(
+                &node,
+                "Constant",
+                &[],
+                &[&name],
+                vec![attr_tensor("value", t)],
+            );
+            name
+        };
         self.shapes.insert(out.clone(), dims);
         self.dtypes.insert(out.clone(), dtype);
         out
@@ -397,6 +409,20 @@ impl ModelBuilder {
             .iter()
             .map(|o| value_info(o, self.dtype_of(o), self.shapes.get(o).map(Vec::as_slice)))
             .collect();
+        let graph_outputs: HashSet<&String> = self.outputs.iter().collect();
+        let value_infos = if self.declare_value_info {
+            self.nodes
+                .iter()
+                .flat_map(|n| &n.output)
+                .filter(|o| !o.is_empty() && !graph_outputs.contains(o))
+                .filter_map(|o| {
+                    let shape = self.shapes.get(o)?;
+                    Some(value_info(o, self.dtype_of(o), Some(shape)))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         ModelProto {
             ir_version: ir_version_for_opset(self.opset),
             opset_import: vec![OperatorSetIdProto {
@@ -411,6 +437,7 @@ impl ModelBuilder {
                 initializer: self.initializers,
                 input: self.inputs,
                 output: outputs,
+                value_info: value_infos,
                 ..Default::default()
             }),
             ..Default::default()
@@ -564,5 +591,264 @@ pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
         r#type: AttributeType::Tensor as i32,
         t: Some(t),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{decode_f32, decode_i64};
+
+    fn init<'a>(m: &'a ModelProto, name: &str) -> &'a TensorProto {
+        let g = m.graph.as_ref().unwrap();
+        g.initializer
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no initializer {name}"))
+    }
+
+    fn node<'a>(m: &'a ModelProto, name: &str) -> &'a NodeProto {
+        let g = m.graph.as_ref().unwrap();
+        g.node
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    fn f32s(t: &TensorProto) -> Vec<f32> {
+        decode_f32(t, &ExternalStore::none()).unwrap()
+    }
+
+    #[test]
+    fn conv_makes_pytorch_named_weights_of_the_right_shape() {
+        let mut b = ModelBuilder::new(17);
+        let x = b.input("x", &[1, 6, 10, 10]);
+        let y = b.conv(&x, "layer1.0.conv1", 12, 3, 2, 1, 3, true);
+        assert_eq!(y, "/layer1.0.conv1/Conv_output_0");
+        assert_eq!(b.shape_of(&y), &[1, 12, 5, 5]);
+        let y2 = b.conv(&y, "dw", 12, 5, 1, 0, 12, false);
+        assert_eq!(b.shape_of(&y2), &[1, 12, 1, 1]);
+        b.output(&y2);
+        let m = b.build();
+        assert_eq!(init(&m, "layer1.0.conv1.weight").dims, vec![12, 2, 3, 3]);
+        assert_eq!(init(&m, "layer1.0.conv1.bias").dims, vec![12]);
+        assert_eq!(init(&m, "dw.weight").dims, vec![12, 1, 5, 5]);
+        let n = node(&m, "/layer1.0.conv1/Conv");
+        assert_eq!(
+            n.input,
+            ["x", "layer1.0.conv1.weight", "layer1.0.conv1.bias"]
+        );
+        let attr = |n: &NodeProto, a: &str| n.attribute.iter().find(|x| x.name == a).cloned();
+        assert_eq!(attr(n, "group").unwrap().i, 3);
+        assert_eq!(attr(n, "strides").unwrap().ints, [2, 2]);
+        assert_eq!(attr(n, "pads").unwrap().ints, [1, 1, 1, 1]);
+        assert_eq!(attr(n, "kernel_shape").unwrap().ints, [3, 3]);
+        let out = &m.graph.as_ref().unwrap().output[0];
+        assert_eq!(out, &value_info(&y2, 1, Some(&[1, 12, 1, 1])));
+    }
+
+    #[test]
+    fn bn_has_four_parameters_with_positive_variance() {
+        let mut b = ModelBuilder::new(17);
+        let x = b.input("x", &[1, 64, 4, 4]);
+        let y = b.bn(&x, "bn1");
+        b.output(&y);
+        let m = b.build();
+        assert_eq!(
+            node(&m, "/bn1/BatchNormalization").input,
+            [
+                "x",
+                "bn1.weight",
+                "bn1.bias",
+                "bn1.running_mean",
+                "bn1.running_var"
+            ]
+        );
+        let var = f32s(init(&m, "bn1.running_var"));
+        assert_eq!(var.len(), 64);
+        assert!(var.iter().all(|&v| v >= 0.5));
+    }
+
+    #[test]
+    fn random_weights_are_deterministic_and_differ_per_channel() {
+        let build = |seed| {
+            let mut b = ModelBuilder::new(17).seed(seed);
+            let x = b.input("x", &[1, 4, 3, 3]);
+            let y = b.conv(&x, "c", 8, 3, 1, 1, 1, true);
+            b.output(&y);
+            b.build()
+        };
+        assert_eq!(build(1), build(1));
+        assert_ne!(init(&build(1), "c.weight"), init(&build(2), "c.weight"));
+        let w = f32s(init(&build(1), "c.weight"));
+        let per_out = 4 * 3 * 3;
+        let channels: Vec<&[f32]> = w.chunks(per_out).collect();
+        for i in 0..channels.len() {
+            for j in i + 1..channels.len() {
+                assert_ne!(channels[i], channels[j], "channels {i} and {j} equal");
+            }
+        }
+        let bound = 1.0 / (per_out as f32).sqrt();
+        assert!(w.iter().all(|v| v.abs() <= bound));
+        let bias = f32s(init(&build(1), "c.bias"));
+        let mut sorted = bias.clone();
+        sorted.sort_by(f32::total_cmp);
+        sorted.dedup();
+        assert_eq!(sorted.len(), bias.len(), "bias values repeat");
+    }
+
+    #[test]
+    fn auto_names_are_unique_and_scoped() {
+        let mut b = ModelBuilder::new(17);
+        let x = b.input("x", &[1, 2]);
+        let a = b.relu(&x);
+        let c = b.relu(&a);
+        b.set_scope("layer1.0");
+        let d = b.relu(&c);
+        b.output(&d);
+        assert_eq!(
+            [a.as_str(), c.as_str(), d.as_str()],
+            [
+                "/Relu_output_0",
+                "/Relu_1_output_0",
+                "/layer1.0/Relu_output_0"
+            ]
+        );
+    }
+
+    #[test]
+    fn opset_decides_between_attribute_and_input_forms() {
+        let clip = |opset| {
+            let mut b = ModelBuilder::new(opset);
+            let x = b.input("x", &[1, 4]);
+            let y = b.clip(&x, 0.0, 6.0);
+            b.output(&y);
+            let m = b.build();
+            node(&m, "/Clip").clone()
+        };
+        let old = clip(9);
+        assert_eq!(old.input.len(), 1);
+        assert_eq!(old.attribute.len(), 2);
+        let new = clip(13);
+        assert_eq!(new.input, ["x", "/Clip_min", "/Clip_max"]);
+        assert!(new.attribute.is_empty());
+
+        let mut b = ModelBuilder::new(12);
+        let x = b.input("x", &[1, 6, 2]);
+        let parts = b.split(&x, 1, &[2, 4]);
+        assert_eq!(b.shape_of(&parts[1]), &[1, 4, 2]);
+        let m = b.clone().build();
+        assert_eq!(node(&m, "/Split").input.len(), 1);
+        let mut b13 = ModelBuilder::new(13);
+        let x = b13.input("x", &[1, 6, 2]);
+        b13.split(&x, 1, &[2, 4]);
+        let m = b13.build();
+        assert_eq!(node(&m, "/Split").input, ["x", "/Split_split"]);
+        assert_eq!(
+            decode_i64(init(&m, "/Split_split"), &ExternalStore::none()).unwrap(),
+            [2, 4]
+        );
+    }
+
+    #[test]
+    fn gelu_is_one_op_at_opset_20_and_erf_form_before() {
+        let ops = |opset| {
+            let mut b = ModelBuilder::new(opset);
+            let x = b.input("x", &[1, 4]);
+            let y = b.gelu(&x);
+            b.output(&y);
+            let m = b.build();
+            let g = m.graph.unwrap();
+            g.node.iter().map(|n| n.op_type.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(ops(20), ["Gelu"]);
+        assert_eq!(ops(17), ["Div", "Erf", "Add", "Mul", "Mul"]);
+    }
+
+    #[test]
+    fn shape_tracking_of_reshaping_ops() {
+        let mut b = ModelBuilder::new(17);
+        let x = b.input("x", &[-1, 8, 4, 4]);
+        let r = b.reshape(&x, &[0, 2, 4, 16]);
+        assert_eq!(b.shape_of(&r), &[-1, 2, 4, 16]);
+        let t = b.transpose(&r, &[0, 2, 1, 3]);
+        assert_eq!(b.shape_of(&t), &[-1, 4, 2, 16]);
+        let f = b.flatten(&t, 1);
+        assert_eq!(b.shape_of(&f), &[-1, 128]);
+        let s = b.slice(&x, &[4], &[i64::MAX], &[1], &[]);
+        assert_eq!(b.shape_of(&s), &[-1, 4, 4, 4]);
+        let s2 = b.slice(&x, &[-1], &[i64::MIN], &[1], &[-2]);
+        assert_eq!(b.shape_of(&s2), &[-1, 4, 4, 4]);
+        let p = b.pad(&x, &[0, 0, 1, 2, 0, 0, 1, 2]);
+        assert_eq!(b.shape_of(&p), &[-1, 8, 6, 8]);
+        let z = b.resize(&p, &[1.0, 1.0, 2.0, 0.5]);
+        assert_eq!(b.shape_of(&z), &[-1, 8, 12, 4]);
+        let m = b.reduce_mean(&z, &[2, 3], false);
+        assert_eq!(b.shape_of(&m), &[-1, 8]);
+        let y = b.reshape(&f, &[-1, 64, 2]);
+        assert_eq!(b.shape_of(&y), &[-1, 64, 2]);
+        let y = b.matmul_weight(&y, "proj", 5);
+        assert_eq!(b.shape_of(&y), &[-1, 64, 5]);
+        b.output(&y);
+        let m = b.build();
+        assert_eq!(init(&m, "proj.weight").dims, [2, 5]);
+        let input = &m.graph.as_ref().unwrap().input[0];
+        assert_eq!(input, &value_info("x", 1, Some(&[-1, 8, 4, 4])));
+    }
+
+    #[test]
+    fn weights_as_constants_keeps_names_and_values() {
+        let build = |constants: bool| {
+            let mut b = ModelBuilder::new(17);
+            b.weights_as_constants(constants);
+            let x = b.input("x", &[1, 3, 4, 4]);
+            let y = b.conv(&x, "conv1", 4, 3, 1, 1, 1, true);
+            b.output(&y);
+            b.build()
+        };
+        let (inits, consts) = (build(false), build(true));
+        let g = consts.graph.as_ref().unwrap();
+        assert!(g.initializer.is_empty());
+        let c = node(&consts, "/conv1.weight/Constant");
+        assert_eq!(c.output, ["conv1.weight"]);
+        let mut t = c.attribute[0].t.clone().unwrap();
+        t.name = "conv1.weight".into();
+        assert_eq!(&t, init(&inits, "conv1.weight"));
+        assert_eq!(
+            node(&consts, "/conv1/Conv").input,
+            node(&inits, "/conv1/Conv").input
+        );
+    }
+
+    #[test]
+    fn value_info_declares_every_intermediate_when_asked() {
+        let mut b = ModelBuilder::new(17);
+        b.declare_value_info(true);
+        let x = b.input("x", &[1, 3, 8, 8]);
+        let y = b.conv(&x, "c", 4, 3, 2, 1, 1, false);
+        let z = b.relu(&y);
+        b.output(&z);
+        let g = b.build().graph.unwrap();
+        assert_eq!(g.value_info, [value_info(&y, 1, Some(&[1, 4, 4, 4]))]);
+    }
+
+    #[test]
+    fn build_model_is_accepted_by_the_ir() {
+        let mut b = ModelBuilder::new(17).named("tiny");
+        let x = b.input("x", &[1, 3, 4, 4]);
+        let y = b.conv(&x, "c", 4, 1, 1, 0, 1, false);
+        b.output(&y);
+        let m = b.build_model();
+        assert_eq!(m.source, "<builder:tiny>");
+        assert_eq!(m.graph.nodes.len(), 1);
+        assert_eq!(m.proto.ir_version, 8);
+        assert_eq!(m.graph.opset, 17);
+    }
+
+    #[test]
+    #[should_panic(expected = "reads 'nope'")]
+    fn reading_an_undefined_value_panics_with_its_name() {
+        let mut b = ModelBuilder::new(17);
+        b.node("Relu", &["nope"], 1, vec![]);
     }
 }
