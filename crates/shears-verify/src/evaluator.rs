@@ -1,0 +1,256 @@
+//! [`Evaluator`]: runs a model's main graph on CPU candle tensors.
+
+use candle_core::{DType, Tensor};
+use shears_onnx::proto::tensor_proto::DataType;
+use shears_onnx::proto::TensorProto;
+use shears_onnx::{Model, Node, ValueKind};
+
+use crate::error::{Result, VerifyError};
+use crate::ops::{self, compute_dtype, Ctx, OpFn, CPU};
+
+/// A model prepared for evaluation: weights decoded once into tensors, every node bound to its
+/// op, and the point after which each intermediate value is no longer needed.
+///
+/// Invariants: `steps` follow the IR's topological order; `constants` holds a tensor for every
+/// initializer and `Constant` output some node or graph output reads; every step's op exists
+/// (unsupported ops are refused by [`Evaluator::new`]).
+#[derive(Debug)]
+pub struct Evaluator {
+    source: String,
+    opset: i64,
+    /// Per value id: its tensor when it is a constant.
+    constants: Vec<Option<Tensor>>,
+    steps: Vec<Step>,
+    /// Runtime inputs: name, value id, declared element type (0 when unknown).
+    inputs: Vec<(String, usize, i32)>,
+    outputs: Vec<(String, usize)>,
+    num_values: usize,
+}
+
+#[derive(Debug)]
+struct Step {
+    node: Node,
+    op: OpFn,
+    /// Values whose last reader is this step (not graph outputs, not constants).
+    frees: Vec<usize>,
+}
+
+impl Evaluator {
+    /// Prepares `model`: decodes every initializer and `Constant` that is read (f32 for floating
+    /// types, i64 for integers, u8 for booleans) and binds every node to its op.
+    pub fn new(model: &Model) -> Result<Evaluator> {
+        let g = &model.graph;
+        let file = model.source.clone();
+        let mut constants: Vec<Option<Tensor>> = vec![None; g.values.len()];
+        let mut needed = vec![false; g.values.len()];
+        for n in &g.nodes {
+            for v in n.inputs.iter().flatten() {
+                needed[v.index()] = true;
+            }
+        }
+        for v in &g.outputs {
+            needed[v.index()] = true;
+        }
+        for (i, value) in g.values.iter().enumerate() {
+            if !needed[i] || value.kind == ValueKind::Input {
+                continue;
+            }
+            let id = shears_onnx::ValueId(i as u32);
+            if let Some(t) = model.constant(id) {
+                constants[i] = Some(decode(model, &t)?);
+            }
+        }
+
+        let table = ops::table();
+        let mut last_use: Vec<Option<usize>> = vec![None; g.values.len()];
+        let mut steps = Vec::with_capacity(g.nodes.len());
+        for n in &g.nodes {
+            if is_default_domain(&n.domain) && n.op_type == "Constant" {
+                continue;
+            }
+            let op = match table.get(n.op_type.as_str()) {
+                Some(op) if is_default_domain(&n.domain) => *op,
+                _ => {
+                    return Err(VerifyError::Unsupported {
+                        file,
+                        node: n.name.clone(),
+                        op_type: n.op_type.clone(),
+                        domain: n.domain.clone(),
+                    })
+                }
+            };
+            let at = steps.len();
+            for v in n.inputs.iter().flatten() {
+                last_use[v.index()] = Some(at);
+            }
+            steps.push(Step {
+                node: n.clone(),
+                op,
+                frees: Vec::new(),
+            });
+        }
+        for (v, last) in last_use.iter().enumerate() {
+            let keep = constants[v].is_some() || g.outputs.iter().any(|o| o.index() == v);
+            if let (Some(at), false) = (last, keep) {
+                steps[*at].frees.push(v);
+            }
+        }
+        // Outputs nobody reads (a Dropout mask, BatchNormalization's training outputs) are
+        // dropped right after the step that makes them.
+        for (at, step) in steps.iter_mut().enumerate() {
+            for v in step.node.outputs.iter().flatten() {
+                let unread = last_use[v.index()].is_none() && !g.outputs.contains(v);
+                if unread {
+                    step.frees.push(v.index());
+                }
+                debug_assert!(last_use[v.index()].is_none_or(|l| l > at));
+            }
+        }
+        Ok(Evaluator {
+            source: file,
+            opset: g.opset,
+            constants,
+            steps,
+            inputs: g
+                .inputs
+                .iter()
+                .map(|&v| {
+                    let value = g.value(v);
+                    (value.name.clone(), v.index(), value.dtype)
+                })
+                .collect(),
+            outputs: g
+                .outputs
+                .iter()
+                .map(|&v| (g.value(v).name.clone(), v.index()))
+                .collect(),
+            num_values: g.values.len(),
+        })
+    }
+
+    /// Names of the runtime inputs, in graph order.
+    pub fn input_names(&self) -> impl Iterator<Item = &str> {
+        self.inputs.iter().map(|(n, _, _)| n.as_str())
+    }
+
+    /// Names of the graph outputs, in graph order.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        self.outputs.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Evaluates the graph on `inputs` (every runtime input by name, no others) and returns the
+    /// graph outputs in graph order. Float inputs are computed in f32, integer ones in i64.
+    pub fn eval(&self, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
+        let mut env: Vec<Option<Tensor>> = self.constants.clone();
+        debug_assert_eq!(env.len(), self.num_values);
+        for (name, t) in inputs {
+            let Some((_, v, dtype)) = self.inputs.iter().find(|(n, _, _)| n == name) else {
+                return Err(self.input_error(name, "the model has no runtime input of that name"));
+            };
+            env[*v] = Some(self.coerce_input(name, t, *dtype)?);
+        }
+        for (name, v, _) in &self.inputs {
+            if env[*v].is_none() {
+                return Err(self.input_error(name, "no value given"));
+            }
+        }
+        for step in &self.steps {
+            let n = &step.node;
+            let args: Vec<Option<Tensor>> = n
+                .inputs
+                .iter()
+                .map(|v| v.and_then(|v| env[v.index()].clone()))
+                .collect();
+            let ctx = Ctx {
+                node: n,
+                opset: self.opset,
+            };
+            let node_error = |reason: String| VerifyError::Node {
+                file: self.source.clone(),
+                node: n.name.clone(),
+                op_type: n.op_type.clone(),
+                reason,
+            };
+            let outs = (step.op)(&ctx, &args).map_err(|e| node_error(e.0))?;
+            drop(args);
+            for (slot, v) in n.outputs.iter().enumerate() {
+                let Some(v) = v else { continue };
+                let Some(t) = outs.get(slot) else {
+                    return Err(node_error(format!("output {slot} is not produced")));
+                };
+                env[v.index()] = Some(t.clone());
+            }
+            for &v in &step.frees {
+                env[v] = None;
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|(name, v)| match env[*v].take() {
+                Some(t) => Ok((name.clone(), t)),
+                None => Err(VerifyError::Tensor {
+                    file: self.source.clone(),
+                    tensor: name.clone(),
+                    reason: "graph output was not computed".into(),
+                }),
+            })
+            .collect()
+    }
+
+    fn input_error(&self, name: &str, reason: &str) -> VerifyError {
+        VerifyError::Input {
+            file: self.source.clone(),
+            input: name.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Converts a caller's tensor to the dtype the evaluator computes the input's type in.
+    fn coerce_input(&self, name: &str, t: &Tensor, declared: i32) -> Result<Tensor> {
+        let want = if declared == 0 {
+            match t.dtype() {
+                DType::F16 | DType::BF16 | DType::F32 | DType::F64 => DType::F32,
+                DType::U8 => DType::U8,
+                _ => DType::I64,
+            }
+        } else {
+            compute_dtype(declared).map_err(|e| self.input_error(name, &e.0))?
+        };
+        let t = if t.device().is_cpu() {
+            t.clone()
+        } else {
+            t.to_device(&CPU)
+                .map_err(|e| self.input_error(name, &e.to_string()))?
+        };
+        t.to_dtype(want)
+            .map_err(|e| self.input_error(name, &e.to_string()))
+    }
+}
+
+fn is_default_domain(d: &str) -> bool {
+    d.is_empty() || d == "ai.onnx"
+}
+
+/// A constant tensor in the dtype the evaluator computes its type in.
+fn decode(model: &Model, t: &TensorProto) -> Result<Tensor> {
+    let err = |reason: String| VerifyError::Tensor {
+        file: model.source.clone(),
+        tensor: t.name.clone(),
+        reason,
+    };
+    let dims = shears_onnx::tensor::dims(t)?;
+    let dtype = compute_dtype(t.data_type).map_err(|e| err(e.0))?;
+    let tensor = match dtype {
+        DType::F32 => Tensor::from_vec(model.f32s(t)?, dims, &CPU),
+        DType::U8 if t.data_type == DataType::Bool as i32 => {
+            let v: Vec<u8> = model
+                .i64s(t)?
+                .into_iter()
+                .map(|v| u8::from(v != 0))
+                .collect();
+            Tensor::from_vec(v, dims, &CPU)
+        }
+        _ => Tensor::from_vec(model.i64s(t)?, dims, &CPU),
+    };
+    tensor.map_err(|e| err(e.to_string()))
+}

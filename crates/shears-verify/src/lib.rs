@@ -1,0 +1,33 @@
+//! Shears' evaluator: runs ONNX models on CPU [candle](candle_core) tensors with opset-correct
+//! semantics, and compares two models' outputs on the same seeded random inputs.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use shears_verify::{candle_core::Tensor, Evaluator};
+//! let model = shears_onnx::Model::load("model.onnx")?;
+//! let eval = Evaluator::new(&model)?;
+//! let x = Tensor::zeros((1, 3, 224, 224), candle_core::DType::F32, &candle_core::Device::Cpu)?;
+//! let outputs = eval.eval(&[("input".to_string(), x)])?;
+//! # Ok(()) }
+//! ```
+//!
+//! Ops live in `ops/`, one file per family, registered in a table from op type to function.
+
+pub mod compare;
+pub mod error;
+pub mod evaluator;
+mod ops;
+pub mod random;
+
+pub use candle_core;
+pub use compare::{diff, verify, OutputDiff, Report};
+pub use error::{Result, VerifyError};
+pub use evaluator::Evaluator;
+pub use random::{random_inputs, Rng};
+
+/// The op types the evaluator implements (default ONNX domain), sorted.
+pub fn supported_ops() -> Vec<&'static str> {
+    let mut ops: Vec<&'static str> = ops::table().keys().copied().collect();
+    ops.sort_unstable();
+    ops
+}
