@@ -66,6 +66,8 @@ pub struct ModelBuilder {
     shapes: HashMap<String, Vec<i64>>,
     dtypes: HashMap<String, i32>,
     node_names: HashSet<String>,
+    /// Next `_k` suffix to try per node-name base.
+    next_suffix: HashMap<String, usize>,
     /// Every value name defined so far (inputs, initializers, node outputs).
     values: HashSet<String>,
 }
@@ -87,6 +89,7 @@ impl ModelBuilder {
             shapes: HashMap::new(),
             dtypes: HashMap::new(),
             node_names: HashSet::new(),
+            next_suffix: HashMap::new(),
             values: HashSet::new(),
         }
     }
@@ -264,10 +267,12 @@ impl ModelBuilder {
 
     fn unique_node_name(&mut self, base: &str) -> String {
         let mut name = base.to_string();
-        let mut k = 1;
+        // Resume after the last suffix given to `base`, so a thousand auto-named Relus cost
+        // linear, not quadratic, time.
+        let next = self.next_suffix.entry(base.to_string()).or_insert(1);
         while self.node_names.contains(&name) {
-            name = format!("{base}_{k}");
-            k += 1;
+            name = format!("{base}_{next}");
+            *next += 1;
         }
         self.node_names.insert(name.clone());
         name
@@ -330,9 +335,9 @@ impl ModelBuilder {
     pub fn uniform_tensor(&self, name: &str, dims: &[i64], lo: f32, hi: f32) -> TensorProto {
         let n = num_elements(dims);
         let mut rng = prng::Rng::for_tensor(self.seed, name);
-        let mut raw = Vec::with_capacity(n * 4);
-        for _ in 0..n {
-            raw.extend_from_slice(&rng.uniform(lo, hi).to_le_bytes());
+        let mut raw = vec![0u8; n * 4];
+        for chunk in raw.chunks_exact_mut(4) {
+            chunk.copy_from_slice(&rng.uniform(lo, hi).to_le_bytes());
         }
         TensorProto {
             name: name.to_string(),

@@ -11,8 +11,27 @@ use crate::proto::ModelProto;
 /// The opset the zoo models import unless they say otherwise (PyTorch's classic default).
 pub const OPSET: i64 = 17;
 
+thread_local! {
+    static DECLARE_VALUE_INFO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (any zoo function) with every builder it creates declaring the tracked shape of each
+/// intermediate value in `graph.value_info`, so a shape inference can be checked against them.
+pub fn with_value_info<T>(f: impl FnOnce() -> T) -> T {
+    let before = DECLARE_VALUE_INFO.with(|c| c.replace(true));
+    let out = f();
+    DECLARE_VALUE_INFO.with(|c| c.set(before));
+    out
+}
+
+fn new_builder(opset: i64, name: &str) -> ModelBuilder {
+    let mut b = ModelBuilder::new(opset).named(name);
+    b.declare_value_info(DECLARE_VALUE_INFO.with(|c| c.get()));
+    b
+}
+
 fn start(name: &str, dims: &[i64]) -> (ModelBuilder, String) {
-    let mut b = ModelBuilder::new(OPSET).named(name);
+    let mut b = new_builder(OPSET, name);
     let x = b.input("input", dims);
     (b, x)
 }
@@ -587,7 +606,7 @@ fn silu(b: &mut ModelBuilder, x: &str) -> String {
 /// A ViT encoder layer at opset 13, where LayerNormalization is written out as
 /// ReduceMean/Sub/Pow/Sqrt/Div and Gelu as Erf (older exporters).
 pub fn layernorm_decomposed() -> ModelProto {
-    let mut b = ModelBuilder::new(13).named("layernorm_decomposed");
+    let mut b = new_builder(13, "layernorm_decomposed");
     let x = b.input("input", &[1, 4, 16]);
     let h = b.layernorm(&x, "blocks.0.norm1", -1);
     let h = b.linear(&h, "blocks.0.mlp.fc1", 32);
@@ -844,6 +863,23 @@ mod tests {
             out.declared,
             Some(vec![crate::ir::Dim::Known(1), crate::ir::Dim::Known(1000)])
         );
+    }
+
+    #[test]
+    fn with_value_info_declares_intermediates_only_inside() {
+        let plain = residual_basic_block();
+        assert!(plain.graph.unwrap().value_info.is_empty());
+        let declared = with_value_info(residual_basic_block).graph.unwrap();
+        let conv = declared
+            .value_info
+            .iter()
+            .find(|v| v.name == "/layer1.0.conv1/Conv_output_0")
+            .expect("conv output declared");
+        assert_eq!(
+            conv,
+            &crate::builder::value_info(&conv.name, 1, Some(&[1, 8, 16, 16]))
+        );
+        assert!(residual_basic_block().graph.unwrap().value_info.is_empty());
     }
 
     #[test]
