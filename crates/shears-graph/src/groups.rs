@@ -60,7 +60,12 @@ pub(crate) fn form_units_and_groups(g: &mut DependencyGraph, uf: &mut UnionFind,
             .map(|&a| DimId(atom_dims[a as usize]))
             .collect();
         sig.dedup(); // atoms ascend, and so do their dims
-        if !sig.iter().any(|&d| g.dims[d.0 as usize].is_param) {
+                     // A group is a set of channels only if some rule ties one of its parameter axes to
+                     // something: a kernel axis that no rule maps is a parameter axis, but not channels.
+        if !sig.iter().any(|&d| {
+            let info = &g.dims[d.0 as usize];
+            info.is_param && !info.linked_by.is_empty()
+        }) {
             continue;
         }
         let next = groups.len() as u32;

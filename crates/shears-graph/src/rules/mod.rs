@@ -78,6 +78,9 @@ pub struct Coupling {
     /// The node makes its outputs from attributes alone (Constant): their axes are free, not
     /// fixed by it.
     pub source: bool,
+    /// Input slots holding running statistics rather than learned parameters (BatchNorm's mean
+    /// and variance): removed with their channels, but not counted as parameters.
+    pub statistics: Vec<usize>,
 }
 
 /// The node being coupled, with its model, for rules to read shapes and constants.
@@ -154,7 +157,8 @@ pub trait Removed {
 }
 
 /// A change to an attribute or a shape constant that a plan implies.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Rewrite {
     /// Integer attribute `attr` of node `node` (IR name) changes from `old` to `new`.
     AttrInt {
@@ -182,6 +186,9 @@ pub enum Rewrite {
     },
 }
 
+/// Computes the rewrites a node needs once the removed indices of its dims are known.
+pub type RewriteFn = fn(&Ctx, &dyn Removed) -> Result<Vec<Rewrite>, String>;
+
 /// The rule for one or more op types.
 pub struct OpRule {
     /// ONNX op types (default domain) this rule handles.
@@ -189,7 +196,7 @@ pub struct OpRule {
     /// States the coupling of one node.
     pub couple: fn(&Ctx) -> RuleResult,
     /// The attribute and shape-constant rewrites removing channels implies, if any.
-    pub rewrite: Option<fn(&Ctx, &dyn Removed) -> Result<Vec<Rewrite>, String>>,
+    pub rewrite: Option<RewriteFn>,
 }
 
 /// Every rule, by family. Adding an op means adding its rule to its family file and listing it

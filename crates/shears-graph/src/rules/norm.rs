@@ -66,6 +66,9 @@ fn couple_per_channel(ctx: &Ctx) -> RuleResult {
         }
     }
     out.out_channels = ctx.input(1).map(|s| (s, 0));
+    if ctx.node.op_type == "BatchNormalization" {
+        out.statistics = vec![3, 4];
+    }
     Ok(out)
 }
 

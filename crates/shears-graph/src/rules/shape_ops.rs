@@ -120,6 +120,8 @@ fn couple_transpose(ctx: &Ctx) -> RuleResult {
     })
 }
 
+// Axes are positions in two shapes at once; an index loop says that most plainly.
+#[allow(clippy::needless_range_loop)]
 fn couple_concat(ctx: &Ctx) -> RuleResult {
     let y = ctx.output(0).ok_or("output is missing")?;
     let ys = ctx.out_shape(0)?;
@@ -160,6 +162,7 @@ fn couple_concat(ctx: &Ctx) -> RuleResult {
     Ok(out)
 }
 
+#[allow(clippy::needless_range_loop)]
 fn couple_split(ctx: &Ctx) -> RuleResult {
     let (x, _) = data_io(ctx)?;
     let xs = ctx.in_shape(0)?;

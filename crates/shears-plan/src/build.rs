@@ -1,0 +1,400 @@
+//! Expanding (root, indices) into a plan.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use shears_graph::rules::{self, DimRef, Removed, Rewrite};
+use shears_graph::{DependencyGraph, DimId, DimKey, UnitId};
+use shears_onnx::{Model, NodeId, ValueId, ValueKind};
+
+use crate::{summary, PlanEntry, PlanError, PruningPlan, TensorKind};
+
+/// The layer a plan starts from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRoot {
+    /// The name the user gave (node or parameter name).
+    pub layer: String,
+    /// The node whose output channels are pruned.
+    pub node: String,
+    /// The weight tensor and its output-channel axis.
+    pub tensor: String,
+    pub axis: usize,
+    /// The number of channels of that axis.
+    pub size: usize,
+}
+
+/// Finds the output-channel dim `name` denotes: a node with a weight (its rule's
+/// `out_channels`), or a parameter used as such by a node directly or through Transposes.
+pub fn resolve_layer(
+    model: &Model,
+    graph: &DependencyGraph,
+    name: &str,
+) -> Result<(NodeId, DimId), PlanError> {
+    let g = &model.graph;
+    let out_dim = |id: NodeId| -> Option<DimId> {
+        let c = graph.verdicts[id.index()].as_ref().ok()?;
+        let (v, a) = c.out_channels?;
+        graph.dim_id(DimKey::Axis(v, a))
+    };
+    if let Some(id) = g.node_id(name) {
+        return out_dim(id)
+            .map(|d| (id, d))
+            .ok_or_else(|| PlanError::NotALayer {
+                name: name.to_string(),
+                reason: match &graph.verdicts[id.index()] {
+                    Err(r) => r.clone(),
+                    Ok(_) => format!("{} has no weight with output channels", g.node(id).op_type),
+                },
+            });
+    }
+    let Some(v) = g.value_id(name) else {
+        let mut similar: Vec<&str> = g
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .chain(
+                g.values
+                    .iter()
+                    .filter(|v| v.kind != ValueKind::Input)
+                    .map(|v| v.name.as_str()),
+            )
+            .filter(|n| n.contains(name) || name.contains(*n) && n.len() > 3)
+            .take(5)
+            .collect();
+        similar.sort();
+        let hint = if similar.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean: {}?)", similar.join(", "))
+        };
+        return Err(PlanError::UnknownLayer {
+            name: name.to_string(),
+            hint,
+        });
+    };
+    // Follow the parameter through Transposes (ConvNeXt's Linear weights) to a weighted node.
+    let mut frontier = vec![(v, None::<Vec<usize>>)];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for (val, perm_to_root) in frontier {
+            for &(consumer, _) in &g.value(val).consumers {
+                let c = match &graph.verdicts[consumer.index()] {
+                    Ok(c) => c,
+                    Err(_) => continue,
+                };
+                if let Some((ov, oa)) = c.out_channels {
+                    if ov == val {
+                        let root_axis = perm_to_root.as_ref().map_or(oa, |p| p[oa]);
+                        if let Some(d) = graph.dim_id(DimKey::Axis(v, root_axis)) {
+                            return Ok((consumer, d));
+                        }
+                    }
+                }
+                let node = g.node(consumer);
+                if node.op_type == "Transpose" {
+                    if let (Some(out), Some(perm)) = (node.output(0), node.attr_ints("perm")) {
+                        // Output axis i is input axis perm[i]; compose back to the root's axes.
+                        let perm: Vec<usize> = perm.iter().map(|&p| p as usize).collect();
+                        let to_root: Vec<usize> = perm
+                            .iter()
+                            .map(|&p| perm_to_root.as_ref().map_or(p, |r| r[p]))
+                            .collect();
+                        next.push((out, Some(to_root)));
+                    }
+                }
+            }
+        }
+        frontier = next;
+        if frontier.is_empty() {
+            break;
+        }
+    }
+    Err(PlanError::NotALayer {
+        name: name.to_string(),
+        reason: "no node uses it as a weight with output channels".into(),
+    })
+}
+
+struct RemovedMap(HashMap<(ValueId, usize), Vec<u32>>);
+
+impl Removed for RemovedMap {
+    fn removed(&self, v: ValueId, axis: usize) -> &[u32] {
+        self.0.get(&(v, axis)).map_or(&[], |x| x.as_slice())
+    }
+}
+
+/// Builds the plan removing `indices` of layer `layer`'s output channels.
+pub fn plan(
+    model: &Model,
+    graph: &DependencyGraph,
+    layer: &str,
+    indices: &[usize],
+) -> Result<PruningPlan, PlanError> {
+    let (root_node, root_dim) = resolve_layer(model, graph, layer)?;
+    let info = graph.dim(root_dim);
+    let DimKey::Axis(root_value, root_axis) = info.key else {
+        unreachable!("out_channels dims are value axes");
+    };
+    if indices.is_empty() {
+        return Err(PlanError::Empty);
+    }
+    let mut sorted: Vec<u32> = Vec::with_capacity(indices.len());
+    let mut seen = BTreeSet::new();
+    for &i in indices {
+        if i >= info.size {
+            return Err(PlanError::OutOfRange {
+                layer: layer.to_string(),
+                index: i,
+                size: info.size,
+            });
+        }
+        if !seen.insert(i) {
+            return Err(PlanError::Repeated { index: i });
+        }
+        sorted.push(i as u32);
+    }
+    sorted.sort_unstable();
+
+    let group_id = graph
+        .group_at(root_dim, 0)
+        .ok_or_else(|| PlanError::Blocked {
+            layer: layer.to_string(),
+            reasons: "its channels belong to no group".into(),
+        })?;
+    let group = graph.group(group_id);
+    if !group.is_prunable() {
+        return Err(PlanError::Blocked {
+            layer: layer.to_string(),
+            reasons: blocker_text(model, graph, group_id),
+        });
+    }
+    let units: BTreeSet<UnitId> = sorted
+        .iter()
+        .filter_map(|&i| graph.unit_at(root_dim, i as usize))
+        .collect();
+    if units.len() >= group.units.len() {
+        return Err(PlanError::WholeGroup {
+            layer: layer.to_string(),
+            size: group.units.len(),
+        });
+    }
+
+    // Removed indices per dim.
+    let mut per_dim: BTreeMap<DimId, Vec<u32>> = BTreeMap::new();
+    for &u in &units {
+        for &a in graph.unit_atoms(u) {
+            let d = graph.atom_dim(a);
+            per_dim
+                .entry(d)
+                .or_default()
+                .push(a - graph.dim(d).atom_start);
+        }
+    }
+    let mut removed = RemovedMap(HashMap::new());
+    let mut nodes_touched: BTreeSet<NodeId> = BTreeSet::new();
+    let mut mixed: BTreeSet<NodeId> = BTreeSet::new();
+    for (d, idx) in per_dim.iter_mut() {
+        idx.sort_unstable();
+        idx.dedup();
+        let di = graph.dim(*d);
+        nodes_touched.extend(di.linked_by.iter().copied());
+        mixed.extend(di.mixed_by.iter().copied());
+        if let DimKey::Axis(v, a) = di.key {
+            removed.0.insert((v, a), idx.clone());
+        }
+    }
+
+    let entries = make_entries(model, graph, &per_dim);
+    let mut rewrites: Vec<Rewrite> = Vec::new();
+    for &id in &nodes_touched {
+        let node = model.graph.node(id);
+        let Some(rule) = rules::rule_for(node) else {
+            continue;
+        };
+        let Some(rw) = rule.rewrite else { continue };
+        let ctx = rules::Ctx::new(model, id);
+        let mut r = rw(&ctx, &removed).map_err(|reason| PlanError::Rewrite {
+            node: node.name.clone(),
+            reason,
+        })?;
+        rewrites.append(&mut r);
+    }
+    rewrites.sort();
+
+    let parameters_removed = entries
+        .iter()
+        .filter(|e| e.kind == TensorKind::Parameter)
+        .map(|e| e.elements_removed)
+        .sum();
+    let statistics_removed = entries
+        .iter()
+        .filter(|e| e.kind == TensorKind::Statistic)
+        .map(|e| e.elements_removed)
+        .sum();
+    Ok(PruningPlan {
+        version: 1,
+        root: PlanRoot {
+            layer: layer.to_string(),
+            node: model.graph.node(root_node).name.clone(),
+            tensor: model.graph.value(root_value).name.clone(),
+            axis: root_axis,
+            size: info.size,
+        },
+        indices: sorted,
+        channels_removed: units.len(),
+        group_channels: group.units.len(),
+        entries,
+        rewrites,
+        parameters_removed,
+        statistics_removed,
+        mixed_by: mixed
+            .iter()
+            .map(|&n| model.graph.node(n).name.clone())
+            .collect(),
+    })
+}
+
+/// One line per fixed dim of the group: where and why.
+pub(crate) fn blocker_text(
+    model: &Model,
+    graph: &DependencyGraph,
+    g: shears_graph::GroupId,
+) -> String {
+    let mut lines: Vec<String> = graph
+        .group(g)
+        .blockers
+        .iter()
+        .map(|(d, f)| {
+            format!(
+                "{} ({})",
+                crate::summary::dim_name(model, graph, *d),
+                f.reason
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines.join("; ")
+}
+
+/// Sort key of an entry: node order, edited-before-activation, input slot, tensor, axis.
+type EntryKey = (usize, u8, usize, String, usize);
+
+fn make_entries(
+    model: &Model,
+    graph: &DependencyGraph,
+    per_dim: &BTreeMap<DimId, Vec<u32>>,
+) -> Vec<PlanEntry> {
+    let g = &model.graph;
+    // Tensor shapes after pruning, to count removed elements per tensor.
+    let mut by_value: BTreeMap<ValueId, Vec<(usize, usize)>> = BTreeMap::new();
+    for (d, idx) in per_dim {
+        if let DimKey::Axis(v, a) = graph.dim(*d).key {
+            by_value.entry(v).or_default().push((a, idx.len()));
+        }
+    }
+    let mut keyed: Vec<(EntryKey, PlanEntry)> = Vec::new();
+    for (d, idx) in per_dim {
+        let di = graph.dim(*d);
+        let DimKey::Axis(v, axis) = di.key else {
+            continue;
+        };
+        let value = g.value(v);
+        let (node, kind) = if di.is_param {
+            let consumer = di.linked_by.first().copied();
+            let stat = consumer.is_some_and(|n| is_statistic(graph, model, n, v));
+            (
+                consumer,
+                if stat {
+                    TensorKind::Statistic
+                } else {
+                    TensorKind::Parameter
+                },
+            )
+        } else {
+            (
+                g.producer(v).or(di.linked_by.first().copied()),
+                TensorKind::Activation,
+            )
+        };
+        let Some(node) = node else { continue };
+        let n = g.node(node);
+        let shape = value.shape.clone().unwrap_or_default();
+        let cuts = &by_value[&v];
+        let elements_removed = if kind == TensorKind::Activation || cuts[0].0 != axis {
+            0
+        } else {
+            let total: u64 = shape.iter().map(|&s| s as u64).product();
+            let kept: u64 = shape
+                .iter()
+                .enumerate()
+                .map(|(ax, &s)| {
+                    let gone = cuts.iter().find(|c| c.0 == ax).map_or(0, |c| c.1);
+                    (s - gone) as u64
+                })
+                .product();
+            total - kept
+        };
+        let role = role_of(model, graph, node, v, axis);
+        let kind_order = match kind {
+            TensorKind::Parameter | TensorKind::Statistic => 0,
+            TensorKind::Activation => 1,
+        };
+        let slot = n
+            .inputs
+            .iter()
+            .position(|x| *x == Some(v))
+            .unwrap_or(usize::MAX);
+        keyed.push((
+            (node.index(), kind_order, slot, value.name.clone(), axis),
+            PlanEntry {
+                tensor: value.name.clone(),
+                kind,
+                node: n.name.clone(),
+                op_type: n.op_type.clone(),
+                op: summary::op_summary(model, node),
+                role,
+                axis,
+                size: di.size,
+                indices: idx.clone(),
+                elements_removed,
+            },
+        ));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.into_iter().map(|(_, e)| e).collect()
+}
+
+fn is_statistic(graph: &DependencyGraph, model: &Model, node: NodeId, v: ValueId) -> bool {
+    let Ok(c) = &graph.verdicts[node.index()] else {
+        return false;
+    };
+    let n = model.graph.node(node);
+    c.statistics.iter().any(|&slot| n.input(slot) == Some(v))
+}
+
+/// `out` when the node's rule ties this axis to one of the node's outputs (a weight's
+/// output channels, a BatchNorm's scale), `in` otherwise (input channels).
+fn role_of(
+    model: &Model,
+    graph: &DependencyGraph,
+    node: NodeId,
+    v: ValueId,
+    axis: usize,
+) -> String {
+    let Ok(c) = &graph.verdicts[node.index()] else {
+        return "in".into();
+    };
+    let outputs = &model.graph.node(node).outputs;
+    let is_output = |r: &DimRef| matches!(r, DimRef::Axis(o, _) if outputs.contains(&Some(*o)));
+    let me = DimRef::Axis(v, axis);
+    let tied_to_output = c
+        .links
+        .iter()
+        .any(|l| (l.a == me && is_output(&l.b)) || (l.b == me && is_output(&l.a)));
+    if c.out_channels == Some((v, axis)) || tied_to_output {
+        "out".into()
+    } else {
+        "in".into()
+    }
+}
