@@ -13,6 +13,7 @@
 //! [`zoo`] holds ready-made models covering the couplings Shears must understand.
 
 pub mod layers;
+pub mod norms;
 pub mod prng;
 pub mod zoo;
 
@@ -276,6 +277,11 @@ impl ModelBuilder {
         }
         self.node_names.insert(name.clone());
         name
+    }
+
+    /// The last node added, to adjust what no helper covers (a domain, `metadata_props`).
+    pub fn last_node_mut(&mut self) -> Option<&mut NodeProto> {
+        self.nodes.last_mut()
     }
 
     /// A value name not used yet, starting from `base`.

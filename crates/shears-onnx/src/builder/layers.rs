@@ -48,7 +48,7 @@ fn window_out(d: i64, kernel: i64, stride: i64, pad_begin: i64, pad_end: i64) ->
     }
 }
 
-fn norm_axis(axis: i64, rank: usize) -> usize {
+pub(super) fn norm_axis(axis: i64, rank: usize) -> usize {
     let a = if axis < 0 { axis + rank as i64 } else { axis };
     assert!(
         (0..rank as i64).contains(&a),
@@ -67,7 +67,7 @@ fn product_or_unknown(dims: &[i64]) -> i64 {
 
 impl ModelBuilder {
     /// Reserves the auto name of the next `op_type` node in the current scope.
-    fn auto_node_name(&mut self, op_type: &str) -> String {
+    pub(super) fn auto_node_name(&mut self, op_type: &str) -> String {
         let base = if self.scope.is_empty() {
             format!("/{op_type}")
         } else {
@@ -78,7 +78,7 @@ impl ModelBuilder {
 
     /// Adds the already-named (reserved) node with one output `{node}_output_0` of shape
     /// `shape` and the element type of its first input.
-    fn emit(
+    pub(super) fn emit(
         &mut self,
         node: String,
         op_type: &str,
@@ -98,7 +98,7 @@ impl ModelBuilder {
     }
 
     /// An auto-named node with one output of `shape`.
-    fn op(
+    pub(super) fn op(
         &mut self,
         op_type: &str,
         inputs: &[&str],
@@ -110,7 +110,7 @@ impl ModelBuilder {
     }
 
     /// A layer node `/{layer}/{op_type}` with one output of `shape`.
-    fn layer_op(
+    pub(super) fn layer_op(
         &mut self,
         layer: &str,
         op_type: &str,
@@ -791,6 +791,66 @@ impl ModelBuilder {
         let name = self.unique_value_name(&format!("{node}_indices"));
         let idx = self.param(tensor_i64(&name, &[], &[index]));
         self.emit(node, "Gather", &[x, &idx], vec![attr_int("axis", axis)], s)
+    }
+
+    /// ConvTranspose (`nn.ConvTranspose2d`): weight `{name}.weight` `[C, out_ch/group, k, k]`
+    /// (input channels first), optional `{name}.bias` `[out_ch]`; output size
+    /// `(H - 1) * stride - 2 * pad + kernel`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_transpose(
+        &mut self,
+        x: &str,
+        name: &str,
+        out_ch: i64,
+        kernel: i64,
+        stride: i64,
+        pad: i64,
+        group: i64,
+        bias: bool,
+    ) -> String {
+        let s = self.shape_of(x).to_vec();
+        assert_eq!(
+            s.len(),
+            4,
+            "builder: conv_transpose '{name}' needs NCHW, got {s:?}"
+        );
+        assert!(
+            s[1] % group == 0 && out_ch % group == 0,
+            "builder: '{name}' group {group}"
+        );
+        let w = self.param_random(
+            &format!("{name}.weight"),
+            &[s[1], out_ch / group, kernel, kernel],
+        );
+        let mut inputs = vec![x.to_string(), w];
+        if bias {
+            inputs.push(self.param_uniform(&format!("{name}.bias"), &[out_ch], -0.1, 0.1));
+        }
+        let up = |d: i64| {
+            if d < 0 {
+                -1
+            } else {
+                (d - 1) * stride - 2 * pad + kernel
+            }
+        };
+        let shape = vec![s[0], out_ch, up(s[2]), up(s[3])];
+        let attrs = vec![
+            attr_ints("dilations", &[1, 1]),
+            attr_int("group", group),
+            attr_ints("kernel_shape", &[kernel, kernel]),
+            attr_ints("pads", &[pad, pad, pad, pad]),
+            attr_ints("strides", &[stride, stride]),
+        ];
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        self.layer_op(name, "ConvTranspose", &refs, attrs, shape)
+    }
+
+    /// PRelu with one slope per channel, `{name}.weight` `[C, 1, 1]` (how `nn.PReLU(C)`
+    /// exports on NCHW).
+    pub fn prelu(&mut self, x: &str, name: &str) -> String {
+        let s = self.shape_of(x).to_vec();
+        let slope = self.param_uniform(&format!("{name}.weight"), &[s[1], 1, 1], 0.05, 0.3);
+        self.layer_op(name, "PRelu", &[x, &slope], vec![], s)
     }
 
     /// Unsqueeze at `axes` (an input at opset 13+).

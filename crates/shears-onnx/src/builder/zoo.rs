@@ -616,6 +616,53 @@ pub fn layernorm_decomposed() -> ModelProto {
     finish(b, &y)
 }
 
+/// U-Net-like decoder step: an encoder feature (8 channels), a strided conv down (16),
+/// ConvTranspose up (16 -> 8, kernel 2 stride 2), Concat with the encoder feature (skip
+/// connection), and a consumer conv.
+pub fn unet_decoder() -> ModelProto {
+    let (mut b, x) = start("unet_decoder", &[1, 3, 16, 16]);
+    let e1 = b.conv_bn_relu(&x, "enc1.conv", "enc1.bn", 8, 3, 1, 1, 1);
+    let e2 = b.conv_bn_relu(&e1, "enc2.conv", "enc2.bn", 16, 3, 2, 1, 1);
+    let up = b.conv_transpose(&e2, "up1", 8, 2, 2, 0, 1, true);
+    b.set_scope("dec1");
+    let cat = b.concat(&[&up, &e1], 1);
+    b.set_scope("");
+    let y = b.conv_bn_relu(&cat, "dec1.conv", "dec1.bn", 8, 3, 1, 1, 1);
+    finish(b, &y)
+}
+
+/// Style-transfer-like unit: conv, InstanceNormalization, PRelu (per-channel slope), conv.
+pub fn instance_norm_prelu() -> ModelProto {
+    let (mut b, x) = start("instance_norm_prelu", &[1, 3, 8, 8]);
+    let y = b.conv(&x, "conv1", 8, 3, 1, 1, 1, true);
+    let y = b.instance_norm(&y, "in1");
+    let y = b.prelu(&y, "act1");
+    let y = b.conv(&y, "conv2", 8, 3, 1, 1, 1, true);
+    finish(b, &y)
+}
+
+/// Conv, GroupNorm (4 groups of 4 channels) as the opset-21 `GroupNormalization` op, Relu, conv.
+pub fn group_norm_block() -> ModelProto {
+    let mut b = new_builder(21, "group_norm_block");
+    let x = b.input("input", &[1, 3, 8, 8]);
+    let y = b.conv(&x, "conv1", 16, 3, 1, 1, 1, false);
+    let y = b.group_norm(&y, "gn1", 4);
+    let y = b.relu(&y);
+    let y = b.conv(&y, "conv2", 8, 3, 1, 1, 1, true);
+    finish(b, &y)
+}
+
+/// The same GroupNorm as PyTorch's classic exporter writes it at opset 17: Reshape to
+/// `[N, 4, -1]`, InstanceNormalization, Reshape back, Mul and Add of `[C, 1, 1]` parameters.
+pub fn group_norm_decomposed() -> ModelProto {
+    let (mut b, x) = start("group_norm_decomposed", &[1, 3, 8, 8]);
+    let y = b.conv(&x, "conv1", 16, 3, 1, 1, 1, false);
+    let y = b.group_norm(&y, "gn1", 4);
+    let y = b.relu(&y);
+    let y = b.conv(&y, "conv2", 8, 3, 1, 1, 1, true);
+    finish(b, &y)
+}
+
 /// ResNet-50 exactly as torchvision builds it (v1.5, 224x224 input, 1000 classes):
 /// 25,557,032 parameters counting BN weight and bias but not running statistics.
 pub fn resnet50_like() -> ModelProto {
@@ -697,6 +744,10 @@ pub const MODELS: &[ZooEntry] = &[
     ("dynamic_batch_chain", dynamic_batch_chain),
     ("efficientnet_mbconv", efficientnet_mbconv),
     ("layernorm_decomposed", layernorm_decomposed),
+    ("unet_decoder", unet_decoder),
+    ("instance_norm_prelu", instance_norm_prelu),
+    ("group_norm_block", group_norm_block),
+    ("group_norm_decomposed", group_norm_decomposed),
 ];
 
 /// Every small zoo model by name, built.
@@ -813,6 +864,11 @@ mod tests {
             ("hardswish_sigmoid_chain", "HardSwish", 2),
             ("layernorm_decomposed", "ReduceMean", 2),
             ("mobilenetv2_inverted_residual", "Clip", 3),
+            ("unet_decoder", "ConvTranspose", 1),
+            ("instance_norm_prelu", "InstanceNormalization", 1),
+            ("instance_norm_prelu", "PRelu", 1),
+            ("group_norm_block", "GroupNormalization", 1),
+            ("group_norm_decomposed", "InstanceNormalization", 1),
         ];
         let models: std::collections::HashMap<_, _> = all().into_iter().collect();
         for &(name, op, n) in expect {
