@@ -46,6 +46,15 @@ pub enum OnnxError {
         dim: usize,
         param: String,
     },
+    /// Writing would replace a file the model is read from (or one the caller protected).
+    #[error("{}: refusing to overwrite {what}; write to another path", path.display())]
+    WouldOverwrite { path: PathBuf, what: String },
+    /// The model cannot be encoded under the size limit even with every tensor external.
+    #[error("the encoded model needs {bytes} bytes, over the limit of {limit}, even with every tensor of 1 KiB or more stored as external data")]
+    TooLarge { bytes: u64, limit: u64 },
+    /// An error about a part of the model file `file` (a tensor, say), with the file named.
+    #[error("{file}: {error}")]
+    InFile { file: String, error: Box<OnnxError> },
     /// A user-supplied `--input-shape` is malformed or names no input.
     #[error("--input-shape '{spec}': {reason}")]
     InputShapeSpec { spec: String, reason: String },
@@ -59,6 +68,20 @@ impl OnnxError {
         OnnxError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Names `file` in front of this error, unless the error already names it.
+    pub fn in_file(self, file: &str) -> Self {
+        match self {
+            OnnxError::Io { .. }
+            | OnnxError::Decode { .. }
+            | OnnxError::InvalidGraph { .. }
+            | OnnxError::InFile { .. } => self,
+            other => OnnxError::InFile {
+                file: file.to_string(),
+                error: Box::new(other),
+            },
         }
     }
 

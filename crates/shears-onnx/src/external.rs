@@ -12,12 +12,18 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use crate::error::{OnnxError, Result};
-use crate::proto::TensorProto;
+use crate::proto::tensor_proto::DataLocation;
+use crate::proto::{ModelProto, TensorProto};
 
 /// Resolves external payloads relative to one folder, caching each mapped side file.
+///
+/// Invariants: every side file it hands out bytes of lies inside `base_dir` (see
+/// [`safe_join`]); `model_file`, when set, is the file the model itself was read from, which
+/// writers must never overwrite.
 #[derive(Debug, Default)]
 pub struct ExternalStore {
     base_dir: Option<PathBuf>,
+    model_file: Option<PathBuf>,
     files: Mutex<HashMap<String, Bytes>>,
 }
 
@@ -35,12 +41,17 @@ pub struct ExternalRef {
 impl ExternalRef {
     /// Parses the `external_data` key/value entries of `t`.
     pub fn of(t: &TensorProto) -> Result<Self> {
+        Self::of_labelled(t, &t.name)
+    }
+
+    /// [`ExternalRef::of`], naming the tensor `label` in errors.
+    pub fn of_labelled(t: &TensorProto, label: &str) -> Result<Self> {
         let mut location = None;
         let mut offset = 0u64;
         let mut length = None;
         for kv in &t.external_data {
             let bad = |what: &str| OnnxError::ExternalData {
-                tensor: t.name.clone(),
+                tensor: label.to_string(),
                 location: location.clone().unwrap_or_default(),
                 reason: format!("{what} '{}' is not a non-negative integer", kv.value),
             };
@@ -52,7 +63,7 @@ impl ExternalRef {
             }
         }
         let location = location.ok_or_else(|| OnnxError::ExternalData {
-            tensor: t.name.clone(),
+            tensor: label.to_string(),
             location: String::new(),
             reason: "no 'location' entry".into(),
         })?;
@@ -74,8 +85,36 @@ impl ExternalStore {
     pub fn new(base_dir: impl Into<PathBuf>) -> Self {
         ExternalStore {
             base_dir: Some(base_dir.into()),
+            model_file: None,
             files: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A store for the model read from `model_file`: locations resolve in its folder, and
+    /// writers know not to overwrite it.
+    pub fn for_model_file(model_file: &Path) -> Self {
+        let base = match model_file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        ExternalStore {
+            model_file: Some(model_file.to_path_buf()),
+            ..ExternalStore::new(base)
+        }
+    }
+
+    /// The file the model was read from, if known.
+    pub fn model_file(&self) -> Option<&Path> {
+        self.model_file.as_deref()
+    }
+
+    /// The side file `location` names, checked to lie inside the model's folder.
+    pub fn resolve(&self, location: &str) -> std::result::Result<PathBuf, String> {
+        let base = self
+            .base_dir
+            .as_ref()
+            .ok_or_else(|| "the model was not read from a file, so it has no folder".to_string())?;
+        safe_join(base, location)
     }
 
     /// The folder locations are resolved against, if any.
@@ -85,9 +124,14 @@ impl ExternalStore {
 
     /// The payload bytes of an external tensor (zero-copy slice of the mapped side file).
     pub fn read(&self, t: &TensorProto) -> Result<Bytes> {
-        let r = ExternalRef::of(t)?;
+        self.read_labelled(t, &t.name)
+    }
+
+    /// [`ExternalStore::read`], naming the tensor `label` in errors.
+    pub fn read_labelled(&self, t: &TensorProto, label: &str) -> Result<Bytes> {
+        let r = ExternalRef::of_labelled(t, label)?;
         let err = |reason: String| OnnxError::ExternalData {
-            tensor: t.name.clone(),
+            tensor: label.to_string(),
             location: r.location.clone(),
             reason,
         };
@@ -114,15 +158,32 @@ impl ExternalStore {
         if let Some(b) = files.get(location) {
             return Ok(b.clone());
         }
-        let base = self
-            .base_dir
-            .as_ref()
-            .ok_or_else(|| "the model was not read from a file, so it has no folder".to_string())?;
-        let path = safe_join(base, location)?;
-        let bytes = crate::load::map_file(&path).map_err(|e| e.to_string())?;
+        let path = self.resolve(location)?;
+        let bytes = crate::load::map_file(&path).map_err(|e| match e {
+            OnnxError::Io { path, source } => format!("{}: {source}", path.display()),
+            other => other.to_string(),
+        })?;
         files.insert(location.to_string(), bytes.clone());
         Ok(bytes)
     }
+}
+
+/// A copy of `proto` with every external payload read into `raw_data` (zero-copy slices of
+/// the mapped side files) and its `external_data` entries and `data_location` cleared.
+///
+/// This is the canonical form for comparing models whatever their storage: two models are
+/// equal when their internalized forms are (see [`crate::save`]).
+pub fn internalized(proto: &ModelProto, store: &ExternalStore) -> Result<ModelProto> {
+    let mut out = proto.clone();
+    for found in crate::walk::tensors_mut(&mut out) {
+        let t = found.tensor;
+        if crate::tensor::is_external(t) {
+            t.raw_data = crate::tensor::payload_le_labelled(t, &found.label, store)?;
+            t.external_data.clear();
+            t.data_location = DataLocation::Default as i32;
+        }
+    }
+    Ok(out)
 }
 
 /// Joins `location` to `base`, refusing anything that could point outside `base`.

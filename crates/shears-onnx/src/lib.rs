@@ -14,6 +14,7 @@ pub mod model;
 pub mod proto;
 pub mod save;
 pub mod tensor;
+pub mod walk;
 
 pub use error::{OnnxError, Result};
 pub use input_shapes::InputShapes;

@@ -1,7 +1,7 @@
 //! [`Model`]: a decoded ONNX model together with its IR and the means to read its tensors.
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 
@@ -28,20 +28,28 @@ pub struct Model {
 }
 
 impl Model {
-    /// Memory-maps and decodes the model at `path`, resolving external data beside it.
+    /// Memory-maps and decodes the model at `path`, resolving external data beside it, and
+    /// validates every tensor's length and external reference ([`Model::validate_tensors`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
-        let bytes = crate::load::map_file(path)?;
-        let size = bytes.len() as u64;
         let source = path.display().to_string();
-        let proto = crate::load::decode_model(bytes, &source)?;
-        let base: PathBuf = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut m = Model::from_proto(proto, source, ExternalStore::new(base))?;
+        let decoded = crate::load::decode_file(path, &source)?;
+        let size = decoded.bytes.len() as u64;
+        let mut m = Model::from_proto(
+            decoded.proto,
+            source.clone(),
+            ExternalStore::for_model_file(path),
+        )
+        .map_err(|e| e.in_file(&source))?;
         m.file_size = Some(size);
+        m.validate_tensors().map_err(|e| e.in_file(&m.source))?;
         Ok(m)
+    }
+
+    /// Checks every tensor's payload length against its dims and type, and every external
+    /// reference (safe location, range inside the side file), reading no payload byte.
+    pub fn validate_tensors(&self) -> Result<()> {
+        tensor::validate_all(&self.proto, &self.external)
     }
 
     /// Decodes an in-memory model (external references will not resolve).

@@ -6,6 +6,11 @@
 //! here, field numbers exactly as in the spec. Tensor payloads (`raw_data`) are `bytes::Bytes`:
 //! decoding from a `Bytes` buffer (for example a memory-mapped file) slices it instead of copying.
 //!
+//! `onnx.proto` is proto2: its repeated scalars are unpacked unless marked `[packed = true]`
+//! (only the `TensorProto` typed-data fields are). The same fields are unpacked here, so a model
+//! re-encoded by Shears has the same size as the file ONNX's own serializer writes; parsers
+//! accept either form.
+//!
 //! Invariant: a message decoded and re-encoded with these types decodes to an equal message.
 
 #![allow(missing_docs)]
@@ -39,9 +44,9 @@ pub struct AttributeProto {
     pub sparse_tensor: Option<SparseTensorProto>,
     #[prost(message, optional, tag = "14")]
     pub tp: Option<TypeProto>,
-    #[prost(float, repeated, tag = "7")]
+    #[prost(float, repeated, packed = "false", tag = "7")]
     pub floats: Vec<f32>,
-    #[prost(int64, repeated, tag = "8")]
+    #[prost(int64, repeated, packed = "false", tag = "8")]
     pub ints: Vec<i64>,
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub strings: Vec<Vec<u8>>,
@@ -117,7 +122,7 @@ pub struct NodeProto {
 pub struct IntIntListEntryProto {
     #[prost(int64, tag = "1")]
     pub key: i64,
-    #[prost(int64, repeated, tag = "2")]
+    #[prost(int64, repeated, packed = "false", tag = "2")]
     pub value: Vec<i64>,
 }
 
@@ -135,7 +140,7 @@ pub struct NodeDeviceConfigurationProto {
 pub struct ShardingSpecProto {
     #[prost(string, tag = "1")]
     pub tensor_name: String,
-    #[prost(int64, repeated, tag = "2")]
+    #[prost(int64, repeated, packed = "false", tag = "2")]
     pub device: Vec<i64>,
     #[prost(message, repeated, tag = "3")]
     pub index_to_device_group_map: Vec<IntIntListEntryProto>,
@@ -261,7 +266,7 @@ pub struct GraphProto {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorProto {
-    #[prost(int64, repeated, tag = "1")]
+    #[prost(int64, repeated, packed = "false", tag = "1")]
     pub dims: Vec<i64>,
     #[prost(int32, tag = "2")]
     pub data_type: i32,
@@ -348,7 +353,7 @@ pub struct SparseTensorProto {
     pub values: Option<TensorProto>,
     #[prost(message, optional, tag = "2")]
     pub indices: Option<TensorProto>,
-    #[prost(int64, repeated, tag = "3")]
+    #[prost(int64, repeated, packed = "false", tag = "3")]
     pub dims: Vec<i64>,
 }
 

@@ -1,32 +1,411 @@
 //! Writing models: encoding, external data, and the atomic write that never leaves a
 //! half-written file or touches the input.
+//!
+//! [`save_model`] writes a model file and, when any tensor is stored externally, one side file
+//! beside it named `<model file name>.data`:
+//! - every tensor that was external in the source stays external;
+//! - if the encoded model would exceed [`SaveOptions::max_model_bytes`] (protobuf's 2 GiB limit
+//!   by default), the largest inline tensors (of [`MIN_MOVED_BYTES`] or more) move to external
+//!   data until it fits: initializers first, attribute tensors (`Constant` values) only if that
+//!   is not enough. Nothing is ever truncated; if the model still does not fit, it is an error;
+//!   a tensor moved from typed fields (`float_data`...) is stored as little-endian raw bytes;
+//! - each payload starts at an offset aligned to [`EXTERNAL_ALIGN`] (64) bytes, zero-padded, so
+//!   that a mapped side file gives every tensor an address aligned for any element type and SIMD
+//!   loads; entries are written as `location`, `offset`, `length` (always explicit), followed by
+//!   any other keys the source had (`checksum` stays valid: the bytes are the same).
+//!
+//! Both files are written to temporary files in the output folder, synced, then renamed into
+//! place, side file first, so a reader never sees a partial file and a failure leaves nothing
+//! behind. The model's own input file and the side files it reads from are never overwritten.
+//!
+//! **Round-trip equality.** Saving an unmodified model and loading it back gives a model that is
+//! protobuf-equal to the source once external payloads are read into `raw_data` on both sides
+//! ([`crate::external::internalized`]): every field, every payload byte. Additionally the same
+//! tensors are external (plus those [`SaveReport::moved`] lists). The `location`/`offset`
+//! entries themselves are not kept: the output is a new file pair, and keeping the source's
+//! location would point the new model at the old side file. A model with no external data
+//! round-trips to an equal proto directly, without internalizing.
 
-use std::io::Write;
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use prost::Message;
 
 use crate::error::{OnnxError, Result};
-use crate::proto::ModelProto;
+use crate::external::ExternalStore;
+use crate::model::Model;
+use crate::proto::tensor_proto::DataLocation;
+use crate::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use crate::tensor;
+use crate::walk::{self, Found};
 
-/// Encodes `proto` and writes it to `path` through a temporary file in the same folder renamed
-/// into place, so readers never see a partial model.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
+/// Protobuf's hard limit on an encoded message: 2 GiB - 1 bytes.
+pub const PROTOBUF_LIMIT: u64 = i32::MAX as u64;
+
+/// Alignment of every payload in a side file, in bytes.
+pub const EXTERNAL_ALIGN: u64 = 64;
+
+/// Smallest payload moved to external data to fit the size limit (ONNX's own default
+/// threshold): below it, the `external_data` entries cost about as much as the bytes saved.
+pub const MIN_MOVED_BYTES: u64 = 1024;
+
+/// How [`save_model`] writes.
+#[derive(Clone, Debug)]
+pub struct SaveOptions {
+    /// The largest encoded model file allowed, in bytes; tensors move to external data until
+    /// the model fits. Defaults to [`PROTOBUF_LIMIT`]; tests lower it to exercise the move.
+    pub max_model_bytes: u64,
+    /// Files that must not be overwritten, besides the model's own input file and the side
+    /// files it reads from (which are always protected).
+    pub protect: Vec<PathBuf>,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            max_model_bytes: PROTOBUF_LIMIT,
+            protect: Vec::new(),
+        }
+    }
+}
+
+/// What [`save_model`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaveReport {
+    /// The model file.
+    pub model_path: PathBuf,
+    /// Size of the model file in bytes.
+    pub model_bytes: u64,
+    /// The side file, when at least one tensor is external (otherwise nothing else is written
+    /// and an existing file of that name is left alone).
+    pub data_path: Option<PathBuf>,
+    /// Size of the side file in bytes (0 without one).
+    pub data_bytes: u64,
+    /// Number of tensors stored in the side file.
+    pub external_tensors: usize,
+    /// Tensors that were inline in the source and were moved to external data to keep the
+    /// model under the size limit, by label.
+    pub moved: Vec<String>,
+}
+
+/// Writes `model` to `path` (and its external data to `<path>.data`); see the module docs.
+pub fn save_model(model: &Model, path: &Path, opts: &SaveOptions) -> Result<SaveReport> {
+    save_proto(&model.proto, &model.external, path, opts)
+}
+
+/// Writes `proto`, whose external tensors are read through `store`, to `path`; see the module
+/// docs. Every tensor is validated first (lengths against dims, external ranges), so an
+/// invalid model writes nothing.
+pub fn save_proto(
+    proto: &ModelProto,
+    store: &ExternalStore,
+    path: &Path,
+    opts: &SaveOptions,
+) -> Result<SaveReport> {
+    tensor::validate_all(proto, store)?;
+    let (data_path, location) = side_file(path)?;
+    let found = walk::tensors(proto);
+    let mut external: Vec<bool> = found
+        .iter()
+        .map(|f| tensor::is_external(f.tensor))
+        .collect();
+    let (out, layout, moved) = plan_layout(
+        proto,
+        &found,
+        &mut external,
+        &location,
+        opts.max_model_bytes,
+    )?;
+
+    let writes_data = !layout.is_empty();
+    refuse_overwrite(proto, store, path, opts)?;
+    if writes_data {
+        refuse_overwrite(proto, store, &data_path, opts)?;
+    }
+
+    let dir = folder_of(path);
+    let data_tmp = if writes_data {
+        Some(write_side_file(dir, &found, &layout, store)?)
+    } else {
+        None
+    };
+    let model_bytes = out.encode_to_vec();
+    let model_tmp = write_temp(dir, &model_bytes)?;
+
+    let mut data_bytes = 0;
+    if let Some(tmp) = data_tmp {
+        data_bytes = layout.last().map_or(0, |s| s.offset + s.len);
+        tmp.persist(&data_path)
+            .map_err(|e| OnnxError::io(&data_path, e.error))?;
+    }
+    model_tmp
+        .persist(path)
+        .map_err(|e| OnnxError::io(path, e.error))?;
+    Ok(SaveReport {
+        model_path: path.to_path_buf(),
+        model_bytes: model_bytes.len() as u64,
+        data_path: writes_data.then_some(data_path),
+        data_bytes,
+        external_tensors: layout.len(),
+        moved: moved.into_iter().map(|i| found[i].label.clone()).collect(),
+    })
+}
+
+/// Where one external payload goes in the side file.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Index into the walk order of the source's tensors.
+    tensor: usize,
+    offset: u64,
+    len: u64,
+}
+
+/// Decides which tensors are external (moving inline ones until the model fits `limit`) and
+/// where each goes; returns the output proto, the side-file layout and the moved tensors.
+fn plan_layout(
+    proto: &ModelProto,
+    found: &[Found<&TensorProto>],
+    external: &mut [bool],
+    location: &str,
+    limit: u64,
+) -> Result<(ModelProto, Vec<Slot>, Vec<usize>)> {
+    // Largest first; initializers before attribute tensors, which fewer runtimes read
+    // externally; walk order breaks ties, so the choice is deterministic.
+    let mut candidates: Vec<usize> = (0..found.len())
+        .filter(|&i| !external[i] && movable(found[i].tensor))
+        .collect();
+    candidates.sort_by_key(|&i| {
+        (
+            found[i].in_attribute,
+            std::cmp::Reverse(found[i].tensor.encoded_len()),
+            i,
+        )
+    });
+    let mut candidates = candidates.into_iter();
+    let mut moved = Vec::new();
+    loop {
+        let layout = layout_of(found, external)?;
+        let out = rewrite(proto, &layout, location);
+        let len = out.encoded_len() as u64;
+        if len <= limit {
+            return Ok((out, layout, moved));
+        }
+        // Move enough to cover the excess by estimate; the loop re-measures exactly.
+        let before = moved.len();
+        let mut saved = 0u64;
+        while saved < len - limit {
+            let Some(i) = candidates.next() else { break };
+            external[i] = true;
+            moved.push(i);
+            // An external entry costs about this much in the model file.
+            saved += (found[i].tensor.encoded_len() as u64).saturating_sub(96);
+        }
+        if moved.len() == before {
+            return Err(OnnxError::TooLarge { bytes: len, limit });
+        }
+    }
+}
+
+/// Whether an inline tensor is worth storing externally to fit the limit: it has a fixed-size
+/// binary form of at least [`MIN_MOVED_BYTES`].
+fn movable(t: &TensorProto) -> bool {
+    matches!(tensor::byte_len(t), Ok(Some(n)) if n as u64 >= MIN_MOVED_BYTES)
+}
+
+/// Consecutive aligned slots for the tensors marked external, in walk order.
+fn layout_of(found: &[Found<&TensorProto>], external: &[bool]) -> Result<Vec<Slot>> {
+    let mut cursor = 0u64;
+    let mut slots = Vec::new();
+    for (i, f) in found.iter().enumerate().filter(|(i, _)| external[*i]) {
+        // Validated before: every external or movable tensor has a byte length.
+        let len = tensor::byte_len(f.tensor)?.ok_or_else(|| {
+            OnnxError::tensor(
+                &f.label,
+                "has no fixed-size binary form to store externally",
+            )
+        })? as u64;
+        let offset = cursor.next_multiple_of(EXTERNAL_ALIGN);
+        slots.push(Slot {
+            tensor: i,
+            offset,
+            len,
+        });
+        cursor = offset + len;
+    }
+    Ok(slots)
+}
+
+/// The output proto: `proto` with the tensors of `layout` pointing into the side file.
+fn rewrite(proto: &ModelProto, layout: &[Slot], location: &str) -> ModelProto {
+    let mut out = proto.clone();
+    let mut tensors = walk::tensors_mut(&mut out);
+    for slot in layout {
+        let t = &mut *tensors[slot.tensor].tensor;
+        let mut entries = vec![
+            entry("location", location.to_string()),
+            entry("offset", slot.offset.to_string()),
+            entry("length", slot.len.to_string()),
+        ];
+        entries.extend(
+            t.external_data
+                .iter()
+                .filter(|kv| !matches!(kv.key.as_str(), "location" | "offset" | "length"))
+                .cloned(),
+        );
+        t.external_data = entries;
+        t.data_location = DataLocation::External as i32;
+        t.raw_data = bytes::Bytes::new();
+        t.float_data.clear();
+        t.int32_data.clear();
+        t.int64_data.clear();
+        t.double_data.clear();
+        t.uint64_data.clear();
+    }
+    out
+}
+
+fn entry(key: &str, value: String) -> StringStringEntryProto {
+    StringStringEntryProto {
+        key: key.to_string(),
+        value,
+    }
+}
+
+/// Streams the payloads of `layout` into a temporary file in `dir`, zero-padding to each
+/// offset, and syncs it.
+fn write_side_file(
+    dir: &Path,
+    found: &[Found<&TensorProto>],
+    layout: &[Slot],
+    store: &ExternalStore,
+) -> Result<tempfile::NamedTempFile> {
+    let tmp = temp_in(dir)?;
+    let mut w = BufWriter::with_capacity(1 << 20, tmp);
+    let io = |w: &BufWriter<tempfile::NamedTempFile>, e| OnnxError::io(w.get_ref().path(), e);
+    let mut cursor = 0u64;
+    for slot in layout {
+        let f = &found[slot.tensor];
+        let payload = tensor::payload_le_labelled(f.tensor, &f.label, store)?;
+        if payload.len() as u64 != slot.len {
+            // payload_le checks the length against the dims the slot was sized from.
+            return Err(OnnxError::tensor(
+                &f.label,
+                "payload length changed while saving",
+            ));
+        }
+        let pad = (slot.offset - cursor) as usize;
+        w.write_all(&[0u8; EXTERNAL_ALIGN as usize][..pad])
+            .map_err(|e| io(&w, e))?;
+        w.write_all(&payload).map_err(|e| io(&w, e))?;
+        cursor = slot.offset + slot.len;
+    }
+    let tmp = w.into_inner().map_err(|e| {
+        let (error, w) = e.into_parts();
+        OnnxError::io(w.get_ref().path(), error)
+    })?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| OnnxError::io(tmp.path(), e))?;
+    Ok(tmp)
+}
+
+/// `<path>.data` and the `location` string naming it from the model's folder.
+fn side_file(path: &Path) -> Result<(PathBuf, String)> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        OnnxError::io(
+            path,
+            std::io::Error::other("the output needs a UTF-8 file name (external data names it)"),
+        )
+    })?;
+    let location = format!("{name}.data");
+    Ok((path.with_file_name(&location), location))
+}
+
+/// Refuses to write `target` if it is the model's input file, a side file the model reads
+/// from, or a file the caller protected.
+fn refuse_overwrite(
+    proto: &ModelProto,
+    store: &ExternalStore,
+    target: &Path,
+    opts: &SaveOptions,
+) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(OnnxError::WouldOverwrite {
+            path: target.to_path_buf(),
+            what: what.to_string(),
+        })
+    };
+    if !target.exists() {
+        return Ok(());
+    }
+    if let Some(input) = store.model_file() {
+        if same_file(target, input) {
+            return refuse("the model's own input file");
+        }
+    }
+    let locations: BTreeSet<String> = walk::tensors(proto)
+        .into_iter()
+        .filter(|f| tensor::is_external(f.tensor))
+        .filter_map(|f| crate::external::ExternalRef::of(f.tensor).ok())
+        .map(|r| r.location)
+        .collect();
+    for location in &locations {
+        if let Ok(side) = store.resolve(location) {
+            if same_file(target, &side) {
+                return refuse("a side file the model reads its external data from");
+            }
+        }
+    }
+    if opts.protect.iter().any(|p| same_file(target, p)) {
+        return refuse("a protected file");
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` are the same existing file (through links, `..` and hard links too).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
+    }
+}
+
+fn temp_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
         .prefix(".shears-")
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(|e| OnnxError::io(dir, e))?;
+        .map_err(|e| OnnxError::io(dir, e))
+}
+
+/// Writes `bytes` to a synced temporary file in `dir`, ready to be renamed into place.
+fn write_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = temp_in(dir)?;
     tmp.write_all(bytes)
         .map_err(|e| OnnxError::io(tmp.path(), e))?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| OnnxError::io(tmp.path(), e))?;
-    tmp.persist(path)
+    Ok(tmp)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder renamed into place, so
+/// readers never see a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_temp(folder_of(path), bytes)?
+        .persist(path)
         .map_err(|e| OnnxError::io(path, e.error))?;
     Ok(())
 }

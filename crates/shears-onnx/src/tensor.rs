@@ -11,7 +11,7 @@ use half::{bf16, f16};
 use crate::error::{OnnxError, Result};
 use crate::external::ExternalStore;
 use crate::proto::tensor_proto::{DataLocation, DataType};
-use crate::proto::TensorProto;
+use crate::proto::{ModelProto, TensorProto};
 
 /// Size in bytes of one element of `data_type`, or `None` for strings, sub-byte and unknown types.
 pub fn elem_size(data_type: i32) -> Option<usize> {
@@ -88,43 +88,151 @@ pub fn is_external(t: &TensorProto) -> bool {
     t.data_location == DataLocation::External as i32
 }
 
+/// Number of payload bytes the tensor's dims and type call for, or `None` for types without a
+/// fixed-size binary form (strings, undefined). Sub-byte types are packed: 4-bit types two
+/// elements per byte, 2-bit types four, the last byte padded.
+pub fn byte_len(t: &TensorProto) -> Result<Option<usize>> {
+    use DataType as D;
+    let n = num_elements(t)?;
+    let per_byte = match DataType::try_from(t.data_type) {
+        Ok(D::Uint4 | D::Int4 | D::Float4e2m1) => 2,
+        Ok(D::Uint2 | D::Int2) => 4,
+        _ => {
+            return match elem_size(t.data_type) {
+                Some(size) => n
+                    .checked_mul(size)
+                    .map(Some)
+                    .ok_or_else(|| OnnxError::tensor(&t.name, "byte size overflows")),
+                None => Ok(None),
+            }
+        }
+    };
+    Ok(Some(n.div_ceil(per_byte)))
+}
+
 /// The payload as little-endian bytes, whatever its storage form, checked against dims and type.
 ///
 /// Raw and external payloads are zero-copy slices; typed fields are encoded into a new buffer.
 pub fn payload_le(t: &TensorProto, external: &ExternalStore) -> Result<Bytes> {
-    let size = elem_size(t.data_type).ok_or_else(|| {
+    payload_le_labelled(t, &t.name, external)
+}
+
+/// [`payload_le`], naming the tensor `label` in errors (for tensors that have no name).
+pub fn payload_le_labelled(
+    t: &TensorProto,
+    label: &str,
+    external: &ExternalStore,
+) -> Result<Bytes> {
+    let expected = byte_len(t)?.ok_or_else(|| {
         OnnxError::tensor(
-            &t.name,
+            label,
             format!(
-                "data type {} has no fixed element size",
+                "data type {} has no fixed-size binary form",
                 dtype_name(t.data_type)
             ),
         )
     })?;
-    let n = num_elements(t)?;
-    let expected = n
-        .checked_mul(size)
-        .ok_or_else(|| OnnxError::tensor(&t.name, "byte size overflows"))?;
     let bytes = if is_external(t) {
-        external.read(t)?
-    } else if !t.raw_data.is_empty() || n == 0 {
+        external.read_labelled(t, label)?
+    } else if !t.raw_data.is_empty() || expected == 0 {
         t.raw_data.clone()
     } else {
-        typed_to_le(t, n)?
+        typed_to_le(t, num_elements(t)?)?
     };
-    if bytes.len() != expected {
+    check_len(t, label, bytes.len(), expected)?;
+    Ok(bytes)
+}
+
+fn check_len(t: &TensorProto, label: &str, actual: usize, expected: usize) -> Result<()> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(OnnxError::tensor(
+        label,
+        format!(
+            "payload has {actual} bytes but dims {:?} of {} need {expected}",
+            t.dims,
+            dtype_name(t.data_type),
+        ),
+    ))
+}
+
+/// Checks, without reading or copying any payload byte, that the tensor's stored data is as
+/// long as its dims and type require, and for external data that the location is safe and the
+/// byte range lies inside the side file. `label` names the tensor in errors.
+pub fn validate(t: &TensorProto, label: &str, external: &ExternalStore) -> Result<()> {
+    use DataType as D;
+    if DataType::try_from(t.data_type).is_err() || t.data_type == D::Undefined as i32 {
         return Err(OnnxError::tensor(
-            &t.name,
-            format!(
-                "payload has {} bytes but dims {:?} of {} need {}",
-                bytes.len(),
-                t.dims,
-                dtype_name(t.data_type),
-                expected
-            ),
+            label,
+            format!("unknown data type {}", t.data_type),
         ));
     }
-    Ok(bytes)
+    let n = num_elements(t)?;
+    let Some(expected) = byte_len(t)? else {
+        // Strings: one entry per element, in `string_data` only.
+        if is_external(t) || !t.raw_data.is_empty() || t.string_data.len() != n {
+            return Err(OnnxError::tensor(
+                label,
+                format!(
+                    "a string tensor of dims {:?} needs {n} string_data entries, found {}",
+                    t.dims,
+                    t.string_data.len()
+                ),
+            ));
+        }
+        return Ok(());
+    };
+    let actual = if is_external(t) {
+        // Slicing the mapped side file touches no page of it.
+        external.read_labelled(t, label)?.len()
+    } else if !t.raw_data.is_empty() || expected == 0 {
+        t.raw_data.len()
+    } else {
+        typed_len(t, label)?
+    };
+    check_len(t, label, actual, expected)
+}
+
+/// [`validate`]s every tensor of the model (see [`crate::walk`]), stopping at the first error.
+pub fn validate_all(proto: &ModelProto, external: &ExternalStore) -> Result<()> {
+    crate::walk::tensors(proto)
+        .into_iter()
+        .try_for_each(|f| validate(f.tensor, &f.label, external))
+}
+
+/// Bytes the typed-field payload of `t` stands for, from the entry count of the field its type
+/// uses (the layout [`typed_to_le`] writes).
+fn typed_len(t: &TensorProto, label: &str) -> Result<usize> {
+    use DataType as D;
+    let dt = DataType::try_from(t.data_type).unwrap_or(D::Undefined);
+    let (entries, width) = match dt {
+        D::Float | D::Complex64 => (t.float_data.len(), 4),
+        D::Double | D::Complex128 => (t.double_data.len(), 8),
+        D::Int64 => (t.int64_data.len(), 8),
+        D::Uint64 => (t.uint64_data.len(), 8),
+        D::Uint32 => (t.uint64_data.len(), 4),
+        D::Int32 => (t.int32_data.len(), 4),
+        D::Int16 | D::Uint16 | D::Float16 | D::Bfloat16 => (t.int32_data.len(), 2),
+        D::Int8
+        | D::Uint8
+        | D::Bool
+        | D::Float8e4m3fn
+        | D::Float8e4m3fnuz
+        | D::Float8e5m2
+        | D::Float8e5m2fnuz
+        | D::Float8e8m0 => (t.int32_data.len(), 1),
+        _ => {
+            return Err(OnnxError::tensor(
+                label,
+                format!(
+                    "{} data must be stored in raw_data or externally",
+                    dtype_name(t.data_type)
+                ),
+            ))
+        }
+    };
+    Ok(entries * width)
 }
 
 /// Encodes the typed-field payload of `t` (which holds `n` elements) as little-endian bytes.
