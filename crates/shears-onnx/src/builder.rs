@@ -13,7 +13,6 @@
 //! [`zoo`] holds ready-made models covering the couplings Shears must understand.
 
 pub mod layers;
-pub mod norms;
 pub mod prng;
 pub mod zoo;
 

@@ -1,11 +1,59 @@
-//! Normalization layers beyond BatchNormalization and LayerNormalization: InstanceNormalization
-//! and GroupNorm, the latter in both forms exporters write (the `GroupNormalization` op, and
-//! PyTorch's classic Reshape / InstanceNormalization / Reshape / Mul / Add decomposition).
+//! Normalization layers: BatchNormalization, LayerNormalization (the op, or its decomposition
+//! before opset 17), InstanceNormalization, and GroupNorm in both forms exporters write (the
+//! opset-21 `GroupNormalization` op, and PyTorch's classic Reshape / InstanceNormalization /
+//! Reshape / Mul / Add decomposition).
 
-use super::layers::norm_axis;
-use super::{attr_float, attr_int, tensor_f32, ModelBuilder};
+use super::super::{attr_float, attr_int, tensor_f32, ModelBuilder};
+use super::norm_axis;
 
 impl ModelBuilder {
+    /// BatchNormalization over axis 1 with `{name}.weight`, `.bias`, `.running_mean` and
+    /// `.running_var` (all `[C]`, variance > 0).
+    pub fn bn(&mut self, x: &str, name: &str) -> String {
+        let s = self.shape_of(x).to_vec();
+        let c = s[1];
+        let scale = self.param_uniform(&format!("{name}.weight"), &[c], 0.5, 1.5);
+        let b = self.param_uniform(&format!("{name}.bias"), &[c], -0.2, 0.2);
+        let mean = self.param_uniform(&format!("{name}.running_mean"), &[c], -0.2, 0.2);
+        let var = self.param_uniform(&format!("{name}.running_var"), &[c], 0.5, 1.5);
+        let attrs = vec![attr_float("epsilon", 1e-5), attr_float("momentum", 0.9)];
+        self.layer_op(
+            name,
+            "BatchNormalization",
+            &[x, &scale, &b, &mean, &var],
+            attrs,
+            s,
+        )
+    }
+
+    /// Layer normalization over axes `axis..` with `{name}.weight` and `{name}.bias`:
+    /// `LayerNormalization` at opset 17+, else the ReduceMean/Sub/Pow/Sqrt/Div form.
+    pub fn layernorm(&mut self, x: &str, name: &str, axis: i64) -> String {
+        let s = self.shape_of(x).to_vec();
+        let a = norm_axis(axis, s.len());
+        let norm_dims = s[a..].to_vec();
+        let w = self.param_uniform(&format!("{name}.weight"), &norm_dims, 0.5, 1.5);
+        let b = self.param_uniform(&format!("{name}.bias"), &norm_dims, -0.2, 0.2);
+        if self.opset >= 17 {
+            let attrs = vec![attr_int("axis", axis), attr_float("epsilon", 1e-5)];
+            return self.layer_op(name, "LayerNormalization", &[x, &w, &b], attrs, s);
+        }
+        let axes: Vec<i64> = (a as i64..s.len() as i64).collect();
+        let scope = std::mem::replace(&mut self.scope, name.to_string());
+        let mean = self.reduce_mean(x, &axes, true);
+        let centered = self.sub(x, &mean);
+        let two = self.scalar_f32(&format!("{name}.pow_exponent"), 2.0);
+        let sq = self.pow(&centered, &two);
+        let var = self.reduce_mean(&sq, &axes, true);
+        let var = self.add_scalar(&var, 1e-5);
+        let std = self.sqrt(&var);
+        let normed = self.div(&centered, &std);
+        let scaled = self.mul(&normed, &w);
+        let out = self.add(&scaled, &b);
+        self.scope = scope;
+        out
+    }
+
     /// InstanceNormalization over axis 1 with `{name}.weight` and `{name}.bias` `[C]`.
     pub fn instance_norm(&mut self, x: &str, name: &str) -> String {
         let s = self.shape_of(x).to_vec();

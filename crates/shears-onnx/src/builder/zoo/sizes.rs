@@ -1,0 +1,53 @@
+//! Size generators for benches: a full ResNet-50 and an arbitrarily deep conv chain.
+
+use super::resnet::bottleneck;
+use super::{finish, start};
+use crate::proto::ModelProto;
+
+/// ResNet-50 exactly as torchvision builds it (v1.5, 224x224 input, 1000 classes):
+/// 25,557,032 parameters counting BN weight and bias but not running statistics.
+pub fn resnet50_like() -> ModelProto {
+    let (mut b, x) = start("resnet50_like", &[1, 3, 224, 224]);
+    let y = b.conv(&x, "conv1", 64, 7, 2, 3, 1, false);
+    let y = b.bn(&y, "bn1");
+    let y = b.relu(&y);
+    let mut y = b.maxpool(&y, 3, 2, 1);
+    for (li, (blocks, width)) in [(3, 64), (4, 128), (6, 256), (3, 512)]
+        .into_iter()
+        .enumerate()
+    {
+        for bi in 0..blocks {
+            let stride = if bi == 0 && li > 0 { 2 } else { 1 };
+            y = bottleneck(&mut b, &y, &format!("layer{}.{bi}", li + 1), width, stride);
+        }
+    }
+    let y = b.global_avgpool(&y);
+    let y = b.flatten(&y, 1);
+    let y = b.gemm(&y, "fc", 1000, true);
+    finish(b, &y)
+}
+
+/// `layers` Conv(3x3, 16 channels)-BN-Relu units on an 8x8 input, with a residual Add every
+/// fourth unit: a long graph for benches whose per-node cost must stay flat.
+pub fn deep_chain(layers: usize) -> ModelProto {
+    let (mut b, x) = start("deep_chain", &[1, 16, 8, 8]);
+    let mut y = x;
+    let mut skip = y.clone();
+    for i in 0..layers {
+        y = b.conv_bn_relu(
+            &y,
+            &format!("layers.{i}.conv"),
+            &format!("layers.{i}.bn"),
+            16,
+            3,
+            1,
+            1,
+            1,
+        );
+        if i % 4 == 3 {
+            y = b.add(&y, &skip);
+            skip = y.clone();
+        }
+    }
+    finish(b, &y)
+}
