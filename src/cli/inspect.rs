@@ -1,15 +1,425 @@
-//! `shears inspect`: placeholder until the inspect command lands.
+//! `shears inspect`: a model's inputs and outputs with shapes, its op histogram, and the
+//! parameters and MACs of every layer and in total, as an aligned text report or as JSON (schema
+//! in `docs/inspect.md`).
+//!
+//! The report is built once ([`Report`]) and rendered either way, so both carry the same facts.
+//! Output is deterministic: layers in topological order, maps with sorted keys.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+use shears_onnx::cost::{self, CostReport};
+use shears_onnx::shape::{self, format_shape};
+use shears_onnx::{tensor, InputShapes, Model};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The ONNX model to describe.
     pub model: PathBuf,
+    /// Print JSON for scripts (schema: docs/inspect.md) instead of the text table.
+    #[arg(long)]
+    pub json: bool,
+    /// Static shape of a graph input, NAME=D0,D1,... (repeatable). Needed for every dynamic
+    /// dimension; a fixed dimension the model declares cannot be changed.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<String>,
+}
+
+/// Version tag of the JSON schema; bumped on any incompatible change.
+const SCHEMA: &str = "shears-inspect/1";
+
+/// Everything `inspect` reports. Field order is alphabetical so that the JSON keys are sorted.
+#[derive(Serialize)]
+struct Report {
+    external_data: Vec<ExternalFile>,
+    file: String,
+    file_size: Option<u64>,
+    inputs: Vec<TensorInfo>,
+    ir_version: i64,
+    layers: Vec<Layer>,
+    nodes: usize,
+    op_histogram: BTreeMap<String, usize>,
+    opsets: BTreeMap<String, i64>,
+    outputs: Vec<TensorInfo>,
+    producer: String,
+    schema: &'static str,
+    totals: Totals,
+    unknown_shapes: Vec<Blocked>,
+}
+
+#[derive(Serialize)]
+struct ExternalFile {
+    location: String,
+    size: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct TensorInfo {
+    dtype: String,
+    name: String,
+    shape: Option<Vec<usize>>,
+}
+
+#[derive(Serialize)]
+struct Layer {
+    macs: Option<u64>,
+    name: String,
+    op_type: String,
+    output_shape: Option<Vec<usize>>,
+    parameters: u64,
+    statistics: u64,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    macs: u64,
+    macs_complete: bool,
+    parameters: u64,
+    statistics: u64,
+}
+
+#[derive(Serialize)]
+struct Blocked {
+    node: String,
+    op_type: String,
+    reason: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let m = shears_onnx::Model::load(&args.model)?;
-    println!("{}: {} nodes", m.source, m.graph.nodes.len());
+    let mut model = shears_onnx::Model::load(&args.model)?;
+    let shapes = InputShapes::parse(&args.input_shape)?;
+    shape::infer_shapes(&mut model, &shapes)
+        .with_context(|| format!("{}: shape inference", model.source))?;
+    let costs = cost::analyze(&model).with_context(|| format!("{}: costs", model.source))?;
+    let report = build(&model, &costs);
+    let out = if args.json {
+        // Through `serde_json::Value`, whose maps keep keys sorted.
+        let mut s = serde_json::to_string_pretty(&serde_json::to_value(&report)?)?;
+        s.push('\n');
+        s
+    } else {
+        render_text(&report)
+    };
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `op_type`, prefixed with `domain:` outside the default domain.
+fn qualified_op(domain: &str, op: &str) -> String {
+    if domain.is_empty() || domain == "ai.onnx" {
+        op.to_string()
+    } else {
+        format!("{domain}:{op}")
+    }
+}
+
+fn build(m: &Model, costs: &CostReport) -> Report {
+    let g = &m.graph;
+    let tensor_info = |v: shears_onnx::ValueId| {
+        let value = g.value(v);
+        TensorInfo {
+            dtype: tensor::dtype_name(value.dtype).to_string(),
+            name: value.name.clone(),
+            shape: value.shape.clone(),
+        }
+    };
+    let mut op_histogram = BTreeMap::new();
+    for n in &g.nodes {
+        *op_histogram
+            .entry(qualified_op(&n.domain, &n.op_type))
+            .or_insert(0) += 1;
+    }
+    let opsets = m
+        .proto
+        .opset_import
+        .iter()
+        .map(|o| {
+            let d = if o.domain.is_empty() {
+                "ai.onnx"
+            } else {
+                &o.domain
+            };
+            (d.to_string(), o.version)
+        })
+        .collect();
+    let layers = costs
+        .nodes
+        .iter()
+        .filter(|c| c.parameters > 0 || c.statistics > 0 || c.macs != Some(0))
+        .map(|c| {
+            let n = g.node(c.node);
+            Layer {
+                macs: c.macs,
+                name: n.name.clone(),
+                op_type: qualified_op(&n.domain, &n.op_type),
+                output_shape: n.output(0).and_then(|v| g.value(v).shape.clone()),
+                parameters: c.parameters,
+                statistics: c.statistics,
+            }
+        })
+        .collect();
+    let unknown_shapes = shape::blockers(m)
+        .into_iter()
+        .map(|(id, why)| {
+            let n = g.node(id);
+            Blocked {
+                node: n.name.clone(),
+                op_type: qualified_op(&n.domain, &n.op_type),
+                reason: why.to_string(),
+            }
+        })
+        .collect();
+    Report {
+        external_data: external_files(m),
+        file: m.source.clone(),
+        file_size: m.file_size,
+        inputs: g.inputs.iter().map(|&v| tensor_info(v)).collect(),
+        ir_version: m.proto.ir_version,
+        layers,
+        nodes: g.nodes.len(),
+        op_histogram,
+        opsets,
+        outputs: g.outputs.iter().map(|&v| tensor_info(v)).collect(),
+        producer: format!("{} {}", m.proto.producer_name, m.proto.producer_version)
+            .trim()
+            .to_string(),
+        schema: SCHEMA,
+        totals: Totals {
+            macs: costs.macs,
+            macs_complete: costs.macs_unknown.is_empty(),
+            parameters: costs.parameters,
+            statistics: costs.statistics,
+        },
+        unknown_shapes,
+    }
+}
+
+/// The side files the initializers' external data lives in, in first-use order, with their
+/// sizes where they can be read.
+fn external_files(m: &Model) -> Vec<ExternalFile> {
+    let Some(g) = m.proto.graph.as_ref() else {
+        return Vec::new();
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for t in g.initializer.iter().filter(|t| tensor::is_external(t)) {
+        let Ok(r) = shears_onnx::external::ExternalRef::of(t) else {
+            continue;
+        };
+        if !seen.insert(r.location.clone()) {
+            continue;
+        }
+        let size = m
+            .external
+            .resolve(&r.location)
+            .ok()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|md| md.len());
+        out.push(ExternalFile {
+            location: r.location,
+            size,
+        });
+    }
+    out
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `1814073344` as `1.81 G`.
+fn human(n: u64) -> String {
+    let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];
+    for (scale, unit) in units {
+        if n as f64 >= scale {
+            return format!("{:.2} {unit}", n as f64 / scale);
+        }
+    }
+    n.to_string()
+}
+
+fn shape_text(s: &Option<Vec<usize>>) -> String {
+    s.as_deref().map_or_else(|| "?".to_string(), format_shape)
+}
+
+/// Rows as columns padded to their widest cell; `right[i]` right-aligns column `i`.
+fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], right: &[bool]) {
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: &[String]| {
+        let mut l = String::from(" ");
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = width[i] - cell.chars().count();
+            l.push(' ');
+            if right[i] {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(cell);
+            } else {
+                l.push_str(cell);
+                l.push_str(&" ".repeat(pad));
+            }
+            l.push(' ');
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    line(out, &header);
+    for r in rows {
+        line(out, r);
+    }
+}
+
+fn render_text(r: &Report) -> String {
+    let mut o = String::new();
+    let opsets: Vec<String> = r.opsets.iter().map(|(d, v)| format!("{d} {v}")).collect();
+    let mut facts = vec![
+        ("model", r.file.clone()),
+        (
+            "file size",
+            r.file_size
+                .map_or_else(|| "-".into(), |s| format!("{} bytes", thousands(s))),
+        ),
+    ];
+    for e in &r.external_data {
+        let size = e.size.map_or_else(
+            || "unreadable".into(),
+            |s| format!("{} bytes", thousands(s)),
+        );
+        facts.push(("external data", format!("{} ({size})", e.location)));
+    }
+    facts.extend([
+        ("producer", r.producer.clone()),
+        ("ir version", r.ir_version.to_string()),
+        ("opsets", opsets.join(", ")),
+        ("nodes", r.nodes.to_string()),
+    ]);
+    for (k, v) in facts {
+        let _ = writeln!(o, "{k:<14}{v}");
+    }
+
+    for (title, list) in [("inputs", &r.inputs), ("outputs", &r.outputs)] {
+        let _ = writeln!(o, "\n{title}");
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|t| vec![t.name.clone(), t.dtype.clone(), shape_text(&t.shape)])
+            .collect();
+        table(
+            &mut o,
+            &["name", "type", "shape"],
+            &rows,
+            &[false, false, false],
+        );
+    }
+
+    let _ = writeln!(o, "\noperators");
+    let mut ops: Vec<(&String, &usize)> = r.op_histogram.iter().collect();
+    ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let rows: Vec<Vec<String>> = ops
+        .iter()
+        .map(|(op, n)| vec![op.to_string(), n.to_string()])
+        .collect();
+    table(&mut o, &["op", "count"], &rows, &[false, true]);
+
+    let _ = writeln!(o, "\nlayers");
+    let mut rows: Vec<Vec<String>> = r
+        .layers
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                l.op_type.clone(),
+                shape_text(&l.output_shape),
+                thousands(l.parameters),
+                l.macs.map_or_else(|| "?".into(), thousands),
+            ]
+        })
+        .collect();
+    rows.push(vec![
+        "total".into(),
+        String::new(),
+        String::new(),
+        thousands(r.totals.parameters),
+        thousands(r.totals.macs),
+    ]);
+    table(
+        &mut o,
+        &["node", "op", "output", "parameters", "MACs"],
+        &rows,
+        &[false, false, false, true, true],
+    );
+
+    let _ = writeln!(o);
+    let stats = if r.totals.statistics > 0 {
+        format!(
+            ", not counting {} BatchNormalization running-statistic values",
+            thousands(r.totals.statistics)
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        o,
+        "{:<14}{} ({}){stats}",
+        "parameters",
+        thousands(r.totals.parameters),
+        human(r.totals.parameters)
+    );
+    let incomplete = if r.totals.macs_complete {
+        String::new()
+    } else {
+        ", incomplete: some layer shapes are unknown".into()
+    };
+    let _ = writeln!(
+        o,
+        "{:<14}{} ({}{incomplete})",
+        "MACs",
+        thousands(r.totals.macs),
+        human(r.totals.macs)
+    );
+    for b in &r.unknown_shapes {
+        let _ = writeln!(
+            o,
+            "note: shapes unknown from node '{}' ({}): {}",
+            b.node, b.op_type, b.reason
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        let cases = [
+            (0, "0", "0"),
+            (999, "999", "999"),
+            (1000, "1,000", "1.00 K"),
+            (11_689_512, "11,689,512", "11.69 M"),
+            (1_814_073_344, "1,814,073,344", "1.81 G"),
+        ];
+        for (n, t, h) in cases {
+            assert_eq!(thousands(n), t);
+            assert_eq!(human(n), h);
+        }
+    }
 }

@@ -14,6 +14,8 @@ pub mod model;
 pub mod proto;
 pub mod save;
 pub mod tensor;
+pub mod shape;
+pub mod cost;
 pub mod walk;
 
 pub use error::{OnnxError, Result};

@@ -1,0 +1,346 @@
+//! Parameter counts and multiply-accumulates (MACs) per node, from the inferred shapes.
+//!
+//! **Parameters** are the elements of the floating-point constant tensors (initializers and
+//! `Constant` outputs) that nodes read, each tensor counted once, at its first reader in
+//! topological order:
+//! - every such tensor a *layer* reads in a weight slot: `Conv`/`ConvTranspose` W and B, `Gemm`
+//!   A/B/C, `MatMul` either side, `BatchNormalization`/`LayerNormalization`/
+//!   `InstanceNormalization`/`GroupNormalization` scale and bias, `PRelu` slope, whatever its size;
+//! - any other floating-point constant with more than one element (a position embedding fed to
+//!   an `Add`, a layer scale fed to a `Mul`, a weight that reaches its `MatMul` through a
+//!   `Transpose`).
+//!
+//! Not parameters: `BatchNormalization` running mean and variance (slots 3 and 4), which are
+//! **statistics** and counted apart; single-element constants outside weight slots (`Clip`
+//! bounds, the GELU and attention-scale scalars exporters emit); integer tensors (shapes,
+//! indices). This matches what PyTorch counts as parameters for models exported without
+//! constant folding.
+//!
+//! **MACs** (one multiply and one add), batch included, bias additions not counted:
+//! - `Conv`: `N * Cout * prod(out spatial) * (Cin / group) * prod(kernel)`;
+//! - `ConvTranspose`: `N * Cin * prod(in spatial) * (Cout / group) * prod(kernel)`;
+//! - `Gemm`: `M * N * K`; `MatMul`: `batch * M * N * K` (broadcast batch dims);
+//! - every other op: 0 (element-wise ops, normalisation, pooling and activations are not
+//!   counted).
+
+use std::collections::HashSet;
+
+use crate::error::Result;
+use crate::ir::{NodeId, ValueId, ValueKind};
+use crate::model::Model;
+use crate::proto::tensor_proto::DataType;
+use crate::shape::{self, matmul_dims};
+
+/// What one node owns and computes.
+///
+/// Invariant: `macs` is `None` only when the node's op has a MAC formula and a shape it needs
+/// is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCost {
+    pub node: NodeId,
+    /// Parameter elements first read by this node.
+    pub parameters: u64,
+    /// BatchNormalization running-statistic elements first read by this node.
+    pub statistics: u64,
+    pub macs: Option<u64>,
+}
+
+/// Costs of every node, in topological order, and the totals.
+///
+/// Invariant: the totals are the sums over `nodes` (`macs` over the known ones);
+/// `macs_unknown` lists the nodes whose `macs` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostReport {
+    pub nodes: Vec<NodeCost>,
+    pub parameters: u64,
+    pub statistics: u64,
+    pub macs: u64,
+    pub macs_unknown: Vec<NodeId>,
+}
+
+/// Input slots of an op that hold weights (parameters whatever their size) and statistics.
+fn slots(op: &str) -> (&'static [usize], &'static [usize]) {
+    match op {
+        "Conv" | "ConvTranspose" => (&[1, 2], &[]),
+        "Gemm" => (&[0, 1, 2], &[]),
+        "MatMul" => (&[0, 1], &[]),
+        "BatchNormalization" => (&[1, 2], &[3, 4]),
+        "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => (&[1, 2], &[]),
+        "PRelu" => (&[1], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+fn is_float(dtype: i32) -> bool {
+    use DataType as D;
+    matches!(
+        DataType::try_from(dtype),
+        Ok(D::Float
+            | D::Double
+            | D::Float16
+            | D::Bfloat16
+            | D::Float8e4m3fn
+            | D::Float8e4m3fnuz
+            | D::Float8e5m2
+            | D::Float8e5m2fnuz
+            | D::Float8e8m0
+            | D::Float4e2m1)
+    )
+}
+
+/// Elements of `v` if it is a floating-point constant (initializer or `Constant` output).
+fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
+    let g = &model.graph;
+    let value = g.value(v);
+    let is_const = match value.kind {
+        ValueKind::Initializer(_) => true,
+        ValueKind::NodeOutput { node, .. } => {
+            let n = g.node(node);
+            n.op_type == "Constant" && (n.domain.is_empty() || n.domain == "ai.onnx")
+        }
+        ValueKind::Input => false,
+    };
+    if !is_const {
+        return Ok(None);
+    }
+    let (dtype, n) = match model.initializer(v) {
+        Some(t) => (t.data_type, crate::tensor::num_elements(t)? as u64),
+        None => {
+            let Some(t) = model.constant(v) else {
+                return Ok(None);
+            };
+            (t.data_type, crate::tensor::num_elements(&t)? as u64)
+        }
+    };
+    Ok(is_float(dtype).then_some(n))
+}
+
+/// The MACs of `node`: `Some(0)` for ops without a formula, `None` when a needed shape is
+/// unknown.
+fn node_macs(model: &Model, id: NodeId) -> Option<u64> {
+    let g = &model.graph;
+    let n = g.node(id);
+    if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+        return Some(0);
+    }
+    let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.as_deref());
+    let out_shape = || n.output(0).and_then(|v| g.value(v).shape.as_deref());
+    let prod = |s: &[usize]| s.iter().map(|&d| d as u64).product::<u64>();
+    match n.op_type.as_str() {
+        "Conv" => {
+            let (w, y) = (shape(1)?, out_shape()?);
+            // W = [Cout, Cin/group, k...]; Y = [N, Cout, out...].
+            Some(prod(y) * prod(&w[1..]))
+        }
+        "ConvTranspose" => {
+            let (x, w) = (shape(0)?, shape(1)?);
+            // W = [Cin, Cout/group, k...]; every input element meets Cout/group * prod(k) weights.
+            Some(prod(x) * prod(&w[1..]))
+        }
+        "Gemm" => {
+            let (a, b) = (shape(0)?, shape(1)?);
+            let ta = n.attr_i("transA", 0) != 0;
+            let tb = n.attr_i("transB", 0) != 0;
+            let (m, k, nn) = shape::gemm_dims(a, b, ta, tb).ok()?;
+            Some(m as u64 * k as u64 * nn as u64)
+        }
+        "MatMul" => {
+            let (_, [batch, m, k, nn]) = matmul_dims(shape(0)?, shape(1)?).ok()?;
+            Some(batch as u64 * m as u64 * k as u64 * nn as u64)
+        }
+        _ => Some(0),
+    }
+}
+
+/// Parameters, statistics and MACs of every node of `model` (shapes from
+/// [`crate::shape::infer_shapes`]; MACs of layers whose shapes are unknown are `None`).
+pub fn analyze(model: &Model) -> Result<CostReport> {
+    let g = &model.graph;
+    let mut seen: HashSet<ValueId> = HashSet::new();
+    let mut report = CostReport {
+        nodes: Vec::with_capacity(g.nodes.len()),
+        parameters: 0,
+        statistics: 0,
+        macs: 0,
+        macs_unknown: Vec::new(),
+    };
+    for id in g.node_ids() {
+        let n = g.node(id);
+        let (weights, stats) = if n.domain.is_empty() || n.domain == "ai.onnx" {
+            slots(&n.op_type)
+        } else {
+            (&[][..], &[][..])
+        };
+        let mut cost = NodeCost {
+            node: id,
+            parameters: 0,
+            statistics: 0,
+            macs: node_macs(model, id),
+        };
+        for (slot, v) in n.inputs.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            if seen.contains(&v) {
+                continue;
+            }
+            let Some(elems) = constant_elements(model, v)? else {
+                continue;
+            };
+            if stats.contains(&slot) {
+                cost.statistics += elems;
+            } else if weights.contains(&slot) || elems > 1 {
+                cost.parameters += elems;
+            } else {
+                continue;
+            }
+            seen.insert(v);
+        }
+        report.parameters += cost.parameters;
+        report.statistics += cost.statistics;
+        match cost.macs {
+            Some(m) => report.macs += m,
+            None => report.macs_unknown.push(id),
+        }
+        report.nodes.push(cost);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::testutil::*;
+
+    fn costs(b: &GraphBuilder) -> (Model, CostReport) {
+        let m = b.infer(&[]).unwrap();
+        let r = analyze(&m).unwrap();
+        (m, r)
+    }
+
+    #[test]
+    fn conv_bn_gemm_counts() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[2, 3, 8, 8]);
+        b.init_f32("w", &[16, 3, 3, 3]).init_f32("cb", &[16]);
+        for t in ["scale", "bias", "mean", "var"] {
+            b.init_f32(t, &[16]);
+        }
+        b.init_f32("fw", &[10, 16]).init_f32("fb", &[10]);
+        b.node(
+            "Conv",
+            &["x", "w", "cb"],
+            &["c"],
+            vec![aints("pads", &[1, 1, 1, 1])],
+        );
+        b.node(
+            "BatchNormalization",
+            &["c", "scale", "bias", "mean", "var"],
+            &["bn"],
+            vec![],
+        );
+        b.node("GlobalAveragePool", &["bn"], &["p"], vec![]);
+        b.node("Flatten", &["p"], &["f"], vec![]);
+        b.node("Gemm", &["f", "fw", "fb"], &["y"], vec![ai("transB", 1)]);
+        b.output("y");
+        let (_, r) = costs(&b);
+        let per: Vec<(u64, u64, Option<u64>)> = r
+            .nodes
+            .iter()
+            .map(|c| (c.parameters, c.statistics, c.macs))
+            .collect();
+        assert_eq!(
+            per,
+            vec![
+                (16 * 27 + 16, 0, Some(2 * 16 * 64 * 27)),
+                (32, 32, Some(0)),
+                (0, 0, Some(0)),
+                (0, 0, Some(0)),
+                (170, 0, Some(2 * 10 * 16)),
+            ]
+        );
+        assert_eq!(r.parameters, 448 + 32 + 170);
+        assert_eq!(r.statistics, 32);
+        assert_eq!(r.macs, 2 * 16 * 64 * 27 + 320);
+    }
+
+    #[test]
+    fn grouped_conv_transpose_and_batched_matmul() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 8, 4, 4]);
+        b.init_f32("dw", &[8, 1, 3, 3]);
+        b.init_f32("tw", &[8, 2, 2, 2]);
+        b.node(
+            "Conv",
+            &["x", "dw"],
+            &["d"],
+            vec![ai("group", 8), aints("pads", &[1, 1, 1, 1])],
+        );
+        b.node(
+            "ConvTranspose",
+            &["d", "tw"],
+            &["t"],
+            vec![aints("strides", &[2, 2])],
+        );
+        b.init_ints("shape", &[3], &[2, 8, 8]);
+        b.node("Reshape", &["t", "shape"], &["r"], vec![]);
+        b.node(
+            "Transpose",
+            &["r"],
+            &["r2"],
+            vec![aints("perm", &[0, 2, 1])],
+        );
+        b.node("MatMul", &["r", "r2"], &["mm"], vec![]);
+        b.output("mm");
+        let (m, r) = costs(&b);
+        let macs = |name: &str| {
+            let id = m.graph.node_id(name).unwrap();
+            r.nodes[id.index()].macs
+        };
+        assert_eq!(macs("Conv_0"), Some(8 * 16 * 9));
+        // ConvTranspose: every input element (8 * 4 * 4) meets 2 * 2 * 2 weights.
+        assert_eq!(macs("ConvTranspose_1"), Some(8 * 16 * 8));
+        // [2, 8, 8] @ [2, 8, 8]: 2 * 8 * 8 * 8.
+        assert_eq!(macs("MatMul_4"), Some(2 * 8 * 8 * 8));
+        assert_eq!(r.parameters, 72 + 64);
+    }
+
+    #[test]
+    fn scalars_are_not_parameters_but_other_constant_tensors_are() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 17, 2]);
+        b.init_f32("pos", &[1, 17, 2]);
+        b.init_f32("half", &[]);
+        b.init_f32("lo", &[]);
+        b.init_f32("hi", &[]);
+        b.node("Add", &["x", "pos"], &["a"], vec![]);
+        b.node("Mul", &["a", "half"], &["m"], vec![]);
+        b.node("Clip", &["m", "lo", "hi"], &["y"], vec![]);
+        b.node(
+            "Constant",
+            &[],
+            &["k"],
+            vec![afloats("value_floats", &[1.0, 2.0])],
+        );
+        b.node("Mul", &["y", "k"], &["z"], vec![]);
+        b.output("z");
+        let (_, r) = costs(&b);
+        assert_eq!(r.parameters, 17 * 2 + 2);
+        assert_eq!(r.macs, 0);
+    }
+
+    #[test]
+    fn shared_weights_count_once_and_unknown_shapes_leave_macs_unknown() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 4]);
+        b.init_f32("w", &[4, 4]);
+        b.node("MatMul", &["x", "w"], &["a"], vec![]);
+        b.node("MatMul", &["a", "w"], &["c"], vec![]);
+        b.node("Custom", &["c"], &["u"], vec![]);
+        b.node("MatMul", &["u", "w"], &["y"], vec![]);
+        b.output("y");
+        let (_, r) = costs(&b);
+        assert_eq!(r.parameters, 16);
+        assert_eq!(r.macs, 2 * 16);
+        assert_eq!(r.macs_unknown.len(), 1);
+        assert_eq!(r.nodes[3].macs, None);
+    }
+}

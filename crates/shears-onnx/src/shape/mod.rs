@@ -1,0 +1,703 @@
+//! Static shape inference: every value's concrete shape and element type, and the integer
+//! contents of small shape tensors, computed once the graph inputs have static shapes.
+//!
+//! The driver ([`infer_shapes`]) walks the nodes in topological order and asks the op's rule
+//! for its outputs. Rules live one file per op family (`conv`, `pool`, `elementwise`, `norm`,
+//! `matmul`, `shape_ops`, `slicing`, `constant`, `resize`, `reduce`); [`rule`] looks an op up in
+//! their tables.
+//!
+//! **Constant folding.** Shape subgraphs (`Shape -> Gather -> Unsqueeze -> Concat -> Reshape`, as
+//! the TorchScript exporter writes them) are evaluated on the fly: integer and bool tensors of at
+//! most [`FOLD_LIMIT`] elements whose contents are known (initializers, `Constant` outputs, and
+//! the results of foldable ops on known contents) carry them in [`crate::Value::folded`]. Floating
+//! point tensors are never folded, so a shape computed through a float `Cast` stays unknown.
+//!
+//! **Unknown ops.** A node whose op has no rule (a `Loop`, a custom domain op), or whose rule needs
+//! contents that are not known statically, leaves its outputs unknown (`shape == None`), and so
+//! do the nodes downstream of it; inference goes on with the rest of the graph and does not fail.
+//! Whoever *needs* such a shape asks [`require_shape`], which errors naming the node where
+//! inference stopped and why; [`blockers`] lists those nodes.
+//!
+//! **Errors.** A node a rule understands but finds inconsistent (a Conv whose weight does not
+//! match its input channels, a Reshape to a different element count, an axis out of range) is an
+//! error naming the node. So is an inferred shape or type that disagrees with what the file
+//! declares for the value (`value_info`, graph outputs), and an `--input-shape` that contradicts
+//! a fixed dimension the file declares for that input: user shapes may only fill in dynamic
+//! dimensions.
+
+mod constant;
+mod conv;
+mod elementwise;
+mod fold;
+mod matmul;
+mod norm;
+mod pool;
+mod reduce;
+mod resize;
+mod shape_ops;
+mod slicing;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub(crate) use matmul::{gemm_dims, matmul_dims};
+
+use crate::error::{OnnxError, Result};
+use crate::input_shapes::InputShapes;
+use crate::ir::{Dim, Node, NodeId, Value, ValueId, ValueKind};
+use crate::model::Model;
+use crate::proto::tensor_proto::DataType;
+use crate::tensor;
+
+/// The largest integer tensor (in elements) whose contents are tracked in
+/// [`crate::Value::folded`]. Shape tensors have one element per dimension, so this is generous
+/// for them while keeping weights and index tables out.
+pub const FOLD_LIMIT: usize = 64;
+
+/// A shape rule: the node's outputs by slot from its inputs (as the [`Ctx`] sees them).
+pub(crate) type ShapeFn = fn(&Ctx<'_>) -> Result<Vec<Out>, Fail>;
+
+/// Why a rule gave no outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// Something the rule needs is not known (an input shape left unknown upstream, contents
+    /// that cannot be folded): the outputs stay unknown, inference continues.
+    Unknown,
+    /// The node is inconsistent; inference stops with this reason.
+    Invalid(String),
+}
+
+impl From<String> for Fail {
+    fn from(s: String) -> Self {
+        Fail::Invalid(s)
+    }
+}
+
+/// Shorthand for an [`Fail::Invalid`] error.
+pub(crate) fn invalid<T>(reason: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Invalid(reason.into()))
+}
+
+/// One inferred output.
+///
+/// Invariant: `folded`, when present, has exactly `numel(shape)` elements, at most
+/// [`FOLD_LIMIT`], and `dtype` is an integer or bool type ([`Out::with_data`] enforces it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Out {
+    pub shape: Vec<usize>,
+    pub dtype: i32,
+    pub folded: Option<Vec<i64>>,
+}
+
+impl Out {
+    pub fn new(shape: Vec<usize>, dtype: i32) -> Out {
+        Out {
+            shape,
+            dtype,
+            folded: None,
+        }
+    }
+
+    /// An output whose contents may be known; they are kept only within the folding limits.
+    pub fn with_data(shape: Vec<usize>, dtype: i32, data: Option<Vec<i64>>) -> Out {
+        let keep = |d: &Vec<i64>| {
+            is_integer(dtype) && d.len() <= FOLD_LIMIT && Some(d.len()) == numel(&shape).ok()
+        };
+        let folded = data.filter(keep);
+        Out {
+            shape,
+            dtype,
+            folded,
+        }
+    }
+}
+
+/// What a rule sees of its node: inputs with their inferred shapes, types and folded contents,
+/// the attributes, and the model (for constant payloads).
+pub(crate) struct Ctx<'a> {
+    pub model: &'a Model,
+    pub node: &'a Node,
+}
+
+impl<'a> Ctx<'a> {
+    /// The default-domain opset the model imports.
+    pub fn opset(&self) -> i64 {
+        self.model.graph.opset
+    }
+
+    /// Whether input `i` is present (not omitted).
+    pub fn has(&self, i: usize) -> bool {
+        self.node.input(i).is_some()
+    }
+
+    /// Number of input slots (present or omitted).
+    pub fn n_inputs(&self) -> usize {
+        self.node.inputs.len()
+    }
+
+    /// Number of output slots (present or omitted).
+    pub fn n_outputs(&self) -> usize {
+        self.node.outputs.len()
+    }
+
+    fn value(&self, i: usize) -> Result<&'a Value, Fail> {
+        match self.node.input(i) {
+            Some(v) => Ok(self.model.graph.value(v)),
+            None => invalid(format!("input {i} is missing")),
+        }
+    }
+
+    /// The shape of input `i` (required).
+    pub fn shape(&self, i: usize) -> Result<&'a [usize], Fail> {
+        self.value(i)?.shape.as_deref().ok_or(Fail::Unknown)
+    }
+
+    /// The element type of input `i` (required; 0 when unknown).
+    pub fn dtype(&self, i: usize) -> Result<i32, Fail> {
+        Ok(self.value(i)?.dtype)
+    }
+
+    /// The statically known contents of input `i` (required).
+    pub fn folded(&self, i: usize) -> Result<&'a [i64], Fail> {
+        self.value(i)?.folded.as_deref().ok_or(Fail::Unknown)
+    }
+
+    /// The folded contents of input `i`, if it is present and known.
+    pub fn folded_opt(&self, i: usize) -> Option<&'a [i64]> {
+        let v = self.node.input(i)?;
+        self.model.graph.value(v).folded.as_deref()
+    }
+
+    /// Integers held by an optional input: `None` when the input is omitted, an error
+    /// ([`Fail::Unknown`]) when it is present but its contents are not known.
+    pub fn ints_input(&self, i: usize) -> Result<Option<Vec<i64>>, Fail> {
+        if !self.has(i) {
+            return Ok(None);
+        }
+        Ok(Some(self.folded(i)?.to_vec()))
+    }
+
+    /// The contents of input `i` as floats: a float constant (initializer or `Constant`) or
+    /// folded integers; [`Fail::Unknown`] otherwise.
+    pub fn floats(&self, i: usize) -> Result<Vec<f32>, Fail> {
+        let v = self.node.input(i).ok_or(Fail::Unknown)?;
+        if let Some(d) = &self.model.graph.value(v).folded {
+            return Ok(d.iter().map(|&x| x as f32).collect());
+        }
+        let t = self.model.constant(v).ok_or(Fail::Unknown)?;
+        self.model
+            .f32s(&t)
+            .map_err(|e| Fail::Invalid(format!("input {i}: {e}")))
+    }
+
+    pub fn attr_i(&self, name: &str, default: i64) -> i64 {
+        self.node.attr_i(name, default)
+    }
+    pub fn attr_ints(&self, name: &str) -> Option<&'a [i64]> {
+        self.node.attr_ints(name)
+    }
+    pub fn attr_s(&self, name: &str) -> Option<&'a str> {
+        self.node.attr_s(name)
+    }
+}
+
+/// The op families' rule tables.
+const FAMILIES: &[&[(&str, ShapeFn)]] = &[
+    conv::RULES,
+    pool::RULES,
+    elementwise::RULES,
+    norm::RULES,
+    matmul::RULES,
+    shape_ops::RULES,
+    slicing::RULES,
+    constant::RULES,
+    resize::RULES,
+    reduce::RULES,
+];
+
+/// The shape rule of a default-domain (`ai.onnx`) op, if there is one.
+pub(crate) fn rule(op_type: &str) -> Option<ShapeFn> {
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.iter())
+        .find(|(name, _)| *name == op_type)
+        .map(|&(_, f)| f)
+}
+
+/// Whether shape inference has a rule for `node`'s op (default domain only).
+pub fn has_rule(node: &Node) -> bool {
+    is_default_domain(&node.domain) && rule(&node.op_type).is_some()
+}
+
+fn is_default_domain(domain: &str) -> bool {
+    domain.is_empty() || domain == "ai.onnx"
+}
+
+/// Fills [`Value::shape`], [`Value::dtype`] and [`Value::folded`] for every value of `model`'s
+/// main graph it can, from the static input shapes `inputs` resolves to.
+///
+/// Re-running it (for example with other input shapes) recomputes everything node outputs
+/// carry. See the module documentation for what is left unknown and what is an error.
+pub fn infer_shapes(model: &mut Model, inputs: &InputShapes) -> Result<()> {
+    let resolved = inputs.resolve(&model.graph)?;
+    for v in &mut model.graph.values {
+        if matches!(v.kind, ValueKind::NodeOutput { .. }) {
+            v.shape = None;
+            v.folded = None;
+        }
+    }
+    for (name, dims) in resolved {
+        let Some(id) = model.graph.value_id(&name) else {
+            continue;
+        };
+        let v = model.graph.value_mut(id);
+        if let Some(decl) = &v.declared {
+            if let Some(reason) = disagreement(decl, &dims) {
+                return Err(OnnxError::InputShapeSpec {
+                    spec: format!("{name}={}", format_shape(&dims)),
+                    reason: format!(
+                        "the model declares input '{name}' as {} ({reason}); only dynamic dimensions can be set",
+                        format_declared(decl)
+                    ),
+                });
+            }
+        }
+        v.shape = Some(dims);
+        v.folded = None;
+    }
+    fold_initializers(model)?;
+
+    for i in 0..model.graph.nodes.len() {
+        let node = &model.graph.nodes[i];
+        if !is_default_domain(&node.domain) {
+            continue;
+        }
+        let Some(f) = rule(&node.op_type) else {
+            continue;
+        };
+        let outs = f(&Ctx {
+            model: &*model,
+            node,
+        });
+        match outs {
+            Ok(outs) => apply(model, NodeId(i as u32), outs)?,
+            Err(Fail::Unknown) => {}
+            Err(Fail::Invalid(reason)) => {
+                return Err(OnnxError::Shape {
+                    node: node.name.clone(),
+                    op_type: node.op_type.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Integer initializers small enough to fold carry their contents.
+fn fold_initializers(model: &mut Model) -> Result<()> {
+    let mut found = Vec::new();
+    for (id, v) in model.graph.values.iter().enumerate() {
+        if !matches!(v.kind, ValueKind::Initializer(_)) || !is_integer(v.dtype) {
+            continue;
+        }
+        let Some(t) = model.initializer(ValueId(id as u32)) else {
+            continue;
+        };
+        if tensor::num_elements(t)? > FOLD_LIMIT {
+            continue;
+        }
+        found.push((id, model.i64s(t)?));
+    }
+    for (id, data) in found {
+        model.graph.values[id].folded = Some(data);
+    }
+    Ok(())
+}
+
+/// Stores a rule's outputs, checking them against what the file declares.
+fn apply(model: &mut Model, id: NodeId, outs: Vec<Out>) -> Result<()> {
+    let node = model.graph.node(id);
+    let err = |reason: String| OnnxError::Shape {
+        node: node.name.clone(),
+        op_type: node.op_type.clone(),
+        reason,
+    };
+    let mut updates = Vec::with_capacity(outs.len());
+    for (slot, out) in outs.into_iter().enumerate() {
+        let Some(vid) = node.output(slot) else {
+            continue;
+        };
+        let v = model.graph.value(vid);
+        if let Some(decl) = &v.declared {
+            if let Some(reason) = disagreement(decl, &out.shape) {
+                return Err(err(format!(
+                    "output '{}': inferred shape {} but the file declares {} ({reason})",
+                    v.name,
+                    format_shape(&out.shape),
+                    format_declared(decl)
+                )));
+            }
+        }
+        if v.dtype != 0 && out.dtype != 0 && v.dtype != out.dtype {
+            return Err(err(format!(
+                "output '{}': inferred type {} but the file declares {}",
+                v.name,
+                tensor::dtype_name(out.dtype),
+                tensor::dtype_name(v.dtype)
+            )));
+        }
+        updates.push((vid, out));
+    }
+    for (vid, out) in updates {
+        let v = model.graph.value_mut(vid);
+        if out.dtype != 0 {
+            v.dtype = out.dtype;
+        }
+        v.shape = Some(out.shape);
+        v.folded = out.folded;
+    }
+    Ok(())
+}
+
+/// Why `shape` contradicts the declared dims, if it does (dynamic dims accept anything).
+fn disagreement(declared: &[Dim], shape: &[usize]) -> Option<String> {
+    if declared.len() != shape.len() {
+        return Some(format!(
+            "rank {} vs declared rank {}",
+            shape.len(),
+            declared.len()
+        ));
+    }
+    declared
+        .iter()
+        .zip(shape)
+        .enumerate()
+        .find_map(|(i, (d, &s))| match d {
+            Dim::Known(k) if *k != s => Some(format!("dimension {i} is {s}, declared {k}")),
+            _ => None,
+        })
+}
+
+/// `1x3x224x224`; a scalar is `[]`.
+pub fn format_shape(shape: &[usize]) -> String {
+    if shape.is_empty() {
+        return "[]".into();
+    }
+    shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+fn format_declared(decl: &[Dim]) -> String {
+    if decl.is_empty() {
+        return "[]".into();
+    }
+    decl.iter()
+        .map(|d| match d {
+            Dim::Known(k) => k.to_string(),
+            Dim::Dynamic(p) if p.is_empty() => "?".into(),
+            Dim::Dynamic(p) => p.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+/// Why a node's outputs were left unknown although its inputs are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    /// Shape inference has no rule for the op (or its domain).
+    NoRule,
+    /// The rule needs the contents of an input (a shape, axes, pads...) that are not known
+    /// statically.
+    UnknownContents,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Blocker::NoRule => "shape inference has no rule for this op",
+            Blocker::UnknownContents => {
+                "an input whose contents the output shape depends on is not known statically"
+            }
+        })
+    }
+}
+
+/// The nodes where inference stopped: some output is unknown although every input is known,
+/// in topological order. Everything else left unknown lies downstream of these.
+pub fn blockers(model: &Model) -> Vec<(NodeId, Blocker)> {
+    let g = &model.graph;
+    g.node_ids()
+        .filter_map(|id| {
+            let n = g.node(id);
+            let inputs_known = n
+                .inputs
+                .iter()
+                .flatten()
+                .all(|&v| g.value(v).shape.is_some());
+            let outputs_known = n
+                .outputs
+                .iter()
+                .flatten()
+                .all(|&v| g.value(v).shape.is_some());
+            if !inputs_known || outputs_known {
+                return None;
+            }
+            let why = if has_rule(n) {
+                Blocker::UnknownContents
+            } else {
+                Blocker::NoRule
+            };
+            Some((id, why))
+        })
+        .collect()
+}
+
+/// The static shape of `v`, or an error naming the node where inference stopped on the way to
+/// it (see [`blockers`]). For callers that cannot work without the shape.
+pub fn require_shape(model: &Model, v: ValueId) -> Result<&[usize]> {
+    let g = &model.graph;
+    if let Some(s) = &g.value(v).shape {
+        return Ok(s);
+    }
+    let name = &g.value(v).name;
+    // Walk up through unknown values to the first node whose inputs are all known.
+    let mut stack = vec![v];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(cur) = stack.pop() {
+        if !seen.insert(cur) {
+            continue;
+        }
+        let Some(p) = g.producer(cur) else {
+            // A graph input without a shape: inference has not run.
+            return Err(OnnxError::tensor(
+                g.value(cur).name.clone(),
+                format!("shape unknown (needed for '{name}'): shape inference has not run"),
+            ));
+        };
+        let n = g.node(p);
+        let unknown: Vec<ValueId> = n
+            .inputs
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&i| g.value(i).shape.is_none())
+            .collect();
+        if unknown.is_empty() {
+            let why = if has_rule(n) {
+                Blocker::UnknownContents
+            } else {
+                Blocker::NoRule
+            };
+            return Err(OnnxError::Shape {
+                node: n.name.clone(),
+                op_type: n.op_type.clone(),
+                reason: format!("the shape of '{name}' is unknown because {why}"),
+            });
+        }
+        stack.extend(unknown);
+    }
+    Err(OnnxError::tensor(name.clone(), "shape unknown"))
+}
+
+// ---- helpers shared by the rule families ----
+
+pub(crate) const FLOAT: i32 = DataType::Float as i32;
+pub(crate) const INT64: i32 = DataType::Int64 as i32;
+pub(crate) const BOOL: i32 = DataType::Bool as i32;
+
+/// Integer or bool element types: the ones whose contents can be folded.
+pub(crate) fn is_integer(dtype: i32) -> bool {
+    use DataType as D;
+    matches!(
+        DataType::try_from(dtype),
+        Ok(D::Int8
+            | D::Int16
+            | D::Int32
+            | D::Int64
+            | D::Uint8
+            | D::Uint16
+            | D::Uint32
+            | D::Uint64
+            | D::Bool)
+    )
+}
+
+/// Number of elements of `shape`, or an error on overflow.
+pub(crate) fn numel(shape: &[usize]) -> Result<usize, Fail> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Fail::Invalid(format!("shape {} overflows", format_shape(shape))))
+}
+
+/// `axis` (possibly negative) as an index into a rank-`rank` shape.
+pub(crate) fn norm_axis(axis: i64, rank: usize) -> Result<usize, Fail> {
+    let r = rank as i64;
+    if axis < -r || axis >= r {
+        return invalid(format!("axis {axis} is out of range for rank {rank}"));
+    }
+    Ok(if axis < 0 { axis + r } else { axis } as usize)
+}
+
+/// Distinct normalised axes, sorted.
+pub(crate) fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, Fail> {
+    let mut out = axes
+        .iter()
+        .map(|&a| norm_axis(a, rank))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_unstable();
+    let n = out.len();
+    out.dedup();
+    if out.len() != n {
+        return invalid(format!("axes {axes:?} repeat an axis"));
+    }
+    Ok(out)
+}
+
+/// The multidirectional (numpy) broadcast of `shapes`.
+pub(crate) fn broadcast(shapes: &[&[usize]]) -> Result<Vec<usize>, Fail> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![1usize; rank];
+    for s in shapes {
+        let off = rank - s.len();
+        for (i, &d) in s.iter().enumerate() {
+            let o = &mut out[off + i];
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                let all: Vec<String> = shapes.iter().map(|s| format_shape(s)).collect();
+                return invalid(format!("shapes {} do not broadcast", all.join(", ")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A usize from an i64 that must be non-negative.
+pub(crate) fn dim_of(v: i64, what: &str) -> Result<usize, Fail> {
+    usize::try_from(v).map_err(|_| Fail::Invalid(format!("{what} {v} is negative")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn no_op_has_two_rules() {
+        let mut seen = std::collections::HashSet::new();
+        for (name, _) in FAMILIES.iter().flat_map(|f| f.iter()) {
+            assert!(seen.insert(*name), "{name} has two rules");
+        }
+    }
+
+    #[test]
+    fn every_zoo_model_infers_fully_and_agrees_with_its_declared_outputs() {
+        use crate::external::ExternalStore;
+        for (name, proto) in crate::builder::zoo::all() {
+            let mut m = Model::from_proto(proto, name, ExternalStore::none()).unwrap();
+            // Dynamic dims (a dynamic batch) get 2.
+            let mut shapes = InputShapes::default();
+            for &v in &m.graph.inputs {
+                let value = m.graph.value(v);
+                let dims = value.declared.iter().flatten().map(|d| match d {
+                    Dim::Known(k) => *k,
+                    Dim::Dynamic(_) => 2,
+                });
+                shapes.0.insert(value.name.clone(), dims.collect());
+            }
+            infer_shapes(&mut m, &shapes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for v in &m.graph.values {
+                assert!(v.shape.is_some(), "{name}: no shape for '{}'", v.name);
+            }
+        }
+    }
+
+    #[test]
+    fn broadcasting() {
+        let ok: &[(&[&[usize]], &[usize])] = &[
+            (&[&[2, 3, 4], &[4]], &[2, 3, 4]),
+            (&[&[2, 1, 4], &[3, 1]], &[2, 3, 4]),
+            (&[&[], &[5]], &[5]),
+            (&[&[1], &[0]], &[0]),
+            (&[&[8, 1, 6, 1], &[7, 1, 5]], &[8, 7, 6, 5]),
+        ];
+        for (ins, out) in ok {
+            assert_eq!(broadcast(ins).unwrap(), *out, "{ins:?}");
+        }
+        assert!(broadcast(&[&[2, 3], &[4, 3]]).is_err());
+    }
+
+    #[test]
+    fn unknown_op_leaves_outputs_unknown_and_the_rest_goes_on() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 4, 8, 8]);
+        b.node("Custom", &["x"], &["y"], vec![]);
+        b.node("Relu", &["y"], &["z"], vec![]);
+        b.node("Relu", &["x"], &["w"], vec![]);
+        b.output("z");
+        b.output("w");
+        let m = b.infer(&[]).unwrap();
+        let g = &m.graph;
+        assert_eq!(g.value(g.value_id("y").unwrap()).shape, None);
+        assert_eq!(g.value(g.value_id("z").unwrap()).shape, None);
+        assert_eq!(
+            g.value(g.value_id("w").unwrap()).shape,
+            Some(vec![1, 4, 8, 8])
+        );
+        let blockers = blockers(&m);
+        assert_eq!(blockers.len(), 1);
+        assert_eq!(g.node(blockers[0].0).op_type, "Custom");
+        assert_eq!(blockers[0].1, Blocker::NoRule);
+        let e = require_shape(&m, g.value_id("z").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Custom") && e.contains("'z'"), "{e}");
+    }
+
+    #[test]
+    fn a_declared_shape_that_disagrees_is_an_error_naming_the_value() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 4]);
+        b.node("Relu", &["x"], &["y"], vec![]);
+        b.declare("y", &[1, 5]);
+        b.output("y");
+        let e = b.infer(&[]).unwrap_err().to_string();
+        assert!(
+            e.contains("'y'") && e.contains("1x4") && e.contains("1x5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn input_shapes_fill_dynamic_dims_only() {
+        let mut b = GraphBuilder::new(17);
+        b.input_dyn("x", &[None, Some(3)]);
+        b.node("Relu", &["x"], &["y"], vec![]);
+        b.output("y");
+        let e = b.clone().infer(&[]).unwrap_err().to_string();
+        assert!(e.contains("--input-shape x="), "{e}");
+        let m = b.clone().infer(&["x=2,3"]).unwrap();
+        assert_eq!(
+            m.graph.value(m.graph.value_id("y").unwrap()).shape,
+            Some(vec![2, 3])
+        );
+        let e = b.infer(&["x=2,4"]).unwrap_err().to_string();
+        assert!(e.contains("dimension 1 is 4, declared 3"), "{e}");
+    }
+
+    #[test]
+    fn inconsistent_node_is_an_error_naming_it() {
+        let mut b = GraphBuilder::new(17);
+        b.input("a", &[2, 3]);
+        b.input("b", &[4, 5]);
+        b.node_named("mm", "MatMul", &["a", "b"], &["y"], vec![]);
+        b.output("y");
+        let e = b.infer(&[]).unwrap_err().to_string();
+        assert!(e.starts_with("node 'mm' (MatMul)"), "{e}");
+    }
+}
