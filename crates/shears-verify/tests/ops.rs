@@ -245,7 +245,7 @@ fn conv_asymmetric_pads_and_auto_pad() {
         17,
         vec![ais("pads", &[0, 0, 1, 1])],
         &[&x, &w],
-        &[bottom_right.clone()],
+        std::slice::from_ref(&bottom_right),
     );
     // SAME_UPPER puts the odd padding at the end: the same thing.
     check(
@@ -654,7 +654,7 @@ fn instance_and_group_normalization() {
         21,
         vec![ai("num_groups", 2), af("epsilon", 0.0)],
         &[&x, &f(&[4], &[1., 1., 2., 2.]), &f(&[4], &[0., 0., 1., 1.])],
-        &[expect.clone()],
+        std::slice::from_ref(&expect),
     );
     check(
         "GroupNormalization",
@@ -675,7 +675,13 @@ fn gemm_alpha_beta_transposes_and_broadcast_c() {
     // A B = [[4,5],[10,11]]; 2 A B + 0.5 C.
     let expect = f(&[2, 2], &[8.5, 11., 20.5, 23.]);
     let ab = || vec![af("alpha", 2.0), af("beta", 0.5)];
-    check("Gemm", 13, ab(), &[&a, &bm, &c], &[expect.clone()]);
+    check(
+        "Gemm",
+        13,
+        ab(),
+        &[&a, &bm, &c],
+        std::slice::from_ref(&expect),
+    );
     let at = a.t().unwrap().contiguous().unwrap();
     let bt = bm.t().unwrap().contiguous().unwrap();
     let mut attrs = ab();
@@ -947,7 +953,13 @@ fn clip_bounds_by_opset() {
         &[f(&[3], &[-1., 0.5, 1.])],
     );
     // Opset 13 ignores the old attributes.
-    check("Clip", 13, vec![af("min", 0.0)], &[&x], &[x.clone()]);
+    check(
+        "Clip",
+        13,
+        vec![af("min", 0.0)],
+        &[&x],
+        std::slice::from_ref(&x),
+    );
     check(
         "Clip",
         13,
@@ -1044,7 +1056,7 @@ fn softmax_coerces_to_2d_before_opset_13() {
 #[test]
 fn identities_and_cast() {
     let x = f(&[2], &[1.7, -1.7]);
-    check("Identity", 16, vec![], &[&x], &[x.clone()]);
+    check("Identity", 16, vec![], &[&x], std::slice::from_ref(&x));
     check("Dropout", 13, vec![], &[&x], &[x.clone(), b(&[2], &[1, 1])]);
     // Float to int truncates toward zero.
     check(
@@ -1129,7 +1141,7 @@ fn flatten_and_transpose() {
         13,
         vec![ais("perm", &[1, 0])],
         &[&m],
-        &[mt.clone()],
+        std::slice::from_ref(&mt),
     );
     check("Transpose", 13, vec![], &[&m], &[mt]);
     // [1,2,3] -> perm [2,0,1] -> [3,1,2].
@@ -1427,7 +1439,7 @@ fn resize_modes_torchvision_exports() {
         13,
         nearest(),
         &[Some(&x), None, Some(&scales)],
-        &[up.clone()],
+        std::slice::from_ref(&up),
     );
     // Opset 10: (X, scales).
     check(
@@ -1531,7 +1543,7 @@ fn reduce_axes_attribute_before_18_input_from_18() {
         18,
         vec![ai("noop_with_empty_axes", 1)],
         &[&x],
-        &[x.clone()],
+        std::slice::from_ref(&x),
     );
     // ReduceSum took its axes as input from opset 13.
     check(
