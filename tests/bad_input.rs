@@ -1,0 +1,87 @@
+//! Bad input at the command line: every malformed model file (empty, truncated, garbage, another
+//! format, cyclic graph, undefined or duplicate values, wrong tensor lengths, missing or unsafe
+//! external data) makes `shears inspect` exit with status 2 and a one-line `error:` naming the
+//! file and the node or tensor, never a panic, and writes nothing.
+//!
+//! The cases are the importer's own (`crates/shears-onnx/tests/common/bad.rs`), so the library
+//! and the CLI are checked against the same list.
+
+#[path = "../crates/shears-onnx/tests/common/bad.rs"]
+mod bad;
+
+use std::path::Path;
+use std::process::Command;
+
+fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `shears inspect` on the case's model, in the case's folder, with and without `--json`.
+fn check(case: &bad::Case) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = case.write(dir.path());
+    let before = listing(dir.path());
+    for json in [false, true] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shears"));
+        cmd.current_dir(dir.path()).arg("inspect").arg(&path);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run shears");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{} (json: {json})", case.name);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "{what}: the error does not name the file: {stderr}"
+        );
+        for fragment in &case.expect {
+            assert!(
+                stderr.contains(fragment),
+                "{what}: lacks {fragment:?}: {stderr}"
+            );
+        }
+        assert!(out.stdout.is_empty(), "{what}: printed a report");
+        assert_eq!(listing(dir.path()), before, "{what}: the folder changed");
+    }
+}
+
+#[test]
+fn every_bad_input_exits_2_with_a_clear_error_and_writes_nothing() {
+    let cases = bad::cases();
+    assert!(cases.len() >= 14);
+    for case in &cases {
+        check(case);
+    }
+}
+
+#[test]
+fn a_missing_model_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.onnx");
+    let out = Command::new(env!("CARGO_BIN_EXE_shears"))
+        .arg("inspect")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nope.onnx") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
