@@ -25,12 +25,15 @@ struct Cli {
 enum Command {
     /// Inputs, outputs, op histogram, parameters and MACs of a model.
     Inspect(cli::inspect::Args),
+    /// Evaluate two models on the same random inputs and compare their outputs.
+    Verify(cli::verify::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => cli::inspect::run(args),
+        Command::Verify(args) => cli::verify::run(args),
     };
     match result {
         Ok(code) => code,
