@@ -125,28 +125,29 @@ fn node_macs(model: &Model, id: NodeId) -> Option<u64> {
     }
     let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.as_deref());
     let out_shape = || n.output(0).and_then(|v| g.value(v).shape.as_deref());
-    let prod = |s: &[usize]| s.iter().map(|&d| d as u64).product::<u64>();
+    // Saturating: absurd shapes must not panic a report.
+    let prod = |s: &[usize]| s.iter().fold(1u64, |p, &d| p.saturating_mul(d as u64));
     match n.op_type.as_str() {
         "Conv" => {
             let (w, y) = (shape(1)?, out_shape()?);
             // W = [Cout, Cin/group, k...]; Y = [N, Cout, out...].
-            Some(prod(y) * prod(&w[1..]))
+            Some(prod(y).saturating_mul(prod(w.get(1..)?)))
         }
         "ConvTranspose" => {
             let (x, w) = (shape(0)?, shape(1)?);
             // W = [Cin, Cout/group, k...]; every input element meets Cout/group * prod(k) weights.
-            Some(prod(x) * prod(&w[1..]))
+            Some(prod(x).saturating_mul(prod(w.get(1..)?)))
         }
         "Gemm" => {
             let (a, b) = (shape(0)?, shape(1)?);
             let ta = n.attr_i("transA", 0) != 0;
             let tb = n.attr_i("transB", 0) != 0;
             let (m, k, nn) = shape::gemm_dims(a, b, ta, tb).ok()?;
-            Some(m as u64 * k as u64 * nn as u64)
+            Some(prod(&[m, k, nn]))
         }
         "MatMul" => {
             let (_, [batch, m, k, nn]) = matmul_dims(shape(0)?, shape(1)?).ok()?;
-            Some(batch as u64 * m as u64 * k as u64 * nn as u64)
+            Some(prod(&[batch, m, k, nn]))
         }
         _ => Some(0),
     }

@@ -7,11 +7,24 @@ type R = Result<Vec<Out>, Fail>;
 
 pub(super) const RULES: &[(&str, ShapeFn)] = &[("Conv", conv), ("ConvTranspose", conv_transpose)];
 
+/// Window geometry beyond this is rejected, so that the i64 arithmetic below cannot overflow.
+const GEOMETRY_LIMIT: i64 = i32::MAX as i64;
+
+fn bounded(values: &[i64], what: &str) -> Result<(), Fail> {
+    match values.iter().find(|v| v.abs() > GEOMETRY_LIMIT) {
+        Some(v) => invalid(format!("{what} {v} is implausibly large")),
+        None => Ok(()),
+    }
+}
+
 /// An integer-list attribute of one value per spatial dim, or `default` for each.
 fn per_dim(c: &Ctx<'_>, name: &str, n: usize, default: i64) -> Result<Vec<i64>, Fail> {
     match c.attr_ints(name) {
         None => Ok(vec![default; n]),
-        Some(v) if v.len() == n => Ok(v.to_vec()),
+        Some(v) if v.len() == n => {
+            bounded(v, name)?;
+            Ok(v.to_vec())
+        }
         Some(v) => invalid(format!(
             "'{name}' has {} values for {n} spatial dims",
             v.len()
@@ -27,6 +40,7 @@ fn pads(c: &Ctx<'_>, n: usize) -> Result<Vec<(i64, i64)>, Fail> {
             if let Some(bad) = p.iter().find(|&&x| x < 0) {
                 return invalid(format!("negative pad {bad}"));
             }
+            bounded(p, "pad")?;
             Ok((0..n).map(|i| (p[i], p[n + i])).collect())
         }
         Some(p) => invalid(format!(
@@ -62,6 +76,9 @@ pub(super) fn window_out(
             kernel.len()
         ));
     }
+    let as_i64 = |d: &[usize]| d.iter().map(|&x| x as i64).collect::<Vec<_>>();
+    bounded(&as_i64(input), "input dim")?;
+    bounded(&as_i64(kernel), "kernel dim")?;
     let strides = per_dim(c, "strides", n, 1)?;
     let dilations = per_dim(c, "dilations", n, 1)?;
     if let Some(bad) = strides.iter().chain(&dilations).find(|&&x| x < 1) {
@@ -157,7 +174,7 @@ fn conv(c: &Ctx<'_>) -> R {
         ));
     }
     let g = group(c)?;
-    if x[1] != w[1] * g {
+    if Some(x[1]) != w[1].checked_mul(g) {
         return invalid(format!(
             "input has {} channels, weight expects {} x group {g}",
             x[1], w[1]
@@ -196,11 +213,21 @@ fn conv_transpose(c: &Ctx<'_>) -> R {
             x[1], w[0]
         ));
     }
-    let m = w[1] * g;
+    let Some(m) = w[1].checked_mul(g) else {
+        return invalid(format!("{} x group {g} output channels overflow", w[1]));
+    };
     check_bias(c, m)?;
     let k = kernel_dims(c, w)?;
     let n = x.len() - 2;
     let mut out = vec![x[0], m];
+    bounded(
+        &x[2..]
+            .iter()
+            .chain(&k)
+            .map(|&d| d as i64)
+            .collect::<Vec<_>>(),
+        "dim",
+    )?;
     if let Some(os) = c.attr_ints("output_shape") {
         // Spatial dims only; some exporters write the full shape.
         let os = if os.len() == n + 2 { &os[2..] } else { os };
@@ -218,6 +245,9 @@ fn conv_transpose(c: &Ctx<'_>) -> R {
     let strides = per_dim(c, "strides", n, 1)?;
     let dilations = per_dim(c, "dilations", n, 1)?;
     let out_pad = per_dim(c, "output_padding", n, 0)?;
+    if let Some(bad) = strides.iter().chain(&dilations).find(|&&x| x < 1) {
+        return invalid(format!("stride or dilation {bad} is not positive"));
+    }
     let pads = pads(c, n)?;
     let mode = auto_pad(c);
     for i in 0..n {

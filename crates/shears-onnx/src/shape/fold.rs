@@ -1,7 +1,7 @@
 //! Index arithmetic for folding small integer tensors: row-major strides, broadcasting and
 //! element-wise maps over known contents.
 
-use super::{numel, Fail};
+use super::{numel, Fail, FOLD_LIMIT};
 
 /// Row-major strides of `shape`.
 pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
@@ -32,27 +32,33 @@ fn broadcast_index(
     idx
 }
 
-/// `data` (of `in_shape`) broadcast to `out_shape`.
+/// `data` (of `in_shape`) broadcast to `out_shape`; `None` past [`FOLD_LIMIT`] elements.
 pub(crate) fn broadcast_to(
     data: &[i64],
     in_shape: &[usize],
     out_shape: &[usize],
-) -> Result<Vec<i64>, Fail> {
+) -> Result<Option<Vec<i64>>, Fail> {
     let n = numel(out_shape)?;
+    if n > FOLD_LIMIT {
+        return Ok(None);
+    }
     let os = strides(out_shape);
-    Ok((0..n)
-        .map(|f| data[broadcast_index(out_shape, &os, in_shape, f)])
-        .collect())
+    Ok(Some(
+        (0..n)
+            .map(|f| data[broadcast_index(out_shape, &os, in_shape, f)])
+            .collect(),
+    ))
 }
 
 /// Applies `f` element-wise over inputs broadcast to `out_shape`; `None` when any element
-/// cannot be computed (overflow, division by zero), so the output is left unfolded.
+/// cannot be computed (overflow, division by zero) or the output exceeds [`FOLD_LIMIT`], so the
+/// output is left unfolded.
 pub(crate) fn map_n(
     out_shape: &[usize],
     inputs: &[(&[i64], &[usize])],
     f: impl Fn(&[i64]) -> Option<i64>,
 ) -> Option<Vec<i64>> {
-    let n = numel(out_shape).ok()?;
+    let n = numel(out_shape).ok().filter(|&n| n <= FOLD_LIMIT)?;
     let os = strides(out_shape);
     let mut args = vec![0i64; inputs.len()];
     (0..n)
@@ -66,14 +72,14 @@ pub(crate) fn map_n(
 }
 
 /// The elements of a tensor of `in_shape` picked by `pick`, which maps each output coordinate
-/// (of `out_shape`, row-major) to an input coordinate.
+/// (of `out_shape`, row-major) to an input coordinate; `None` past [`FOLD_LIMIT`] elements.
 pub(crate) fn gather_by(
     data: &[i64],
     in_shape: &[usize],
     out_shape: &[usize],
     pick: impl Fn(&[usize], &mut [usize]),
 ) -> Option<Vec<i64>> {
-    let n = numel(out_shape).ok()?;
+    let n = numel(out_shape).ok().filter(|&n| n <= FOLD_LIMIT)?;
     let os = strides(out_shape);
     let is = strides(in_shape);
     let mut out_coord = vec![0usize; out_shape.len()];
@@ -98,12 +104,14 @@ mod tests {
     fn broadcast_repeats_along_unit_dims() {
         assert_eq!(
             broadcast_to(&[1, 2], &[2, 1], &[2, 3]).unwrap(),
-            vec![1, 1, 1, 2, 2, 2]
+            Some(vec![1, 1, 1, 2, 2, 2])
         );
         assert_eq!(
             broadcast_to(&[1, 2, 3], &[3], &[2, 3]).unwrap(),
-            vec![1, 2, 3, 1, 2, 3]
+            Some(vec![1, 2, 3, 1, 2, 3])
         );
+        // Too large to fold: no allocation, no contents.
+        assert_eq!(broadcast_to(&[7], &[1], &[1 << 40]).unwrap(), None);
     }
 
     #[test]

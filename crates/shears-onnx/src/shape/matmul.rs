@@ -69,7 +69,8 @@ pub(crate) fn matmul_dims(a: &[usize], b: &[usize]) -> Result<(Vec<usize>, [usiz
     }
     let batch = broadcast(&[&a2[..a2.len() - 2], &b2[..b2.len() - 2]])
         .map_err(|_| format!("batch dimensions of {a:?} and {b:?} do not broadcast"))?;
-    let batch_n: usize = batch.iter().product();
+    let batch_n = batch.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
+    let batch_n = batch_n.ok_or_else(|| format!("batch dims {batch:?} overflow"))?;
     let mut out = batch;
     if a.len() > 1 {
         out.push(m);

@@ -304,10 +304,18 @@ fn fold_initializers(model: &mut Model) -> Result<()> {
         let Some(t) = model.initializer(ValueId(id as u32)) else {
             continue;
         };
-        if tensor::num_elements(t)? > FOLD_LIMIT {
+        let n = tensor::num_elements(t)?;
+        if n > FOLD_LIMIT {
             continue;
         }
-        found.push((id, model.i64s(t)?));
+        let data = model.i64s(t)?;
+        if data.len() != n {
+            return Err(OnnxError::tensor(
+                &t.name,
+                format!("holds {} values, its dims say {n}", data.len()),
+            ));
+        }
+        found.push((id, data));
     }
     for (id, data) in found {
         model.graph.values[id].folded = Some(data);
@@ -615,6 +623,81 @@ mod tests {
                 assert!(v.shape.is_some(), "{name}: no shape for '{}'", v.name);
             }
         }
+    }
+
+    #[test]
+    fn shape_subgraphs_fold_into_a_reshape_target() {
+        // TorchScript style: the target [B, T, 4, -1] of a Reshape is computed from the input's
+        // shape at run time (Shape -> Gather -> Unsqueeze -> Concat); here it folds statically,
+        // and so does a mask computed from it (Equal -> Where) that an Expand then uses.
+        let mut b = GraphBuilder::new(13);
+        b.input("x", &[2, 17, 32]);
+        b.init_ints("i0", &[], &[0]);
+        b.init_ints("i1", &[], &[1]);
+        b.init_ints("ax", &[1], &[0]);
+        b.init_ints("tail", &[2], &[4, -1]);
+        b.init_ints("minus1", &[], &[-1]);
+        b.init_ints("one", &[], &[1]);
+        b.node("Shape", &["x"], &["s"], vec![]);
+        b.node("Gather", &["s", "i0"], &["b"], vec![ai("axis", 0)]);
+        b.node("Gather", &["s", "i1"], &["t"], vec![ai("axis", 0)]);
+        b.node("Unsqueeze", &["b", "ax"], &["bu"], vec![]);
+        b.node("Unsqueeze", &["t", "ax"], &["tu"], vec![]);
+        b.node(
+            "Concat",
+            &["bu", "tu", "tail"],
+            &["target"],
+            vec![ai("axis", 0)],
+        );
+        b.node("Reshape", &["x", "target"], &["y"], vec![]);
+        b.node("Equal", &["target", "minus1"], &["is_inferred"], vec![]);
+        b.node(
+            "Where",
+            &["is_inferred", "one", "target"],
+            &["expand_to"],
+            vec![],
+        );
+        b.node("Expand", &["y", "expand_to"], &["big"], vec![]);
+        b.output("big");
+        let m = b.infer(&[]).unwrap();
+        let g = &m.graph;
+        let v = |n: &str| g.value(g.value_id(n).unwrap());
+        assert_eq!(v("s").folded, Some(vec![2, 17, 32]));
+        assert_eq!(v("b").shape, Some(vec![]));
+        assert_eq!(v("b").folded, Some(vec![2]));
+        assert_eq!(v("target").folded, Some(vec![2, 17, 4, -1]));
+        assert_eq!(v("y").shape, Some(vec![2, 17, 4, 8]));
+        assert_eq!(v("y").folded, None, "float data is never folded");
+        assert_eq!(v("is_inferred").folded, Some(vec![0, 0, 0, 1]));
+        assert_eq!(v("expand_to").folded, Some(vec![2, 17, 4, 1]));
+        assert_eq!(v("big").shape, Some(vec![2, 17, 4, 8]));
+    }
+
+    #[test]
+    fn absurd_attributes_and_sizes_are_errors_or_left_unfolded_not_panics() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 3, 8, 8]);
+        b.init_f32("w", &[4, 3, 3, 3]);
+        b.node_named(
+            "c",
+            "Conv",
+            &["x", "w"],
+            &["y"],
+            vec![aints("dilations", &[i64::MAX, 1])],
+        );
+        b.output("y");
+        let e = b.infer(&[]).unwrap_err().to_string();
+        assert!(e.contains("implausibly large"), "{e}");
+
+        let mut b = GraphBuilder::new(17);
+        b.init_ints("one", &[1], &[7]);
+        b.init_ints("huge", &[2], &[1 << 20, 1 << 20]);
+        b.node("Expand", &["one", "huge"], &["y"], vec![]);
+        b.output("y");
+        let m = b.infer(&[]).unwrap();
+        let y = m.graph.value(m.graph.value_id("y").unwrap());
+        assert_eq!(y.shape, Some(vec![1 << 20, 1 << 20]));
+        assert_eq!(y.folded, None);
     }
 
     #[test]

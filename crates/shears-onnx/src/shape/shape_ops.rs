@@ -202,7 +202,7 @@ fn expand(c: &Ctx<'_>) -> R {
         .collect::<Result<_, _>>()?;
     let out = broadcast(&[x, &target])?;
     let data = match c.folded_opt(0) {
-        Some(d) => Some(broadcast_to(d, x, &out)?),
+        Some(d) => broadcast_to(d, x, &out)?,
         None => None,
     };
     Ok(vec![Out::with_data(out, c.dtype(0)?, data)])
@@ -217,7 +217,10 @@ fn tile(c: &Ctx<'_>) -> R {
     let out = x
         .iter()
         .zip(reps)
-        .map(|(&d, &r)| Ok(d * dim_of(r, "repeat")?))
+        .map(|(&d, &r)| {
+            d.checked_mul(dim_of(r, "repeat")?)
+                .ok_or_else(|| Fail::Invalid(format!("{d} x {r} overflows")))
+        })
         .collect::<Result<Vec<_>, Fail>>()?;
     Ok(vec![Out::new(out, c.dtype(0)?)])
 }
@@ -227,8 +230,8 @@ fn blocksize(c: &Ctx<'_>, x: &[usize]) -> Result<usize, Fail> {
         return invalid(format!("input rank {} (need 4)", x.len()));
     }
     let b = c.attr_i("blocksize", 0);
-    if b < 1 {
-        return invalid(format!("blocksize {b} is not positive"));
+    if !(1..=1 << 16).contains(&b) {
+        return invalid(format!("blocksize {b} is not in 1..=65536"));
     }
     Ok(b as usize)
 }
@@ -243,8 +246,11 @@ fn depth_to_space(c: &Ctx<'_>) -> R {
             b * b
         ));
     }
+    let (Some(h), Some(w)) = (x[2].checked_mul(b), x[3].checked_mul(b)) else {
+        return invalid("output dims overflow");
+    };
     Ok(vec![Out::new(
-        vec![x[0], x[1] / (b * b), x[2] * b, x[3] * b],
+        vec![x[0], x[1] / (b * b), h, w],
         c.dtype(0)?,
     )])
 }
@@ -258,8 +264,11 @@ fn space_to_depth(c: &Ctx<'_>) -> R {
             &x[2..]
         ));
     }
+    let Some(ch) = x[1].checked_mul(b * b) else {
+        return invalid("output channels overflow");
+    };
     Ok(vec![Out::new(
-        vec![x[0], x[1] * b * b, x[2] / b, x[3] / b],
+        vec![x[0], ch, x[2] / b, x[3] / b],
         c.dtype(0)?,
     )])
 }
