@@ -27,6 +27,12 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Evaluate two models on the same random inputs and compare their outputs.
     Verify(cli::verify::Args),
+    /// The pruning plan for removing output channels of one layer.
+    Plan(cli::plan::Args),
+    /// Every group of coupled channels, prunable or blocked (and by what).
+    Groups(cli::groups::Args),
+    /// Compare two plans (saved JSON, or two models planned with the same request).
+    Diff(cli::diff::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +40,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Verify(args) => cli::verify::run(args),
+        Command::Plan(args) => cli::plan::run(args),
+        Command::Groups(args) => cli::groups::run(args),
+        Command::Diff(args) => cli::diff::run(args),
     };
     match result {
         Ok(code) => code,

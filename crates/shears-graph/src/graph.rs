@@ -179,13 +179,21 @@ impl<'m> Builder<'m> {
         }
     }
 
+    /// Parameters are floating-point constants; integer constants are shape arithmetic.
     fn is_param(&self, v: ValueId) -> bool {
+        use shears_onnx::proto::tensor_proto::DataType as D;
         let g = &self.model.graph;
-        match g.value(v).kind {
+        let constant = match g.value(v).kind {
             ValueKind::Initializer(_) => true,
             ValueKind::NodeOutput { node, .. } => g.node(node).op_type == "Constant",
             ValueKind::Input => false,
-        }
+        };
+        constant
+            && self.model.constant(v).is_some_and(|t| {
+                [D::Float, D::Float16, D::Bfloat16, D::Double]
+                    .iter()
+                    .any(|&d| t.data_type == d as i32)
+            })
     }
 
     /// The dim for `key` with `size` atoms, created on first mention.

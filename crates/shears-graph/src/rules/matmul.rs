@@ -21,10 +21,6 @@ pub static MATMUL: OpRule = OpRule {
     rewrite: None,
 };
 
-fn is_constant(ctx: &Ctx, v: shears_onnx::ValueId) -> bool {
-    ctx.model.constant(v).is_some()
-}
-
 fn couple_gemm(ctx: &Ctx) -> RuleResult {
     let a = ctx.input(0).ok_or("input A is missing")?;
     let b = ctx.input(1).ok_or("input B is missing")?;
@@ -55,9 +51,9 @@ fn couple_gemm(ctx: &Ctx) -> RuleResult {
             }
         }
     }
-    if is_constant(ctx, b) {
+    if ctx.is_weight(b) {
         out.out_channels = Some((b, b_n));
-    } else if is_constant(ctx, a) {
+    } else if ctx.is_weight(a) {
         out.out_channels = Some((a, a_m));
     }
     Ok(out)
@@ -103,7 +99,7 @@ fn couple_matmul(ctx: &Ctx) -> RuleResult {
             }
         }
     }
-    if br > 1 && is_constant(ctx, b) {
+    if br > 1 && ctx.is_weight(b) {
         out.out_channels = Some((b, br - 1));
     }
     Ok(out)

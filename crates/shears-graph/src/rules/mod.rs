@@ -23,6 +23,7 @@ mod norm;
 mod pool;
 mod reshape;
 mod shape_ops;
+pub mod shape_trace;
 
 pub use reshape::Factorization;
 
@@ -136,6 +137,25 @@ impl<'a> Ctx<'a> {
         let v = self.input(slot)?;
         let t = self.model.constant(v)?;
         self.model.i64s(&t).ok()
+    }
+    /// Whether `v` is a weight: a constant, or a constant seen through layout-only ops
+    /// (Transpose, Identity, Cast), as exporters emit `Linear` weights.
+    pub fn is_weight(&self, v: ValueId) -> bool {
+        let g = &self.model.graph;
+        let mut v = v;
+        for _ in 0..4 {
+            if self.model.constant(v).is_some() {
+                return true;
+            }
+            let Some(p) = g.producer(v) else { return false };
+            let n = g.node(p);
+            if !matches!(n.op_type.as_str(), "Transpose" | "Identity" | "Cast") {
+                return false;
+            }
+            let Some(i) = n.input(0) else { return false };
+            v = i;
+        }
+        false
     }
     pub fn opset(&self) -> i64 {
         self.model.graph.opset

@@ -20,6 +20,8 @@
 
 use std::sync::Arc;
 
+use shears_onnx::{NodeId, ValueId};
+
 use super::norm::normalize_axis;
 use super::{Coupling, Ctx, DimRef, Link, OpRule, Removed, Rewrite, RuleResult};
 use crate::channel_map::ChannelMap;
@@ -430,10 +432,40 @@ fn rewrite_slice(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, Strin
     Ok(out)
 }
 
-fn couple_shape(_ctx: &Ctx) -> RuleResult {
-    Ok(Coupling {
+/// Shape reads no data, but when the sizes it reads become numbers in float arithmetic (the
+/// `1/sqrt(head_dim)` attention scale of TorchScript exports), pruning changes the numerics:
+/// the input's axes are then marked as mixed.
+fn couple_shape(ctx: &Ctx) -> RuleResult {
+    let mut out = Coupling {
         shape_only: vec![0],
         ..Default::default()
+    };
+    if let (Some(x), Some(y)) = (ctx.input(0), ctx.output(0)) {
+        if reaches_float_cast(ctx, y, 6) {
+            let rank = ctx.shape(x).map_or(0, |s| s.len());
+            out.mixing.extend((0..rank).map(|a| (x, a)));
+        }
+    }
+    Ok(out)
+}
+
+fn reaches_float_cast(ctx: &Ctx, v: shears_onnx::ValueId, depth: usize) -> bool {
+    use shears_onnx::proto::tensor_proto::DataType as D;
+    if depth == 0 {
+        return false;
+    }
+    let g = &ctx.model.graph;
+    g.value(v).consumers.iter().any(|&(c, _)| {
+        let n = g.node(c);
+        match n.op_type.as_str() {
+            "Cast" => [D::Float, D::Float16, D::Bfloat16, D::Double]
+                .iter()
+                .any(|&d| n.attr_i("to", 0) == d as i64),
+            "Gather" | "Slice" | "Squeeze" | "Unsqueeze" | "Concat" | "Identity" => n
+                .output(0)
+                .is_some_and(|o| reaches_float_cast(ctx, o, depth - 1)),
+            _ => false,
+        }
     })
 }
 
@@ -634,48 +666,82 @@ fn couple_same_sized_axes(ctx: &Ctx) -> RuleResult {
 
 /// Rewrites the entries of a constant shape-like input (`slot`) at the output axes that lose
 /// channels; `entry_axis` maps a tensor entry to its output axis.
+/// A constant read by one node input, with its contents before and after the edit.
+type LiteralEdit = (ValueId, Vec<i64>, Vec<i64>);
+
 pub(super) fn rewrite_shape_input(
     ctx: &Ctx,
     removed: &dyn Removed,
     slot: usize,
     entry_axis: impl Fn(usize, usize) -> Option<usize>,
 ) -> Result<Vec<Rewrite>, String> {
+    use super::shape_trace::{trace_entry, EntrySource};
+    use std::collections::BTreeMap;
+
     let Some(v) = ctx.input(slot) else {
         return Ok(Vec::new());
     };
     let y = ctx.output(0).ok_or("output is missing")?;
     let ys = ctx.out_shape(0)?;
-    let tensor = ctx.model.graph.value(v).name.clone();
-    let Some(old) = ctx.folded(slot).map(|f| f.to_vec()) else {
+    let Some(target) = ctx.folded(slot).map(|f| f.to_vec()) else {
         return Ok(Vec::new());
     };
-    let mut new = old.clone();
-    for (k, entry) in new.iter_mut().enumerate() {
-        let Some(ax) = entry_axis(k, old.len()) else {
+    // Per (node, slot) reading a literal: the constant's contents, edited in place.
+    let mut edits: BTreeMap<(NodeId, usize), LiteralEdit> = BTreeMap::new();
+    let g = &ctx.model.graph;
+    for (k, &entry) in target.iter().enumerate() {
+        let Some(ax) = entry_axis(k, target.len()) else {
             continue;
         };
         let gone = removed.removed(y, ax).len();
-        if gone > 0 && *entry == ys[ax] as i64 {
-            *entry -= gone as i64;
+        if gone == 0 || entry != ys[ax] as i64 {
+            continue; // unchanged axis, or 0 / -1, which follow the input by themselves
+        }
+        match trace_entry(ctx.model, ctx.id, slot, v, k) {
+            Some(EntrySource::Dynamic) => {}
+            Some(EntrySource::Literal {
+                node,
+                slot: s,
+                tensor,
+                index,
+            }) => {
+                let e = match edits.entry((node, s)) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot_entry) => {
+                        let t = ctx.model.constant(tensor).ok_or("constant vanished")?;
+                        let vals = ctx.model.i64s(&t).map_err(|e| e.to_string())?;
+                        slot_entry.insert((tensor, vals.clone(), vals))
+                    }
+                };
+                let cell = e.2.get_mut(index).ok_or("shape entry out of range")?;
+                *cell -= gone as i64;
+            }
+            None => {
+                return Err(format!(
+                    "entry {k} of '{}' is computed from constants and would need rewriting",
+                    g.value(v).name
+                ))
+            }
         }
     }
-    if new == old {
-        return Ok(Vec::new());
-    }
-    if ctx.const_ints(slot).is_none() {
-        return Err(format!(
-            "'{tensor}' is computed, not a constant, and would need rewriting"
-        ));
-    }
-    let n = new.len();
-    Ok(vec![Rewrite::ConstInts {
-        node: ctx.node.name.clone(),
-        slot,
-        tensor,
-        old,
-        new,
-        new_dims: vec![n],
-    }])
+    Ok(edits
+        .into_iter()
+        .map(|((node, s), (tensor, old, new))| {
+            let dims = ctx
+                .model
+                .constant(tensor)
+                .map(|t| t.dims.iter().map(|&d| d as usize).collect())
+                .unwrap_or_else(|| vec![new.len()]);
+            Rewrite::ConstInts {
+                node: g.node(node).name.clone(),
+                slot: s,
+                tensor: g.value(tensor).name.clone(),
+                old,
+                new,
+                new_dims: dims,
+            }
+        })
+        .collect())
 }
 
 fn rewrite_resize(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {

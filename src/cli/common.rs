@@ -1,0 +1,60 @@
+//! What several commands share: loading a model with static shapes, and its dependency graph.
+
+use std::path::Path;
+
+use anyhow::Context;
+use shears_graph::DependencyGraph;
+use shears_onnx::{InputShapes, Model};
+
+/// `--input-shape` arguments, shared by every command that needs static shapes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ShapeArgs {
+    /// Static shape of a graph input with dynamic dimensions: NAME=1,3,224,224 (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<String>,
+}
+
+impl ShapeArgs {
+    pub fn parse(&self) -> anyhow::Result<InputShapes> {
+        Ok(InputShapes::parse(&self.input_shape)?)
+    }
+}
+
+/// Loads `path` and infers static shapes.
+pub fn load_with_shapes(path: &Path, shapes: &ShapeArgs) -> anyhow::Result<Model> {
+    let inputs = shapes.parse()?;
+    let mut model = Model::load(path)?;
+    shears_onnx::shape::infer_shapes(&mut model, &inputs)
+        .with_context(|| format!("{}: shape inference", path.display()))?;
+    Ok(model)
+}
+
+/// Loads `path`, infers shapes and builds its dependency graph.
+pub fn load_graph(path: &Path, shapes: &ShapeArgs) -> anyhow::Result<(Model, DependencyGraph)> {
+    let model = load_with_shapes(path, shapes)?;
+    let graph = DependencyGraph::build(&model);
+    Ok((model, graph))
+}
+
+/// Parses `2,6,9` (ranges `0..4` allowed) into indices.
+pub fn parse_indices(s: &str) -> anyhow::Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once("..") {
+            let a: usize = a
+                .parse()
+                .with_context(|| format!("bad index range '{part}'"))?;
+            let b: usize = b
+                .parse()
+                .with_context(|| format!("bad index range '{part}'"))?;
+            anyhow::ensure!(a < b, "empty index range '{part}'");
+            out.extend(a..b);
+        } else {
+            out.push(
+                part.parse()
+                    .with_context(|| format!("bad index '{part}'"))?,
+            );
+        }
+    }
+    Ok(out)
+}

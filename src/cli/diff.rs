@@ -1,0 +1,58 @@
+//! `shears diff A B`: compares two plans line by line. A and B are saved plan JSON files, or two
+//! versions of a model with `--layer` and `--idxs` to plan on both. Exit status 1 when they
+//! differ, like diff(1).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::common::{load_graph, parse_indices, ShapeArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The first plan (.json) or model (.onnx).
+    pub a: PathBuf,
+    /// The second plan (.json) or model (.onnx).
+    pub b: PathBuf,
+    /// With models: the layer to plan on both.
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// With models: the indices to plan on both.
+    #[arg(long)]
+    pub idxs: Option<String>,
+    #[command(flatten)]
+    pub shapes: ShapeArgs,
+}
+
+fn plan_text(path: &Path, args: &Args) -> anyhow::Result<String> {
+    if path.extension().is_some_and(|e| e == "json") {
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let plan: shears_plan::PruningPlan = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a Shears plan", path.display()))?;
+        return Ok(shears_plan::render_text(&plan));
+    }
+    let (layer, idxs) = match (&args.layer, &args.idxs) {
+        (Some(l), Some(i)) => (l, parse_indices(i)?),
+        _ => anyhow::bail!(
+            "{}: comparing models needs --layer and --idxs",
+            path.display()
+        ),
+    };
+    let (model, graph) = load_graph(path, &args.shapes)?;
+    let plan = shears_plan::plan(&model, &graph, layer, &idxs)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(shears_plan::render_text(&plan))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let a = plan_text(&args.a, &args)?;
+    let b = plan_text(&args.b, &args)?;
+    match shears_plan::diff_lines(&a, &b) {
+        None => Ok(ExitCode::SUCCESS),
+        Some(d) => {
+            print!("--- {}\n+++ {}\n{d}", args.a.display(), args.b.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `shears plan MODEL --layer NAME --idxs 2,6,9 [--json]`: the pruning plan for removing those
+//! output channels of a layer, expanded through every coupling.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::common::{load_graph, parse_indices, ShapeArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// A node name, or the name of its weight initializer (e.g. `layer1.0.conv1.weight`).
+    #[arg(long)]
+    pub layer: String,
+    /// Output-channel indices to remove: `2,6,9` or ranges `0..4`.
+    #[arg(long)]
+    pub idxs: String,
+    /// Print JSON (schema in docs/plan.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub shapes: ShapeArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (model, graph) = load_graph(&args.model, &args.shapes)?;
+    let idxs = parse_indices(&args.idxs)?;
+    let plan = shears_plan::plan(&model, &graph, &args.layer, &idxs)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", shears_plan::render_text(&plan));
+    }
+    Ok(ExitCode::SUCCESS)
+}
