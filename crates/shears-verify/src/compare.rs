@@ -55,7 +55,7 @@ pub fn verify(
     let inputs = shapes.resolve(&original.graph)?;
     let pruned_inputs = shapes.resolve(&pruned.graph)?;
     if inputs != pruned_inputs {
-        return Err(VerifyError::Compare(format!(
+        return Err(VerifyError::Mismatch(format!(
             "the models take different inputs: {} has {}, {} has {}",
             original.source,
             describe(&inputs),
@@ -67,7 +67,7 @@ pub fn verify(
     let eb = Evaluator::new(pruned)?;
     let (na, nb) = (ea.output_names().count(), eb.output_names().count());
     if na != nb {
-        return Err(VerifyError::Compare(format!(
+        return Err(VerifyError::Mismatch(format!(
             "{} has {na} outputs but {} has {nb}",
             original.source, pruned.source
         )));
@@ -125,7 +125,10 @@ pub fn diff(name: &str, a: &Tensor, b: &Tensor) -> Result<OutputDiff> {
             t.flatten_all()
                 .and_then(|t| t.to_dtype(DType::F64))
                 .and_then(|t| t.to_vec1::<f64>())
-                .map_err(|e| VerifyError::Compare(format!("output '{name}': {e}")))
+                .map_err(|e| VerifyError::Output {
+                    output: name.to_string(),
+                    reason: e.to_string(),
+                })
         };
         let (va, vb) = (values(a)?, values(b)?);
         let mut abs = 0f64;

@@ -42,9 +42,13 @@ pub enum VerifyError {
         input: String,
         reason: String,
     },
-    /// Two models cannot be compared (different numbers of outputs or inputs...).
+    /// Two models cannot be compared output by output: they take different inputs or have
+    /// different numbers of outputs.
     #[error("{0}")]
-    Compare(String),
+    Mismatch(String),
+    /// An output could not be read for comparison.
+    #[error("output '{output}': {reason}")]
+    Output { output: String, reason: String },
 }
 
 fn domain_suffix(domain: &str) -> String {
