@@ -33,6 +33,8 @@ enum Command {
     Groups(cli::groups::Args),
     /// Compare two plans (saved JSON, or two models planned with the same request).
     Diff(cli::diff::Args),
+    /// Write a physically smaller model: apply a plan (or saved plans).
+    Prune(cli::prune::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cli::plan::run(args),
         Command::Groups(args) => cli::groups::run(args),
         Command::Diff(args) => cli::diff::run(args),
+        Command::Prune(args) => cli::prune::run(args),
     };
     match result {
         Ok(code) => code,

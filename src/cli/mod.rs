@@ -4,4 +4,5 @@ pub mod diff;
 pub mod groups;
 pub mod inspect;
 pub mod plan;
+pub mod prune;
 pub mod verify;

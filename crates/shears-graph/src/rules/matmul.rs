@@ -102,5 +102,10 @@ fn couple_matmul(ctx: &Ctx) -> RuleResult {
     if br > 1 && ctx.is_weight(b) {
         out.out_channels = Some((b, br - 1));
     }
+    // Between two activations (attention's Q·Kᵀ), the contracted channels meet no weight
+    // slice that could be zeroed: pruning them changes the product.
+    if !ctx.is_weight(a) && !ctx.is_weight(b) {
+        out.mixing.push((a, ar - 1));
+    }
     Ok(out)
 }

@@ -1,0 +1,352 @@
+//! Applying a batch of plans to a copy of the model's proto.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use shears_graph::rules::{self, Rewrite};
+use shears_onnx::proto::tensor_proto::{DataLocation, DataType};
+use shears_onnx::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, TensorProto};
+use shears_onnx::{tensor, Model, NodeId, ValueKind};
+use shears_plan::PruningPlan;
+
+use crate::merge::{merge, Cuts};
+use crate::slice::slice_axis;
+use crate::ExecError;
+
+/// The result of applying plans.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The pruned model.
+    pub proto: ModelProto,
+    /// The attribute and shape-constant rewrites made, sorted.
+    pub rewrites: Vec<Rewrite>,
+    /// Tensors that were stored as external data in the source and are now inline (their
+    /// payload changed); a saver may store them externally again.
+    pub was_external: Vec<String>,
+}
+
+/// Applies `plans` (all made for `model`) in one pass; see the crate docs for the invariants.
+pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
+    let cuts = merge(model, plans)?;
+    let mut proto = model.proto.clone();
+    let g = &model.graph;
+    let mut was_external = Vec::new();
+
+    for &v in cuts.stored.keys() {
+        let axes: Vec<(usize, &[u32])> = cuts
+            .removed
+            .range((v, 0)..=(v, usize::MAX))
+            .map(|(&(_, a), r)| (a, r.as_slice()))
+            .collect();
+        let name = g.value(v).name.clone();
+        match g.value(v).kind {
+            ValueKind::Initializer(i) => {
+                let graph = proto.graph.as_mut().expect("checked at load");
+                let t = &mut graph.initializer[i];
+                if tensor::is_external(t) {
+                    was_external.push(name.clone());
+                }
+                cut_tensor(t, &axes, model)?;
+            }
+            ValueKind::NodeOutput { node, .. } => {
+                let pi = g.node(node).proto_index;
+                let graph = proto.graph.as_mut().expect("checked at load");
+                cut_constant_node(&mut graph.node[pi].attribute, &name, &axes, model)?;
+            }
+            ValueKind::Input => {
+                return Err(ExecError::Tensor {
+                    tensor: name,
+                    reason: "is a graph input and cannot be pruned".into(),
+                })
+            }
+        }
+    }
+
+    let rewrites = recompute_rewrites(model, &cuts)?;
+    for rw in &rewrites {
+        apply_rewrite(model, &mut proto, rw)?;
+    }
+    update_value_info(model, &mut proto, &cuts);
+    Ok(Applied {
+        proto,
+        rewrites,
+        was_external,
+    })
+}
+
+/// Every node next to a cut value recomputes its rewrites from the merged cuts.
+fn recompute_rewrites(model: &Model, cuts: &Cuts) -> Result<Vec<Rewrite>, ExecError> {
+    let g = &model.graph;
+    let mut nodes: BTreeSet<NodeId> = BTreeSet::new();
+    for &(v, _) in cuts.removed.keys() {
+        nodes.extend(g.producer(v));
+        nodes.extend(g.value(v).consumers.iter().map(|&(c, _)| c));
+    }
+    let mut out = Vec::new();
+    for id in nodes {
+        let node = g.node(id);
+        let Some(rw) = rules::rule_for(node).and_then(|r| r.rewrite) else {
+            continue;
+        };
+        let ctx = rules::Ctx::new(model, id);
+        out.extend(rw(&ctx, cuts).map_err(|reason| ExecError::Rewrite {
+            node: node.name.clone(),
+            reason,
+        })?);
+    }
+    out.sort();
+    out.dedup();
+    // Two different rewrites of one target would silently overwrite each other.
+    let mut targets: BTreeMap<(String, String), &Rewrite> = BTreeMap::new();
+    for rw in &out {
+        let key = match rw {
+            Rewrite::AttrInt { node, attr, .. } | Rewrite::AttrInts { node, attr, .. } => {
+                (node.clone(), attr.clone())
+            }
+            Rewrite::ConstInts { node, slot, .. } => (node.clone(), format!("#{slot}")),
+        };
+        if let Some(prev) = targets.insert(key.clone(), rw) {
+            return Err(ExecError::Rewrite {
+                node: key.0,
+                reason: format!("conflicting rewrites {prev:?} and {rw:?}"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Removes `axes` (ascending, each with sorted indices) from `t`, storing the result as raw data.
+fn cut_tensor(
+    t: &mut TensorProto,
+    axes: &[(usize, &[u32])],
+    model: &Model,
+) -> Result<(), ExecError> {
+    let err = |reason: String| ExecError::Tensor {
+        tensor: t.name.clone(),
+        reason,
+    };
+    let elem = tensor::elem_size(t.data_type).ok_or_else(|| {
+        err(format!(
+            "cannot slice elements of type {}",
+            tensor::dtype_name(t.data_type)
+        ))
+    })?;
+    let mut dims = tensor::dims(t)?;
+    let mut data = model.payload(t)?.to_vec();
+    for &(axis, removed) in axes {
+        if axis >= dims.len() {
+            return Err(err(format!("has no axis {axis}")));
+        }
+        data = slice_axis(&data, &dims, elem, axis, removed);
+        dims[axis] -= removed.len();
+    }
+    t.dims = dims.iter().map(|&d| d as i64).collect();
+    t.raw_data = Bytes::from(data);
+    t.float_data.clear();
+    t.int32_data.clear();
+    t.int64_data.clear();
+    t.double_data.clear();
+    t.uint64_data.clear();
+    if tensor::is_external(t) {
+        t.data_location = DataLocation::Default as i32;
+        t.external_data.clear();
+    }
+    Ok(())
+}
+
+/// Cuts the tensor a Constant node holds (`value`, or the 1-D `value_floats`/`value_ints`).
+fn cut_constant_node(
+    attrs: &mut [shears_onnx::proto::AttributeProto],
+    name: &str,
+    axes: &[(usize, &[u32])],
+    model: &Model,
+) -> Result<(), ExecError> {
+    let a = attrs.first_mut().ok_or_else(|| ExecError::Tensor {
+        tensor: name.to_string(),
+        reason: "Constant node has no value".into(),
+    })?;
+    let keep = |n: usize, removed: &[u32]| -> Vec<usize> {
+        (0..n)
+            .filter(|i| removed.binary_search(&(*i as u32)).is_err())
+            .collect()
+    };
+    match a.name.as_str() {
+        "value" => {
+            let t = a.t.as_mut().ok_or_else(|| ExecError::Tensor {
+                tensor: name.to_string(),
+                reason: "Constant value attribute holds no tensor".into(),
+            })?;
+            cut_tensor(t, axes, model)
+        }
+        "value_floats" if axes.len() == 1 && axes[0].0 == 0 => {
+            let k = keep(a.floats.len(), axes[0].1);
+            a.floats = k.iter().map(|&i| a.floats[i]).collect();
+            Ok(())
+        }
+        "value_ints" if axes.len() == 1 && axes[0].0 == 0 => {
+            let k = keep(a.ints.len(), axes[0].1);
+            a.ints = k.iter().map(|&i| a.ints[i]).collect();
+            Ok(())
+        }
+        other => Err(ExecError::Tensor {
+            tensor: name.to_string(),
+            reason: format!("cannot cut a Constant '{other}' attribute"),
+        }),
+    }
+}
+
+fn node_index(model: &Model, name: &str) -> Result<(NodeId, usize), ExecError> {
+    let id = model
+        .graph
+        .node_id(name)
+        .ok_or_else(|| ExecError::Rewrite {
+            node: name.to_string(),
+            reason: "no such node".into(),
+        })?;
+    Ok((id, model.graph.node(id).proto_index))
+}
+
+fn apply_rewrite(model: &Model, proto: &mut ModelProto, rw: &Rewrite) -> Result<(), ExecError> {
+    let graph = proto.graph.as_mut().expect("checked at load");
+    match rw {
+        Rewrite::AttrInt { node, attr, .. } | Rewrite::AttrInts { node, attr, .. } => {
+            let (_, pi) = node_index(model, node)?;
+            let a = graph.node[pi]
+                .attribute
+                .iter_mut()
+                .find(|a| &a.name == attr)
+                .ok_or_else(|| ExecError::Rewrite {
+                    node: node.clone(),
+                    reason: format!("has no attribute '{attr}'"),
+                })?;
+            match rw {
+                Rewrite::AttrInt { new, .. } => a.i = *new,
+                Rewrite::AttrInts { new, .. } => a.ints = new.clone(),
+                Rewrite::ConstInts { .. } => unreachable!(),
+            }
+            Ok(())
+        }
+        Rewrite::ConstInts {
+            node,
+            slot,
+            tensor: tname,
+            new,
+            new_dims,
+            ..
+        } => {
+            let (id, pi) = node_index(model, node)?;
+            let v = model
+                .graph
+                .node(id)
+                .input(*slot)
+                .ok_or_else(|| ExecError::Rewrite {
+                    node: node.clone(),
+                    reason: format!("has no input {slot}"),
+                })?;
+            let source = model.constant(v).ok_or_else(|| ExecError::Rewrite {
+                node: node.clone(),
+                reason: format!("input {slot} '{tname}' is not a constant"),
+            })?;
+            let replacement = int_tensor(&source, new, new_dims)?;
+            let value = model.graph.value(v);
+            let shared = value.consumers.len() > 1;
+            match (&value.kind, shared) {
+                (ValueKind::Initializer(i), false) => {
+                    let t = &mut graph.initializer[*i];
+                    let name = std::mem::take(&mut t.name);
+                    *t = TensorProto {
+                        name,
+                        ..replacement
+                    };
+                }
+                (ValueKind::NodeOutput { node: c, .. }, false)
+                    if model.graph.node(*c).op_type == "Constant" =>
+                {
+                    let cpi = model.graph.node(*c).proto_index;
+                    let a = &mut graph.node[cpi].attribute[0];
+                    a.name = "value".into();
+                    a.r#type = shears_onnx::proto::attribute_proto::AttributeType::Tensor as i32;
+                    a.floats.clear();
+                    a.ints.clear();
+                    a.t = Some(replacement);
+                }
+                _ => {
+                    // Shared with other readers: give this input a private copy.
+                    let mut k = 0;
+                    let fresh = loop {
+                        let candidate = format!("{tname}.pruned{k}");
+                        if model.graph.value_id(&candidate).is_none()
+                            && !graph.initializer.iter().any(|t| t.name == candidate)
+                        {
+                            break candidate;
+                        }
+                        k += 1;
+                    };
+                    graph.initializer.push(TensorProto {
+                        name: fresh.clone(),
+                        ..replacement
+                    });
+                    graph.node[pi].input[*slot] = fresh;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An integer tensor like `like` (same element type) holding `values` with `dims`.
+fn int_tensor(
+    like: &TensorProto,
+    values: &[i64],
+    dims: &[usize],
+) -> Result<TensorProto, ExecError> {
+    let mut raw = Vec::new();
+    match DataType::try_from(like.data_type) {
+        Ok(DataType::Int64) => values
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Ok(DataType::Int32) => values
+            .iter()
+            .for_each(|&v| raw.extend_from_slice(&(v as i32).to_le_bytes())),
+        _ => {
+            return Err(ExecError::Tensor {
+                tensor: like.name.clone(),
+                reason: format!(
+                    "cannot rewrite a {} shape constant",
+                    tensor::dtype_name(like.data_type)
+                ),
+            })
+        }
+    }
+    Ok(TensorProto {
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: like.data_type,
+        raw_data: Bytes::from(raw),
+        ..Default::default()
+    })
+}
+
+/// Shrinks the declared dims of `value_info` entries for cut activations.
+fn update_value_info(model: &Model, proto: &mut ModelProto, cuts: &Cuts) {
+    let g = &model.graph;
+    let graph = proto.graph.as_mut().expect("checked at load");
+    for vi in graph.value_info.iter_mut() {
+        let Some(v) = g.value_id(&vi.name) else {
+            continue;
+        };
+        let Some(type_proto::Value::TensorType(t)) =
+            vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            continue;
+        };
+        let Some(shape) = t.shape.as_mut() else {
+            continue;
+        };
+        for (axis, d) in shape.dim.iter_mut().enumerate() {
+            let gone = cuts.removed.get(&(v, axis)).map_or(0, |r| r.len()) as i64;
+            if let Some(dimension::Value::DimValue(n)) = d.value.as_mut() {
+                *n -= gone;
+            }
+        }
+    }
+}
