@@ -130,8 +130,7 @@ pub fn save_proto(
     } else {
         None
     };
-    let model_bytes = out.encode_to_vec();
-    let model_tmp = write_temp(dir, &model_bytes)?;
+    let (model_tmp, model_bytes) = write_encoded(dir, &out)?;
 
     let mut data_bytes = 0;
     if let Some(tmp) = data_tmp {
@@ -144,7 +143,7 @@ pub fn save_proto(
         .map_err(|e| OnnxError::io(path, e.error))?;
     Ok(SaveReport {
         model_path: path.to_path_buf(),
-        model_bytes: model_bytes.len() as u64,
+        model_bytes,
         data_path: writes_data.then_some(data_path),
         data_bytes,
         external_tensors: layout.len(),
@@ -401,6 +400,114 @@ fn write_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     Ok(tmp)
 }
 
+/// Encodes `proto` straight into a synced temporary file in `dir`; returns it with its size.
+///
+/// Streaming instead of `encode_to_vec` + write: payloads go from their buffers (often the
+/// mapped input file) to the file without first being copied into a fresh model-sized
+/// allocation, which cost as much as the write itself for a 100 MB model.
+fn write_encoded(dir: &Path, proto: &ModelProto) -> Result<(tempfile::NamedTempFile, u64)> {
+    let tmp = temp_in(dir)?;
+    let mut sink = StreamBuf::new(tmp.as_file());
+    proto
+        .encode(&mut sink)
+        .map_err(|e| OnnxError::io(tmp.path(), std::io::Error::other(e)))?;
+    let written = sink.finish().map_err(|e| OnnxError::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| OnnxError::io(tmp.path(), e))?;
+    Ok((tmp, written))
+}
+
+/// A `BufMut` that writes through a fixed buffer to `W`, passing large slices (tensor
+/// payloads) straight to the writer. The first I/O error is kept and returned by `finish`
+/// (`BufMut` methods cannot fail); later writes are dropped.
+struct StreamBuf<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    written: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> StreamBuf<W> {
+    const CAPACITY: usize = 1 << 20;
+
+    fn new(out: W) -> Self {
+        StreamBuf {
+            out,
+            buf: Vec::with_capacity(Self::CAPACITY),
+            written: 0,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            match self.out.write_all(bytes) {
+                Ok(()) => self.written += bytes.len() as u64,
+                Err(e) => self.error = Some(e),
+            }
+        }
+    }
+
+    fn flush_buf(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        self.write(&buf);
+        self.buf = buf;
+        self.buf.clear();
+    }
+
+    fn finish(mut self) -> std::io::Result<u64> {
+        self.flush_buf();
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => self.out.flush().map(|()| self.written),
+        }
+    }
+}
+
+// SAFETY: `chunk_mut` hands out the vector's spare capacity and `advance_mut` only extends the
+// length over bytes the caller initialised there, as the `BufMut` contract requires.
+unsafe impl<W: Write> bytes::BufMut for StreamBuf<W> {
+    fn remaining_mut(&self) -> usize {
+        isize::MAX as usize
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        let len = self.buf.len() + cnt;
+        assert!(len <= self.buf.capacity(), "advance_mut past the chunk");
+        // SAFETY: the caller initialised `cnt` bytes of the spare capacity (BufMut contract).
+        unsafe { self.buf.set_len(len) };
+    }
+
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        if self.buf.len() == self.buf.capacity() {
+            self.flush_buf();
+        }
+        bytes::buf::UninitSlice::uninit(self.buf.spare_capacity_mut())
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        if src.len() >= Self::CAPACITY / 4 {
+            self.flush_buf();
+            self.write(src);
+        } else {
+            if self.buf.len() + src.len() > self.buf.capacity() {
+                self.flush_buf();
+            }
+            self.buf.extend_from_slice(src);
+        }
+    }
+
+    fn put<T: bytes::Buf>(&mut self, mut src: T) {
+        while src.has_remaining() {
+            let chunk = src.chunk();
+            let n = chunk.len();
+            self.put_slice(chunk);
+            src.advance(n);
+        }
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder renamed into place, so
 /// readers never see a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -413,4 +520,49 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Encodes `proto` to bytes.
 pub fn encode(proto: &ModelProto) -> Vec<u8> {
     proto.encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_encoding_equals_encode_to_vec() {
+        // Payloads above and below the pass-through size, and enough of them to fill the buffer.
+        let mut proto = crate::builder::zoo::conv_bn_relu_chain();
+        let g = proto.graph.as_mut().unwrap();
+        for (i, n) in [10usize, 70_000, 300_000, 2_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            g.initializer.push(tensor::from_f32(
+                format!("extra{i}"),
+                &[n],
+                &vec![i as f32; n],
+            ));
+        }
+        let mut out = Vec::new();
+        let mut sink = StreamBuf::new(&mut out);
+        proto.encode(&mut sink).unwrap();
+        let n = sink.finish().unwrap();
+        assert_eq!(out, proto.encode_to_vec());
+        assert_eq!(n as usize, out.len());
+    }
+
+    #[test]
+    fn streaming_reports_the_first_write_error() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let proto = crate::builder::zoo::conv_bn_relu_chain();
+        let mut sink = StreamBuf::new(Full);
+        proto.encode(&mut sink).unwrap();
+        assert_eq!(sink.finish().unwrap_err().to_string(), "disk full");
+    }
 }
