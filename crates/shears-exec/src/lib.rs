@@ -15,8 +15,10 @@ mod apply;
 mod error;
 mod merge;
 mod slice;
+mod zero;
 
 pub use apply::{apply, Applied};
 pub use error::ExecError;
 pub use merge::{merge, Cuts};
 pub use slice::slice_axis;
+pub use zero::{check_exactness, zero_axis, zero_removed_inputs, Exactness};
