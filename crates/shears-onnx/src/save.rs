@@ -25,6 +25,12 @@
 //! entries themselves are not kept: the output is a new file pair, and keeping the source's
 //! location would point the new model at the old side file. A model with no external data
 //! round-trips to an equal proto directly, without internalizing.
+//!
+//! Equality is that of the decoded messages (proto3 semantics, as `proto` declares them): a
+//! scalar that a proto2 writer encoded explicitly at its default value is read as the default
+//! and not written back. In `../shared` that happens only to `AttributeProto.i = 0` and
+//! `OperatorSetIdProto.domain = ""`, a few bytes per model; every value is the same, and
+//! `onnx.checker` and onnxruntime treat both forms alike.
 
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
