@@ -66,6 +66,22 @@ impl Evaluator {
         let mut steps = Vec::with_capacity(g.nodes.len());
         for n in &g.nodes {
             if is_default_domain(&n.domain) && n.op_type == "Constant" {
+                // Its value was decoded above; a form `Model::constant` cannot read (sparse,
+                // strings) would otherwise surface later as a missing input.
+                let unread = n
+                    .outputs
+                    .iter()
+                    .flatten()
+                    .find(|v| needed[v.index()] && constants[v.index()].is_none());
+                if unread.is_some() {
+                    return Err(VerifyError::Node {
+                        file,
+                        node: n.name.clone(),
+                        op_type: n.op_type.clone(),
+                        reason: "this form of Constant (sparse or string value) is not supported"
+                            .into(),
+                    });
+                }
                 continue;
             }
             let op = match table.get(n.op_type.as_str()) {

@@ -1616,3 +1616,389 @@ fn inputs_are_checked_by_name() {
         .unwrap();
     assert_eq!(out[0].1.dtype(), DType::F32);
 }
+
+// ---------- the other ops the dependency rules know ----------
+
+#[test]
+fn more_activations() {
+    let ln2 = 2f32.ln();
+    let ln3 = 3f32.ln();
+    check(
+        "Elu",
+        6,
+        vec![],
+        &[&f(&[2], &[-ln2, 1.])],
+        &[f(&[2], &[-0.5, 1.])],
+    );
+    // alpha 2: 2 * (exp(-2 ln 2 / 2) - 1) = -1.
+    check(
+        "Celu",
+        12,
+        vec![af("alpha", 2.0)],
+        &[&f(&[2], &[-2. * ln2, 3.])],
+        &[f(&[2], &[-1., 3.])],
+    );
+    check(
+        "Selu",
+        6,
+        vec![],
+        &[&f(&[3], &[0., 1., -ln2])],
+        &[f(&[3], &[0., 1.050_701, -0.879_049_66])],
+    );
+    check(
+        "Shrink",
+        9,
+        vec![af("lambd", 1.0), af("bias", 0.5)],
+        &[&f(&[3], &[-2., 0.5, 2.])],
+        &[f(&[3], &[-1.5, 0., 1.5])],
+    );
+    check(
+        "Softplus",
+        1,
+        vec![],
+        &[&f(&[2], &[0., ln3])],
+        &[f(&[2], &[ln2, 4f32.ln()])],
+    );
+    check(
+        "Softsign",
+        1,
+        vec![],
+        &[&f(&[2], &[1., -3.])],
+        &[f(&[2], &[0.5, -0.75])],
+    );
+    // ln3 * tanh(ln 4) = ln3 * 15/17.
+    check(
+        "Mish",
+        18,
+        vec![],
+        &[&f(&[2], &[0., ln3])],
+        &[f(&[2], &[0., ln3 * 15. / 17.])],
+    );
+    check(
+        "ThresholdedRelu",
+        10,
+        vec![],
+        &[&f(&[2], &[0.5, 2.])],
+        &[f(&[2], &[0., 2.])],
+    );
+}
+
+#[test]
+fn more_unary_math() {
+    let (ln2, pi) = (2f32.ln(), std::f32::consts::PI);
+    check(
+        "Sin",
+        7,
+        vec![],
+        &[&f(&[1], &[pi / 6.])],
+        &[f(&[1], &[0.5])],
+    );
+    check(
+        "Cos",
+        7,
+        vec![],
+        &[&f(&[1], &[pi / 3.])],
+        &[f(&[1], &[0.5])],
+    );
+    check("Tan", 7, vec![], &[&f(&[1], &[pi / 4.])], &[f(&[1], &[1.])]);
+    check(
+        "Asin",
+        7,
+        vec![],
+        &[&f(&[1], &[0.5])],
+        &[f(&[1], &[pi / 6.])],
+    );
+    check(
+        "Acos",
+        7,
+        vec![],
+        &[&f(&[1], &[0.5])],
+        &[f(&[1], &[pi / 3.])],
+    );
+    check(
+        "Atan",
+        7,
+        vec![],
+        &[&f(&[1], &[1.])],
+        &[f(&[1], &[pi / 4.])],
+    );
+    // sinh(ln 2) = (2 - 1/2) / 2, cosh(ln 2) = (2 + 1/2) / 2; the inverses go back.
+    check("Sinh", 9, vec![], &[&f(&[1], &[ln2])], &[f(&[1], &[0.75])]);
+    check("Cosh", 9, vec![], &[&f(&[1], &[ln2])], &[f(&[1], &[1.25])]);
+    check("Asinh", 9, vec![], &[&f(&[1], &[0.75])], &[f(&[1], &[ln2])]);
+    check("Acosh", 9, vec![], &[&f(&[1], &[1.25])], &[f(&[1], &[ln2])]);
+    check("Atanh", 9, vec![], &[&f(&[1], &[0.6])], &[f(&[1], &[ln2])]);
+    // Halves round to even.
+    check(
+        "Round",
+        11,
+        vec![],
+        &[&f(&[6], &[0.5, 1.5, 2.5, -0.5, -1.5, 1.4])],
+        &[f(&[6], &[0., 2., 2., 0., -2., 1.])],
+    );
+    check(
+        "Sign",
+        9,
+        vec![],
+        &[&f(&[3], &[-2., 0., 3.])],
+        &[f(&[3], &[-1., 0., 1.])],
+    );
+    check(
+        "Sign",
+        9,
+        vec![],
+        &[&i(&[3], &[-5, 0, 7])],
+        &[i(&[3], &[-1, 0, 1])],
+    );
+    check(
+        "Neg",
+        13,
+        vec![],
+        &[&i(&[2], &[3, -4])],
+        &[i(&[2], &[-3, 4])],
+    );
+    check(
+        "Abs",
+        13,
+        vec![],
+        &[&i(&[2], &[3, -4])],
+        &[i(&[2], &[3, 4])],
+    );
+    let x = f(&[3], &[f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    check("IsInf", 10, vec![], &[&x], &[b(&[3], &[1, 1, 0])]);
+    check(
+        "IsInf",
+        10,
+        vec![ai("detect_negative", 0)],
+        &[&x],
+        &[b(&[3], &[1, 0, 0])],
+    );
+    check("IsNaN", 13, vec![], &[&x], &[b(&[3], &[0, 0, 1])]);
+}
+
+#[test]
+fn hardmax_coerces_to_2d_before_opset_13() {
+    let x = f(&[1, 2, 2], &[1., 5., 3., 2.]);
+    check(
+        "Hardmax",
+        11,
+        vec![],
+        &[&x],
+        &[f(&[1, 2, 2], &[0., 1., 0., 0.])],
+    );
+    check(
+        "Hardmax",
+        13,
+        vec![],
+        &[&x],
+        &[f(&[1, 2, 2], &[0., 1., 1., 0.])],
+    );
+    // Ties go to the first.
+    check(
+        "Hardmax",
+        13,
+        vec![],
+        &[&f(&[3], &[3., 3., 1.])],
+        &[f(&[3], &[1., 0., 0.])],
+    );
+}
+
+#[test]
+fn logic_bitwise_mean_castlike() {
+    let (p, q) = (b(&[4], &[1, 1, 0, 0]), b(&[4], &[1, 0, 1, 0]));
+    check("And", 7, vec![], &[&p, &q], &[b(&[4], &[1, 0, 0, 0])]);
+    check("Or", 7, vec![], &[&p, &q], &[b(&[4], &[1, 1, 1, 0])]);
+    check("Xor", 7, vec![], &[&p, &q], &[b(&[4], &[0, 1, 1, 0])]);
+    let (m, n) = (i(&[2], &[12, 10]), i(&[2], &[10, 6]));
+    check("BitwiseAnd", 18, vec![], &[&m, &n], &[i(&[2], &[8, 2])]);
+    check("BitwiseOr", 18, vec![], &[&m, &n], &[i(&[2], &[14, 14])]);
+    check("BitwiseXor", 18, vec![], &[&m, &n], &[i(&[2], &[6, 12])]);
+    check(
+        "BitwiseNot",
+        18,
+        vec![],
+        &[&i(&[2], &[0, 5])],
+        &[i(&[2], &[-1, -6])],
+    );
+    check(
+        "Mean",
+        13,
+        vec![],
+        &[&f(&[2], &[1., 2.]), &f(&[2], &[3., 6.])],
+        &[f(&[2], &[2., 4.])],
+    );
+    check(
+        "CastLike",
+        15,
+        vec![],
+        &[&f(&[2], &[1.5, -2.5]), &i(&[1], &[0])],
+        &[i(&[2], &[1, -2])],
+    );
+}
+
+#[test]
+fn more_reductions_and_arg() {
+    let x = f(&[2, 2], &[1., 2., 3., 4.]);
+    let axis1 = || vec![ais("axes", &[1])];
+    check("ReduceProd", 13, axis1(), &[&x], &[f(&[2, 1], &[2., 12.])]);
+    check(
+        "ReduceSumSquare",
+        13,
+        axis1(),
+        &[&x],
+        &[f(&[2, 1], &[5., 25.])],
+    );
+    let s = f(&[2, 2], &[-1., 2., 3., -4.]);
+    check("ReduceL1", 13, axis1(), &[&s], &[f(&[2, 1], &[3., 7.])]);
+    let t = f(&[2, 2], &[3., 4., 6., 8.]);
+    check("ReduceL2", 13, axis1(), &[&t], &[f(&[2, 1], &[5., 10.])]);
+    check(
+        "ReduceLogSum",
+        13,
+        axis1(),
+        &[&x],
+        &[f(&[2, 1], &[3f32.ln(), 7f32.ln()])],
+    );
+    // log(e^0 + e^ln3) = ln 4; a large value does not overflow.
+    check(
+        "ReduceLogSumExp",
+        18,
+        vec![],
+        &[&f(&[2, 2], &[0., 3f32.ln(), 1000., 1000.]), &i(&[1], &[1])],
+        &[f(&[2, 1], &[4f32.ln(), 1000. + 2f32.ln()])],
+    );
+    let a = f(&[2, 3], &[1., 3., 3., 2., 0., 1.]);
+    check(
+        "ArgMax",
+        13,
+        vec![ai("axis", 1)],
+        &[&a],
+        &[i(&[2, 1], &[1, 0])],
+    );
+    check(
+        "ArgMax",
+        13,
+        vec![ai("axis", 1), ai("select_last_index", 1)],
+        &[&a],
+        &[i(&[2, 1], &[2, 0])],
+    );
+    check(
+        "ArgMin",
+        13,
+        vec![ai("keepdims", 0)],
+        &[&a],
+        &[i(&[3], &[0, 1, 1])],
+    );
+}
+
+#[test]
+fn lp_pools() {
+    let x = f(&[1, 1, 2, 2], &[3., 4., 0., 0.]);
+    check(
+        "LpPool",
+        18,
+        vec![ais("kernel_shape", &[2, 2]), ais("strides", &[2, 2])],
+        &[&x],
+        &[f(&[1, 1, 1, 1], &[5.])],
+    );
+    let y = f(&[1, 1, 2, 2], &[-1., 2., 3., -4.]);
+    check(
+        "GlobalLpPool",
+        2,
+        vec![ai("p", 1)],
+        &[&y],
+        &[f(&[1, 1, 1, 1], &[10.])],
+    );
+    check("GlobalLpPool", 2, vec![], &[&x], &[f(&[1, 1, 1, 1], &[5.])]);
+}
+
+#[test]
+fn upsample_and_legacy_resize() {
+    let x = iota(&[1, 1, 2, 2]);
+    let scales = f(&[4], &[1., 1., 2., 2.]);
+    let up = f(
+        &[1, 1, 4, 4],
+        &[
+            1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.,
+        ],
+    );
+    check(
+        "Upsample",
+        9,
+        vec![],
+        &[&x, &scales],
+        std::slice::from_ref(&up),
+    );
+    let attr_scales = AttributeProto {
+        floats: vec![1., 1., 2., 2.],
+        ..attr("scales", AttributeType::Floats)
+    };
+    check("Upsample", 7, vec![attr_scales], &[&x], &[up]);
+    // Linear, asymmetric: source coords 0, 0.5, 1, 1.5 (clamped to 1).
+    check(
+        "Upsample",
+        9,
+        vec![astr("mode", "linear")],
+        &[&f(&[1, 1, 1, 2], &[0., 4.]), &f(&[4], &[1., 1., 1., 2.])],
+        &[f(&[1, 1, 1, 4], &[0., 2., 4., 4.])],
+    );
+    // Opset-10 Resize shrinking takes the ceiling: sources 0 and 1/0.6 -> 0 and 2.
+    check(
+        "Resize",
+        10,
+        vec![],
+        &[&iota(&[1, 1, 1, 4]), &f(&[4], &[1., 1., 1., 0.6])],
+        &[f(&[1, 1, 1, 2], &[1., 3.])],
+    );
+}
+
+#[test]
+fn constants_initializers_and_freed_intermediates() {
+    // y = Relu(x) + Relu(x) * c, with c a Constant node and w an initializer: x feeds two
+    // nodes, the Relu output three slots; freeing after the last reader must not lose them.
+    let c = shears_onnx::tensor::from_f32("c", &[1], &[10.]);
+    let w = shears_onnx::tensor::from_f32("w", &[2], &[1., -1.]);
+    let node =
+        |name: &str, op: &str, ins: &[&str], out: &str, attrs: Vec<AttributeProto>| NodeProto {
+            name: name.into(),
+            op_type: op.into(),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            attribute: attrs,
+            ..Default::default()
+        };
+    let proto = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            node: vec![
+                node("k", "Constant", &[], "c", vec![atensor("value", c)]),
+                node("r", "Relu", &["x"], "r", vec![]),
+                node("m", "Mul", &["r", "c"], "m", vec![]),
+                node("a", "Add", &["r", "m"], "a", vec![]),
+                node("s", "Mul", &["a", "w"], "y", vec![]),
+            ],
+            initializer: vec![w],
+            input: vec![value_info("x", DataType::Float as i32, Some(&[2]))],
+            output: vec![
+                value_info("y", DataType::Float as i32, None),
+                value_info("r", DataType::Float as i32, None),
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let m = Model::from_proto(proto, "graph.onnx", ExternalStore::none()).unwrap();
+    let e = Evaluator::new(&m).unwrap();
+    for _ in 0..2 {
+        let out = e.eval(&[("x".into(), f(&[2], &[2., -3.]))]).unwrap();
+        let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["y", "r"]);
+        // Relu: [2, 0]; 2 + 20 = 22 times 1, 0 times -1.
+        assert_eq!(out[0].1.to_vec1::<f32>().unwrap(), [22., 0.]);
+        assert_eq!(out[1].1.to_vec1::<f32>().unwrap(), [2., 0.]);
+    }
+}

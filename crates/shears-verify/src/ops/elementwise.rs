@@ -1,13 +1,11 @@
-//! Element-wise ops: numpy-broadcasting arithmetic and comparisons, activations, Softmax, Cast
-//! and the identities (Identity, Dropout at inference).
+//! Element-wise ops on several inputs: numpy-broadcasting arithmetic, comparisons and logic,
+//! Where; and the type-level ones: Cast, CastLike, Identity, Dropout (inference).
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, WithDType};
 
-use super::{
-    bail, broadcast_shapes, compute_dtype, input, map_f32, norm_axis, scalar, Ctx, OpFn, OpResult,
-};
+use super::{bail, broadcast_shapes, compute_dtype, input, map_f32, scalar, Ctx, OpFn, OpResult};
 
 pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
     t.insert("Add", |_, i| arith(i, Tensor::broadcast_add));
@@ -24,43 +22,20 @@ pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
     t.insert("LessOrEqual", |_, i| arith(i, Tensor::broadcast_le));
     t.insert("Greater", |_, i| arith(i, Tensor::broadcast_gt));
     t.insert("GreaterOrEqual", |_, i| arith(i, Tensor::broadcast_ge));
+    t.insert("Mean", mean);
     t.insert("Not", not);
+    t.insert("And", |_, i| logic(i, |a, b| a & b));
+    t.insert("Or", |_, i| logic(i, |a, b| a | b));
+    t.insert("Xor", |_, i| logic(i, |a, b| a ^ b));
+    t.insert("BitwiseAnd", |_, i| bitwise(i, |a, b| a & b));
+    t.insert("BitwiseOr", |_, i| bitwise(i, |a, b| a | b));
+    t.insert("BitwiseXor", |_, i| bitwise(i, |a, b| a ^ b));
+    t.insert("BitwiseNot", bitwise_not);
     t.insert("Where", where_);
-    t.insert("Relu", |_, i| unary_f32(i, |v| v.max(0.0)));
-    t.insert("LeakyRelu", |c, i| {
-        let alpha = c.attr_f("alpha", 0.01);
-        unary_f32(i, move |v| if v < 0.0 { v * alpha } else { v })
-    });
-    t.insert("PRelu", prelu);
-    t.insert("Clip", clip);
-    t.insert("Sigmoid", |_, i| unary_f32(i, sigmoid));
-    t.insert("HardSigmoid", |c, i| {
-        let (a, b) = (c.attr_f("alpha", 0.2), c.attr_f("beta", 0.5));
-        unary_f32(i, move |v| (a * v + b).clamp(0.0, 1.0))
-    });
-    t.insert("HardSwish", |_, i| {
-        unary_f32(i, |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0))
-    });
-    t.insert("Tanh", |_, i| Ok(vec![input(i, 0)?.tanh()?]));
-    t.insert("Gelu", gelu);
-    t.insert("Erf", |_, i| Ok(vec![input(i, 0)?.erf()?]));
-    t.insert("Exp", |_, i| Ok(vec![input(i, 0)?.exp()?]));
-    t.insert("Log", |_, i| Ok(vec![input(i, 0)?.log()?]));
-    t.insert("Sqrt", |_, i| Ok(vec![input(i, 0)?.sqrt()?]));
-    t.insert("Neg", |_, i| Ok(vec![input(i, 0)?.neg()?]));
-    t.insert("Abs", |_, i| Ok(vec![input(i, 0)?.abs()?]));
-    t.insert("Reciprocal", |_, i| Ok(vec![input(i, 0)?.recip()?]));
-    t.insert("Floor", |_, i| Ok(vec![input(i, 0)?.floor()?]));
-    t.insert("Ceil", |_, i| Ok(vec![input(i, 0)?.ceil()?]));
-    t.insert("Softmax", |c, i| softmax(c, i, false));
-    t.insert("LogSoftmax", |c, i| softmax(c, i, true));
     t.insert("Identity", |_, i| Ok(vec![input(i, 0)?.clone()]));
     t.insert("Dropout", dropout);
     t.insert("Cast", cast);
-}
-
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
+    t.insert("CastLike", cast_like);
 }
 
 type Binary = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
@@ -185,6 +160,54 @@ fn ints_contain_zero(t: &Tensor) -> OpResult<bool> {
     Ok(t.flatten_all()?.to_vec1::<i64>()?.contains(&0))
 }
 
+fn mean(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let n = inputs.iter().flatten().count();
+    let sum = fold(inputs, Tensor::broadcast_add)?.remove(0);
+    if sum.dtype() != DType::F32 {
+        bail!("Mean is implemented for float tensors only");
+    }
+    Ok(vec![sum.affine(1.0 / n as f64, 0.0)?])
+}
+
+fn logic(inputs: &[Option<Tensor>], f: fn(u8, u8) -> u8) -> OpResult<Vec<Tensor>> {
+    let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+    if a.dtype() != DType::U8 || b.dtype() != DType::U8 {
+        bail!(
+            "expected boolean inputs, found {:?} and {:?}",
+            a.dtype(),
+            b.dtype()
+        );
+    }
+    // Booleans are 0 or 1, so the bitwise forms are the logical ones.
+    Ok(vec![map2::<u8>(a, b, f)?])
+}
+
+fn bitwise(inputs: &[Option<Tensor>], f: fn(i64, i64) -> i64) -> OpResult<Vec<Tensor>> {
+    let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+    if a.dtype() != DType::I64 || b.dtype() != DType::I64 {
+        bail!(
+            "expected integer inputs, found {:?} and {:?}",
+            a.dtype(),
+            b.dtype()
+        );
+    }
+    Ok(vec![map2::<i64>(a, b, f)?])
+}
+
+fn bitwise_not(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    if x.dtype() != DType::I64 {
+        bail!("expected an integer input, found {:?}", x.dtype());
+    }
+    let v: Vec<i64> = x
+        .flatten_all()?
+        .to_vec1::<i64>()?
+        .into_iter()
+        .map(|v| !v)
+        .collect();
+    Ok(vec![super::tensor_i64(v, x.dims())?])
+}
+
 fn not(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     Ok(vec![x.eq(0u8)?])
@@ -198,86 +221,6 @@ fn where_(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let a = a.broadcast_as(shape.as_slice())?;
     let b = b.broadcast_as(shape.as_slice())?;
     Ok(vec![c.where_cond(&a, &b)?])
-}
-
-fn unary_f32(inputs: &[Option<Tensor>], f: impl Fn(f32) -> f32 + Sync) -> OpResult<Vec<Tensor>> {
-    Ok(vec![map_f32(input(inputs, 0)?, f)?])
-}
-
-fn prelu(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
-    let (x, slope) = (input(inputs, 0)?, input(inputs, 1)?);
-    let neg = x.minimum(0f64)?.broadcast_mul(slope)?;
-    Ok(vec![x.relu()?.broadcast_add(&neg)?])
-}
-
-fn clip(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
-    let x = input(inputs, 0)?;
-    // Before opset 11 the bounds are attributes; from 11 on they are optional inputs.
-    let (lo, hi) = if c.opset < 11 {
-        (
-            Some(c.attr_f("min", f32::NEG_INFINITY) as f64),
-            Some(c.attr_f("max", f32::INFINITY) as f64),
-        )
-    } else {
-        let get = |slot: usize| -> OpResult<Option<f64>> {
-            match inputs.get(slot).and_then(|t| t.as_ref()) {
-                Some(t) => Ok(Some(scalar(t)?)),
-                None => Ok(None),
-            }
-        };
-        (get(1)?, get(2)?)
-    };
-    let out = match x.dtype() {
-        DType::F32 => {
-            let lo = lo.map_or(f32::NEG_INFINITY, |v| v as f32);
-            let hi = hi.map_or(f32::INFINITY, |v| v as f32);
-            // max then min (not clamp) so that min > max gives max, as the spec's reference does.
-            map_f32(x, move |v| v.max(lo).min(hi))?
-        }
-        DType::I64 => {
-            let lo = lo.map_or(i64::MIN, |v| v as i64);
-            let hi = hi.map_or(i64::MAX, |v| v as i64);
-            let v: Vec<i64> = x.flatten_all()?.to_vec1::<i64>()?;
-            let v = v.into_iter().map(|e| e.max(lo).min(hi)).collect();
-            super::tensor_i64(v, x.dims())?
-        }
-        other => bail!("Clip is not implemented for {other:?}"),
-    };
-    Ok(vec![out])
-}
-
-fn gelu(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
-    let x = input(inputs, 0)?;
-    let out = match c.attr_s("approximate").unwrap_or("none") {
-        "none" => x.gelu_erf()?,
-        "tanh" => x.gelu()?,
-        other => bail!("unknown approximate '{other}'"),
-    };
-    Ok(vec![out])
-}
-
-fn softmax(c: &Ctx, inputs: &[Option<Tensor>], log: bool) -> OpResult<Vec<Tensor>> {
-    let x = input(inputs, 0)?;
-    let rank = x.rank().max(1);
-    let dims = x.dims().to_vec();
-    // Before opset 13 the input is coerced to 2-D [prod(dims[..axis]), prod(dims[axis..])] and
-    // normalised over the whole second dimension; from 13 on only `axis` is normalised.
-    let (t, axis) = if c.opset < 13 {
-        let axis = norm_axis(c.attr_i("axis", 1), rank)?;
-        let outer: usize = dims[..axis].iter().product();
-        (x.reshape((outer, x.elem_count() / outer.max(1)))?, 1)
-    } else {
-        (x.clone(), norm_axis(c.attr_i("axis", -1), rank)?)
-    };
-    let shifted = t.broadcast_sub(&t.max_keepdim(axis)?)?;
-    let e = shifted.exp()?;
-    let sum = e.sum_keepdim(axis)?;
-    let out = if log {
-        shifted.broadcast_sub(&sum.log()?)?
-    } else {
-        e.broadcast_div(&sum)?
-    };
-    Ok(vec![out.reshape(dims)?])
 }
 
 fn dropout(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
@@ -294,11 +237,20 @@ fn cast(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let Some(to) = c.attr("to") else {
         bail!("attribute 'to' is missing");
     };
-    let target = compute_dtype(to.i as i32)?;
+    Ok(vec![convert(x, compute_dtype(to.i as i32)?)?])
+}
+
+fn cast_like(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let (x, like) = (input(inputs, 0)?, input(inputs, 1)?);
+    Ok(vec![convert(x, like.dtype())?])
+}
+
+/// `x` in the evaluator's dtype `target`; casting to bool tests for non-zero.
+fn convert(x: &Tensor, target: DType) -> OpResult<Tensor> {
     let out = match (x.dtype(), target) {
         (a, b) if a == b => x.clone(),
         (_, DType::U8) => x.ne(0f64)?,
         _ => x.to_dtype(target)?,
     };
-    Ok(vec![out])
+    Ok(out)
 }

@@ -12,12 +12,14 @@ use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use shears_onnx::proto::AttributeProto;
 use shears_onnx::Node;
 
+pub(crate) mod activation;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
+pub(crate) mod resize;
 pub(crate) mod shape;
 
 /// Why an op failed; the evaluator adds the node's name and op type.
@@ -75,12 +77,14 @@ pub(crate) fn table() -> &'static HashMap<&'static str, OpFn> {
     static TABLE: OnceLock<HashMap<&'static str, OpFn>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t: HashMap<&'static str, OpFn> = HashMap::new();
+        activation::register(&mut t);
         conv::register(&mut t);
         elementwise::register(&mut t);
         matmul::register(&mut t);
         norm::register(&mut t);
         pool::register(&mut t);
         reduce::register(&mut t);
+        resize::register(&mut t);
         shape::register(&mut t);
         t
     })
@@ -168,6 +172,16 @@ pub(crate) fn tensor_i64(data: Vec<i64>, dims: &[usize]) -> OpResult<Tensor> {
 pub(crate) fn map_f32(t: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> OpResult<Tensor> {
     let out = with_f32(t, |x| x.iter().map(|&v| f(v)).collect::<Vec<f32>>())?;
     tensor_f32(out, t.dims())
+}
+
+/// `(prod(dims[..axis]), dims[axis], prod(dims[axis + 1..]))`: the element at `(o, k, i)` of
+/// a contiguous tensor is at `(o * n + k) * inner + i`.
+pub(crate) fn axis_split(dims: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        dims[..axis].iter().product(),
+        dims[axis],
+        dims[axis + 1..].iter().product(),
+    )
 }
 
 /// The numpy broadcast of several shapes.

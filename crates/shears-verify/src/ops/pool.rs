@@ -1,5 +1,6 @@
 //! Pooling: MaxPool (pads, dilations, ceil_mode), AveragePool (pads, ceil_mode,
-//! count_include_pad, dilations), GlobalAveragePool and GlobalMaxPool, over 1-D and 2-D inputs.
+//! count_include_pad, dilations), LpPool, and the global forms GlobalAveragePool, GlobalMaxPool
+//! and GlobalLpPool, over 1-D and 2-D inputs.
 //!
 //! Written directly rather than on candle's pools, which have no padding, dilation or
 //! ceil_mode: padded cells never win a max, and an average divides by the cells it covered.
@@ -14,14 +15,22 @@ use super::{bail, input, tensor_f32, to_dims, with_f32, Ctx, OpFn, OpResult, Win
 pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
     t.insert("MaxPool", |c, i| pool(c, i, Kind::Max));
     t.insert("AveragePool", |c, i| pool(c, i, Kind::Average));
-    t.insert("GlobalAveragePool", |_, i| global(i, false));
-    t.insert("GlobalMaxPool", |_, i| global(i, true));
+    t.insert("LpPool", |c, i| {
+        pool(c, i, Kind::Lp(c.attr_i("p", 2) as f32))
+    });
+    t.insert("GlobalAveragePool", |_, i| global(i, Global::Mean));
+    t.insert("GlobalMaxPool", |_, i| global(i, Global::Max));
+    t.insert("GlobalLpPool", |c, i| {
+        global(i, Global::Lp(c.attr_i("p", 2) as f32))
+    });
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Max,
     Average,
+    /// `(sum |x|^p)^(1/p)` over the window; padding contributes nothing.
+    Lp(f32),
 }
 
 /// One spatial axis of a pool: for output `o` the window covers input coordinates
@@ -124,12 +133,16 @@ fn pool(c: &Ctx, inputs: &[Option<Tensor>], kind: Kind) -> OpResult<Vec<Tensor>>
                                 if v > max || v.is_nan() {
                                     max = v;
                                 }
-                                sum += v;
+                                sum += match kind {
+                                    Kind::Lp(p) => v.abs().powf(p),
+                                    _ => v,
+                                };
                                 count += 1;
                             }
                         }
                         o[oy * ax.out + ox] = match kind {
                             Kind::Max => max,
+                            Kind::Lp(p) => sum.powf(1.0 / p),
                             Kind::Average => {
                                 let div = if include_pad { ny * nx } else { count };
                                 sum / div.max(1) as f32
@@ -144,17 +157,27 @@ fn pool(c: &Ctx, inputs: &[Option<Tensor>], kind: Kind) -> OpResult<Vec<Tensor>>
     Ok(vec![tensor_f32(out, &shape)?])
 }
 
-fn global(inputs: &[Option<Tensor>], max: bool) -> OpResult<Vec<Tensor>> {
+#[derive(Clone, Copy)]
+enum Global {
+    Mean,
+    Max,
+    Lp(f32),
+}
+
+fn global(inputs: &[Option<Tensor>], kind: Global) -> OpResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     if x.rank() < 2 {
         bail!("expected [N, C, ...], found shape {:?}", x.dims());
     }
     let (n, ch) = (x.dims()[0], x.dims()[1]);
     let flat = x.reshape((n, ch, ()))?;
-    let y = if max {
-        flat.max_keepdim(2)?
-    } else {
-        flat.mean_keepdim(2)?
+    let y = match kind {
+        Global::Max => flat.max_keepdim(2)?,
+        Global::Mean => flat.mean_keepdim(2)?,
+        Global::Lp(p) => {
+            let p = p as f64;
+            flat.abs()?.powf(p)?.sum_keepdim(2)?.powf(1.0 / p)?
+        }
     };
     let mut shape = vec![n, ch];
     shape.extend(std::iter::repeat_n(1, x.rank() - 2));

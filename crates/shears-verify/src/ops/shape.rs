@@ -1,14 +1,14 @@
 //! Ops that move, select or create data without arithmetic on it: Reshape, Flatten, Transpose,
-//! Concat, Split, Slice, Squeeze/Unsqueeze, Shape, Gather, Expand, Pad, Resize,
-//! ConstantOfShape, Range, Tile.
+//! Concat, Split, Slice, Squeeze/Unsqueeze, Shape, Size, Gather, Expand, Pad, ConstantOfShape,
+//! Range, Tile.
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Tensor};
 
 use super::{
-    bail, broadcast_shapes, compute_dtype, floats, input, ints, norm_axis, opt_input, scalar,
-    tensor_f32, tensor_i64, to_dims, Ctx, OpFn, OpResult, CPU,
+    bail, broadcast_shapes, compute_dtype, input, ints, norm_axis, opt_input, scalar, tensor_f32,
+    tensor_i64, to_dims, Ctx, OpFn, OpResult, CPU,
 };
 
 pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
@@ -27,7 +27,6 @@ pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
     t.insert("Gather", gather);
     t.insert("Expand", expand);
     t.insert("Pad", pad);
-    t.insert("Resize", resize);
     t.insert("ConstantOfShape", constant_of_shape);
     t.insert("Range", range);
     t.insert("Tile", tile);
@@ -432,160 +431,6 @@ fn pad_axis(
         .collect::<OpResult<_>>()?;
     let len = idx.len();
     Ok(t.index_select(&tensor_i64(idx, &[len])?, axis)?)
-}
-
-fn resize(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
-    let x = input(inputs, 0)?;
-    let r = x.rank();
-    if x.dtype() != DType::F32 {
-        bail!("Resize is implemented for float tensors only");
-    }
-    // Opset 10 has inputs (X, scales); from 11 on (X, roi, scales, sizes).
-    let (scales, sizes) = if c.opset < 11 {
-        (opt_input(inputs, 1), None)
-    } else {
-        (opt_input(inputs, 2), opt_input(inputs, 3))
-    };
-    let axes: Vec<usize> = match c.attr_ints("axes") {
-        Some(a) if !a.is_empty() => a
-            .iter()
-            .map(|&a| norm_axis(a, r))
-            .collect::<OpResult<_>>()?,
-        _ => (0..r).collect(),
-    };
-    if let Some(p) = c.attr_s("keep_aspect_ratio_policy") {
-        if p != "stretch" {
-            bail!("keep_aspect_ratio_policy '{p}' is not supported");
-        }
-    }
-    if c.attr_i("antialias", 0) != 0 {
-        bail!("antialias is not supported");
-    }
-    let mut scale = vec![1.0f64; r];
-    let mut out = x.dims().to_vec();
-    match (sizes, scales) {
-        (Some(s), _) => {
-            let s = to_dims(&ints(s)?, "sizes")?;
-            if s.len() != axes.len() {
-                bail!("sizes has {} values for {} axes", s.len(), axes.len());
-            }
-            for (&a, &n) in axes.iter().zip(&s) {
-                out[a] = n;
-                scale[a] = n as f64 / x.dims()[a] as f64;
-            }
-        }
-        (None, Some(s)) => {
-            let s = floats(s)?;
-            if s.len() != axes.len() {
-                bail!("scales has {} values for {} axes", s.len(), axes.len());
-            }
-            for (&a, &f) in axes.iter().zip(&s) {
-                if f <= 0.0 {
-                    bail!("scale {f} is not positive");
-                }
-                scale[a] = f as f64;
-                out[a] = (x.dims()[a] as f64 * f as f64).floor() as usize;
-            }
-        }
-        (None, None) => bail!("neither scales nor sizes is given"),
-    }
-    let legacy = c.opset < 11;
-    let mode = c.attr_s("mode").unwrap_or("nearest").to_string();
-    let coord = if legacy {
-        "asymmetric".to_string()
-    } else {
-        c.attr_s("coordinate_transformation_mode")
-            .unwrap_or("half_pixel")
-            .to_string()
-    };
-    let nearest = if legacy {
-        "floor".to_string()
-    } else {
-        c.attr_s("nearest_mode")
-            .unwrap_or("round_prefer_floor")
-            .to_string()
-    };
-    let mut t = x.clone();
-    for a in 0..r {
-        let (n_in, n_out) = (x.dims()[a], out[a]);
-        if n_in == n_out && scale[a] == 1.0 && coord != "tf_half_pixel_for_nearest" {
-            continue;
-        }
-        let mut i0 = Vec::with_capacity(n_out);
-        let mut i1 = Vec::with_capacity(n_out);
-        let mut w1 = Vec::with_capacity(n_out);
-        for o in 0..n_out {
-            let src = source_coord(&coord, o as f64, scale[a], n_in, n_out)?;
-            let last = n_in as i64 - 1;
-            match mode.as_str() {
-                "nearest" => {
-                    let k = nearest_index(&nearest, src)?;
-                    i0.push(k.clamp(0, last));
-                }
-                "linear" => {
-                    let s = src.clamp(0.0, last as f64);
-                    let f = s.floor();
-                    i0.push(f as i64);
-                    i1.push((f as i64 + 1).min(last));
-                    w1.push((s - f) as f32);
-                }
-                other => bail!("mode '{other}' is not supported"),
-            }
-        }
-        let lo = t.index_select(&tensor_i64(i0, &[n_out])?, a)?;
-        t = if mode == "nearest" {
-            lo
-        } else {
-            let hi = t.index_select(&tensor_i64(i1, &[n_out])?, a)?;
-            let mut wshape = vec![1; r];
-            wshape[a] = n_out;
-            let w1 = tensor_f32(w1, &wshape)?;
-            // lo + (hi - lo) * w1
-            lo.broadcast_add(&(hi - &lo)?.broadcast_mul(&w1)?)?
-        };
-    }
-    Ok(vec![t])
-}
-
-/// The input coordinate output coordinate `x` maps to on one axis.
-fn source_coord(mode: &str, x: f64, scale: f64, n_in: usize, n_out: usize) -> OpResult<f64> {
-    Ok(match mode {
-        "half_pixel" => (x + 0.5) / scale - 0.5,
-        "pytorch_half_pixel" => {
-            if n_out > 1 {
-                (x + 0.5) / scale - 0.5
-            } else {
-                0.0
-            }
-        }
-        "align_corners" => {
-            if n_out > 1 {
-                x * (n_in as f64 - 1.0) / (n_out as f64 - 1.0)
-            } else {
-                0.0
-            }
-        }
-        "asymmetric" => x / scale,
-        "tf_half_pixel_for_nearest" => (x + 0.5) / scale,
-        "half_pixel_symmetric" => {
-            let adj = n_out as f64 / (scale * n_in as f64);
-            let center = n_in as f64 / 2.0;
-            center * (1.0 - adj) + (x + 0.5) / scale - 0.5
-        }
-        other => bail!("coordinate_transformation_mode '{other}' is not supported"),
-    })
-}
-
-fn nearest_index(mode: &str, x: f64) -> OpResult<i64> {
-    let half = x.fract().abs() == 0.5;
-    Ok(match mode {
-        "round_prefer_floor" if half => x.floor(),
-        "round_prefer_ceil" if half => x.ceil(),
-        "round_prefer_floor" | "round_prefer_ceil" => x.round(),
-        "floor" => x.floor(),
-        "ceil" => x.ceil(),
-        other => bail!("nearest_mode '{other}' is not supported"),
-    } as i64)
 }
 
 fn constant_of_shape(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
