@@ -321,12 +321,15 @@ impl<'m> Builder<'m> {
                         }
                         deferred.push((id, f.clone()));
                     }
+                    // A mixed axis may change size (the op only computes differently).
                     for &(v, a) in &c.mixing {
+                        mentioned.push((v, a));
                         if let Some(d) = self.value_dim(v, a) {
                             self.dims[d.0 as usize].mixed_by.push(id);
                         }
                     }
                     for (v, a, reason) in &c.fixed {
+                        mentioned.push((*v, *a)); // fixed here, with its own reason
                         if let Some(d) = self.value_dim(*v, *a) {
                             self.fix(d, Some(id), reason.clone());
                         }

@@ -7,6 +7,15 @@ use shears_onnx::Model;
 use crate::graph::{DependencyGraph, DimId, DimKey, Group, GroupId, UnitTables};
 use crate::union_find::UnionFind;
 
+/// Whether a dim can make its units a group: a parameter axis that some rule ties to something
+/// (a kernel axis that no rule maps is a parameter axis, but not channels) and that is longer
+/// than 1. A parameter axis of size 1 is a batch or broadcast axis, or a scalar constant (the
+/// `1/sqrt(d)` of an attention scale): it carries no channel, and a group made only of such
+/// axes could never lose a channel anyway.
+fn is_channel_axis(info: &crate::graph::DimInfo) -> bool {
+    info.is_param && !info.linked_by.is_empty() && info.size > 1
+}
+
 /// Forms units (connected atoms, numbered by first atom) and groups (units with the same dims,
 /// kept when they touch a parameter), in one pass over the atoms.
 pub(crate) fn form_units_and_groups(g: &mut DependencyGraph, uf: &mut UnionFind, model: &Model) {
@@ -60,12 +69,7 @@ pub(crate) fn form_units_and_groups(g: &mut DependencyGraph, uf: &mut UnionFind,
             .map(|&a| DimId(atom_dims[a as usize]))
             .collect();
         sig.dedup(); // atoms ascend, and so do their dims
-                     // A group is a set of channels only if some rule ties one of its parameter axes to
-                     // something: a kernel axis that no rule maps is a parameter axis, but not channels.
-        if !sig.iter().any(|&d| {
-            let info = &g.dims[d.0 as usize];
-            info.is_param && !info.linked_by.is_empty()
-        }) {
+        if !sig.iter().any(|&d| is_channel_axis(&g.dims[d.0 as usize])) {
             continue;
         }
         let next = groups.len() as u32;
@@ -75,7 +79,11 @@ pub(crate) fn form_units_and_groups(g: &mut DependencyGraph, uf: &mut UnionFind,
                 .iter()
                 .copied()
                 .find(|d| out_channel_dims.contains(d))
-                .or_else(|| sig.iter().copied().find(|&d| g.dims[d.0 as usize].is_param))
+                .or_else(|| {
+                    sig.iter()
+                        .copied()
+                        .find(|&d| is_channel_axis(&g.dims[d.0 as usize]))
+                })
                 .expect("signature has a parameter");
             let mut blockers = Vec::new();
             for &d in &sig {

@@ -155,28 +155,50 @@ pub fn plan(
     }
     sorted.sort_unstable();
 
-    let group_id = graph
-        .group_at(root_dim, 0)
-        .ok_or_else(|| PlanError::Blocked {
-            layer: layer.to_string(),
-            reasons: "its channels belong to no group".into(),
-        })?;
-    let group = graph.group(group_id);
-    if !group.is_prunable() {
-        return Err(PlanError::Blocked {
-            layer: layer.to_string(),
-            reasons: blocker_text(model, graph, group_id),
-        });
+    // Every requested index must lie in a prunable group, and no group may lose every unit.
+    // A root axis can span several groups (Concat segments, Split halves): each is checked.
+    let mut by_group: BTreeMap<shears_graph::GroupId, BTreeSet<UnitId>> = BTreeMap::new();
+    for &i in &sorted {
+        let unit = graph
+            .unit_at(root_dim, i as usize)
+            .ok_or_else(|| PlanError::Blocked {
+                layer: layer.to_string(),
+                reasons: format!("index {i} has no channel unit"),
+            })?;
+        let Some(gid) = graph.unit_group(unit) else {
+            // Only axes of size 1 lack a group: their one channel is the whole layer.
+            return Err(if info.size == 1 {
+                PlanError::WholeGroup {
+                    layer: layer.to_string(),
+                    size: 1,
+                }
+            } else {
+                PlanError::Blocked {
+                    layer: layer.to_string(),
+                    reasons: format!("channel {i} belongs to no group"),
+                }
+            });
+        };
+        by_group.entry(gid).or_default().insert(unit);
     }
-    let units: BTreeSet<UnitId> = sorted
-        .iter()
-        .filter_map(|&i| graph.unit_at(root_dim, i as usize))
-        .collect();
-    if units.len() >= group.units.len() {
-        return Err(PlanError::WholeGroup {
-            layer: layer.to_string(),
-            size: group.units.len(),
-        });
+    let mut units: BTreeSet<UnitId> = BTreeSet::new();
+    let mut group_channels = 0;
+    for (&gid, us) in &by_group {
+        let group = graph.group(gid);
+        if !group.is_prunable() {
+            return Err(PlanError::Blocked {
+                layer: layer.to_string(),
+                reasons: blocker_text(model, graph, gid),
+            });
+        }
+        if us.len() >= group.units.len() {
+            return Err(PlanError::WholeGroup {
+                layer: layer.to_string(),
+                size: group.units.len(),
+            });
+        }
+        group_channels += group.units.len();
+        units.extend(us.iter().copied());
     }
 
     // Removed indices per dim.
@@ -242,7 +264,7 @@ pub fn plan(
         },
         indices: sorted,
         channels_removed: units.len(),
-        group_channels: group.units.len(),
+        group_channels,
         entries,
         rewrites,
         parameters_removed,
@@ -373,7 +395,7 @@ fn is_statistic(graph: &DependencyGraph, model: &Model, node: NodeId, v: ValueId
     c.statistics.iter().any(|&slot| n.input(slot) == Some(v))
 }
 
-/// `out` when the node's rule ties this axis to one of the node's outputs (a weight's
+/// `out` for the node's own outputs and for axes its rule ties to one of them (a weight's
 /// output channels, a BatchNorm's scale), `in` otherwise (input channels).
 fn role_of(
     model: &Model,
@@ -386,6 +408,9 @@ fn role_of(
         return "in".into();
     };
     let outputs = &model.graph.node(node).outputs;
+    if outputs.contains(&Some(v)) {
+        return "out".into();
+    }
     let is_output = |r: &DimRef| matches!(r, DimRef::Axis(o, _) if outputs.contains(&Some(*o)));
     let me = DimRef::Axis(v, axis);
     let tied_to_output = c

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use shears_graph::{DependencyGraph, DimKey};
 use shears_onnx::Model;
 
-use crate::summary::dim_name;
+use crate::summary::{compact_indices, dim_name};
 
 /// A member of a group: a tensor axis and how many of its indices each channel owns.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,9 @@ pub struct GroupReport {
     pub root: String,
     /// The node owning the root (for `--layer`).
     pub root_node: String,
+    /// The root's indices that belong to this group, ascending (all of them unless the root
+    /// axis is cut into segments shared with other groups).
+    pub root_indices: Vec<u32>,
     pub channels: usize,
     pub prunable: bool,
     pub members: Vec<GroupMember>,
@@ -88,10 +91,15 @@ pub fn group_reports(model: &Model, graph: &DependencyGraph) -> Vec<GroupReport>
                 .flat_map(|&d| graph.dim(d).mixed_by.iter())
                 .map(|&n| g.node(n).name.clone())
                 .collect();
+            let root_indices: Vec<u32> = (0..root.size)
+                .filter(|&i| graph.group_at(grp.root, i) == Some(grp.id))
+                .map(|i| i as u32)
+                .collect();
             GroupReport {
                 id: grp.id.0,
                 root: dim_name(model, graph, grp.root),
                 root_node,
+                root_indices,
                 channels: grp.units.len(),
                 prunable: grp.is_prunable(),
                 members,
@@ -117,14 +125,15 @@ pub fn render_groups_text(source: &str, reports: &[GroupReport]) -> String {
         reports.len(),
         reports.len() - prunable
     );
-    let w_root = reports.iter().map(|r| r.root.len()).max().unwrap_or(0);
-    for r in reports {
+    let roots: Vec<String> = reports.iter().map(root_text).collect();
+    let w_root = roots.iter().map(String::len).max().unwrap_or(0);
+    for (r, root) in reports.iter().zip(&roots) {
         let params = r.members.iter().filter(|m| m.parameter).count();
         let _ = writeln!(
             s,
             "#{:<3} {:<w_root$}  {:>5} ch  {:<8}  {} tensors ({} parameters)  layer {}",
             r.id,
-            r.root,
+            root,
             r.channels,
             if r.prunable { "prunable" } else { "BLOCKED" },
             r.members.len(),
@@ -150,4 +159,18 @@ pub fn render_groups_text(source: &str, reports: &[GroupReport]) -> String {
         let _ = writeln!(s, "       params: {}", names.join(" "));
     }
     s
+}
+
+/// The root, with the indices it contributes when the group holds only part of its axis.
+fn root_text(r: &GroupReport) -> String {
+    let whole = r
+        .members
+        .iter()
+        .find(|m| format!("{}[{}]", m.tensor, m.axis) == r.root)
+        .is_some_and(|m| m.size == r.root_indices.len());
+    if whole {
+        r.root.clone()
+    } else {
+        format!("{}{{{}}}", r.root, compact_indices(&r.root_indices))
+    }
 }

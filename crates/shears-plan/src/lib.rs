@@ -70,7 +70,10 @@ pub struct PruningPlan {
     pub root: PlanRoot,
     /// The requested indices, sorted.
     pub indices: Vec<u32>,
-    /// Channels of the root's group removed (units), and the group's size.
+    /// Channels (units) removed, and the total channel count of the groups they belong to (a
+    /// root axis cut into segments by a Concat or Split spans several groups). A unit can hold
+    /// several root indices (a grouped conv ties position `p` of every group), so the root's
+    /// entry may list more indices than `indices`.
     pub channels_removed: usize,
     pub group_channels: usize,
     pub entries: Vec<PlanEntry>,

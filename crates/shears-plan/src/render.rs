@@ -26,6 +26,19 @@ pub fn render_text(plan: &PruningPlan) -> String {
         r.size,
         compact_indices(&plan.indices)
     );
+    if let Some(root) = plan
+        .entries
+        .iter()
+        .find(|e| e.tensor == r.tensor && e.axis == r.axis)
+    {
+        if root.indices != plan.indices {
+            let _ = writeln!(
+                s,
+                "Coupled within the layer: its channels [{}] go together",
+                compact_indices(&root.indices)
+            );
+        }
+    }
     let _ = writeln!(s, "{rule}");
     let edited: Vec<_> = plan
         .entries

@@ -65,7 +65,8 @@ pub struct Coupling {
     /// Sizes of the node's virtual dimensions.
     pub virtuals: Vec<usize>,
     /// Dims whose channels the op mixes without a weight (LayerNormalization over channels,
-    /// Softmax, attention products): prunable, but pruning changes the numerics there.
+    /// Softmax, attention products, a mean over channels): prunable (not fixed by this op,
+    /// even when no link mentions them), but pruning changes the numerics there.
     pub mixing: Vec<(ValueId, usize)>,
     /// Input slots whose *data* the op does not read (Shape reads only the shape), so their
     /// axes are neither linked nor fixed by this node.
@@ -285,7 +286,9 @@ pub fn couple(model: &Model, id: NodeId) -> RuleResult {
     (rule.couple)(&Ctx::new(model, id))
 }
 
-/// Renders a coupling in one line, for tests and `shears rules`: `X.1=W.1 W.0=Y.1 | fixed ...`.
+/// Renders a coupling in one line, for tests: `Conv: in0.1=in1.1 in1.0=out0.1 | out in1.0`,
+/// then `| mixes` (mixed axes), `| fixed` (axes fixed with a stated reason) and `| out` (the
+/// axis `--layer` names).
 pub fn render(model: &Model, id: NodeId, c: &RuleResult) -> String {
     let g = &model.graph;
     let node = g.node(id);
@@ -316,7 +319,11 @@ pub fn render(model: &Model, id: NodeId, c: &RuleResult) -> String {
             if let Some(f) = &c.deferred {
                 parts.push(f.to_string());
             }
-            let mut s = format!("{}: {}", node.op_type, parts.join(" "));
+            let mut s = format!("{}:", node.op_type);
+            for p in &parts {
+                s.push(' ');
+                s.push_str(p);
+            }
             if !c.mixing.is_empty() {
                 let m: Vec<String> = c
                     .mixing
@@ -324,6 +331,14 @@ pub fn render(model: &Model, id: NodeId, c: &RuleResult) -> String {
                     .map(|&(v, a)| format!("{}.{a}", slot_name(v)))
                     .collect();
                 s.push_str(&format!(" | mixes {}", m.join(" ")));
+            }
+            if !c.fixed.is_empty() {
+                let f: Vec<String> = c
+                    .fixed
+                    .iter()
+                    .map(|(v, a, _)| format!("{}.{a}", slot_name(*v)))
+                    .collect();
+                s.push_str(&format!(" | fixed {}", f.join(" ")));
             }
             if let Some((v, a)) = c.out_channels {
                 s.push_str(&format!(" | out {}.{a}", slot_name(v)));

@@ -5,7 +5,11 @@
 //! fixed. Reductions (`ReduceMean`, ...) keep every axis they do not reduce: the axes come as an
 //! attribute before opset 18 (before 13 for ReduceSum) and as input 1 after; `keepdims`
 //! (default 1) decides whether reduced axes stay as size 1; no axes means all axes unless
-//! `noop_with_empty_axes`. ArgMax/ArgMin reduce one `axis`. Reduced axes are fixed.
+//! `noop_with_empty_axes`. ArgMax/ArgMin reduce one `axis`.
+//!
+//! A reduced axis may lose channels (a mean or sum over fewer terms: prunable, mixed), except
+//! for ArgMax/ArgMin, whose result is a position along it: fixed. A kept reduced axis has size
+//! 1 in the output and carries nothing.
 
 use super::norm::normalize_axis;
 use super::{Coupling, Ctx, Link, OpRule, RuleResult};
@@ -88,9 +92,16 @@ fn couple_reduce(ctx: &Ctx) -> RuleResult {
     if ctx.input(1).is_some() {
         out.shape_only.push(1);
     }
+    // ArgMax/ArgMin return positions along the reduced axis: removing channels renumbers them,
+    // so that axis keeps its size. The other reductions only lose terms: the reduced axis may
+    // shrink, but the result changes (mixed).
+    let positional = op == "ArgMax" || op == "ArgMin";
     let mut oa = 0;
     for ax in 0..rank {
         if reduced.contains(&ax) {
+            if !positional {
+                out.mixing.push((x, ax));
+            }
             if keepdims {
                 oa += 1;
             }

@@ -15,7 +15,8 @@
 //!   their size. This covers Flatten into Gemm (channel `c` owns features `c·H·W..(c+1)·H·W`),
 //!   channel shuffle (`[C] → [g, C/g]`, then `[C/g, g] → [C]`: a permutation, pruned by
 //!   position in every group) and attention heads (`[h·d] → [h, d]`: head-dim positions);
-//! - any other regrouping mixes axes: those axes are fixed.
+//! - any other regrouping mixes axes (`[16, 8, 8] -> [4, 256]`, GroupNorm's classic
+//!   decomposition): those axes are fixed, with that reason.
 
 use std::fmt;
 
@@ -123,7 +124,20 @@ fn couple_reshape(ctx: &Ctx) -> RuleResult {
                 factors_of: x,
                 factors: is.iter().map(|&i| (i, xs[i])).collect(),
             }),
-            _ => {} // a regrouping that mixes axes: left unlinked, hence fixed
+            (is, os) => {
+                // A regrouping that mixes axes (`[16, 8, 8] -> [4, 256]`): no single axis
+                // carries whole channels, so every axis of the run keeps its size.
+                let sizes = |shape: &[usize], axes: &[usize]| -> Vec<usize> {
+                    axes.iter().map(|&a| shape[a]).collect()
+                };
+                let why = format!(
+                    "regroups {:?} into {:?}: channels mix with other axes",
+                    sizes(xs, is),
+                    sizes(ys, os)
+                );
+                out.fixed.extend(is.iter().map(|&a| (x, a, why.clone())));
+                out.fixed.extend(os.iter().map(|&a| (y, a, why.clone())));
+            }
         }
     }
     if !fact.splits.is_empty() {

@@ -1,0 +1,293 @@
+//! The one-line rendering of every node's coupling, pinned for zoo models that cover each rule
+//! family. A change to any rule shows up here as a readable line diff.
+//!
+//! Notation (see `rules::render`): `in0.1=out0.1` ties axis 1 of input 0 to axis 1 of output 0
+//! index by index; `[a..b]=[c..d]` is an offset map; `%n` and `/d%n` are `(i / d) % n` maps
+//! read from left to right; `factors[1~(1:2,2:4)]` is a reshape's deferred split of axis 1
+//! into axes 1 (size 2) and 2 (size 4); `| mixes` lists mixed axes and `| out` the axis that
+//! `--layer` names. Axes not mentioned are fixed.
+
+use shears_graph::{rules, DependencyGraph};
+use shears_onnx::builder::zoo;
+use shears_onnx::external::ExternalStore;
+use shears_onnx::{InputShapes, Model};
+
+/// Builds zoo model `name`, infers shapes, and compares `node name => rule line` for every node
+/// with `expect` (one line per node, in node order).
+fn check(name: &str, expect: &str) {
+    let (_, build) = zoo::MODELS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no zoo model {name}"));
+    let mut model = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
+    shears_onnx::shape::infer_shapes(&mut model, &InputShapes::default()).unwrap();
+    let graph = DependencyGraph::build(&model);
+    let got: Vec<String> = model
+        .graph
+        .node_ids()
+        .map(|id| {
+            let line = rules::render(&model, id, &graph.verdicts[id.index()]);
+            format!("{} => {line}", model.graph.node(id).name)
+        })
+        .collect();
+    let want: Vec<&str> = expect
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if got != want {
+        panic!(
+            "{name}: rule lines differ\n--- want\n{}\n--- got\n{}",
+            want.join("\n"),
+            got.join("\n")
+        );
+    }
+}
+
+/// LayerNorm written out: the ReduceMeans over the hidden axis mix it (prunable, not exact) and their size-1 outputs broadcast back.
+#[test]
+fn layernorm_decomposed() {
+    check(
+        "layernorm_decomposed",
+        r#"
+        /blocks.0.norm1/ReduceMean => ReduceMean: in0.0=out0.0 in0.1=out0.1 | mixes in0.2
+        /blocks.0.norm1/Sub => Sub: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1
+        /blocks.0.norm1/Pow => Pow: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /blocks.0.norm1/ReduceMean_1 => ReduceMean: in0.0=out0.0 in0.1=out0.1 | mixes in0.2
+        /blocks.0.norm1/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /blocks.0.norm1/Sqrt => Sqrt: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /blocks.0.norm1/Div => Div: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1
+        /blocks.0.norm1/Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /blocks.0.norm1/Add_1 => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /blocks.0.mlp.fc1/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /blocks.0.mlp.fc1/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /Div => Div: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /Erf => Erf: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2
+        /Mul_1 => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /blocks.0.mlp.fc2/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /blocks.0.mlp.fc2/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /Add_1 => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+"#,
+    );
+}
+
+/// GroupNorm's classic decomposition: [16, 8, 8] -> [4, 256] regroups channels with spatial positions, so both Reshapes fix those axes.
+#[test]
+fn group_norm_decomposed() {
+    check(
+        "group_norm_decomposed",
+        r#"
+        /conv1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /gn1/Reshape => Reshape: | fixed in0.1 in0.2 in0.3 out0.1 out0.2
+        /gn1/InstanceNormalization => InstanceNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.1 in2.0=out0.1 | out in1.0
+        /gn1/Reshape_1 => Reshape: | fixed in0.1 in0.2 out0.1 out0.2 out0.3
+        /gn1/Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1
+        /gn1/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /conv2/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// Concat offsets, then the shuffle: the split Reshape defers its channel factors, the Transpose swaps them, the merging Reshape defers again.
+#[test]
+fn channel_shuffle() {
+    check(
+        "channel_shuffle",
+        r#"
+        /conv1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /bn1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage2.0.branch1.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /stage2.0.branch1.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Relu_1 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage2.0.branch2.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /stage2.0.branch2.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Relu_2 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage2.0/Concat => Concat: in0.0=out0.0 in0.1[0..4]=[0..4]out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1[0..4]=[4..8]out0.1 in1.2=out0.2 in1.3=out0.3
+        /Reshape => Reshape: in0.2=out0.3 in0.3=out0.4 factors[1~(1:2,2:4)]
+        /Transpose => Transpose: in0.0=out0.0 in0.2=out0.1 in0.1=out0.2 in0.3=out0.3 in0.4=out0.4
+        /Reshape_1 => Reshape: in0.3=out0.2 in0.4=out0.3 factors[1~(1:4,2:2)]
+        /stage2.1.conv/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /stage2.1.bn/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Relu_3 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// Split halves by offset; a depthwise conv ties output channel c to input channel c.
+#[test]
+fn channel_split_shuffle() {
+    check(
+        "channel_split_shuffle",
+        r#"
+        /conv1.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /conv1.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage2.1/Split => Split: in0.0=out0.0 out0.1[0..4]=[0..4]in0.1 in0.2=out0.2 in0.3=out0.3 in0.0=out1.0 out1.1[0..4]=[4..8]in0.1 in0.2=out1.2 in0.3=out1.3
+        /stage2.1.branch2.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /stage2.1.branch2.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /stage2.1/Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage2.1.branch2.3/Conv => Conv: in0.0=out0.0 in1.0=out0.1 out0.1%4in0.1 | out in1.0
+        /stage2.1.branch2.4/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /stage2.1.branch2.5/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /stage2.1.branch2.6/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /stage2.1/Relu_1 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage2.1/Concat => Concat: in0.0=out0.0 in0.1[0..4]=[0..4]out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1[0..4]=[4..8]out0.1 in1.2=out0.2 in1.3=out0.3
+        /stage2.1/Reshape => Reshape: in0.2=out0.3 in0.3=out0.4 factors[1~(1:2,2:4)]
+        /stage2.1/Transpose => Transpose: in0.0=out0.0 in0.2=out0.1 in0.1=out0.2 in0.3=out0.3 in0.4=out0.4
+        /stage2.1/Reshape_1 => Reshape: in0.3=out0.2 in0.4=out0.3 factors[1~(1:4,2:2)]
+        /conv5.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /conv5.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Relu_1 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// A grouped conv (4 groups of 8): input channel c is weight position c % 8, output channel o is position o % 8 of a per-group virtual axis.
+#[test]
+fn grouped_conv() {
+    check(
+        "grouped_conv",
+        r#"
+        /stem.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /stem.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /trunk_output.block1.block1-0.f.a.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /trunk_output.block1.block1-0.f.a.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /trunk_output.block1.block1-0/Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /trunk_output.block1.block1-0.f.b.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1%8in1.1 out0.1%8v0 | out in1.0
+        /trunk_output.block1.block1-0.f.b.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /trunk_output.block1.block1-0/Relu_1 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /trunk_output.block1.block1-0.f.c.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /trunk_output.block1.block1-0.f.c.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /trunk_output.block1.block1-0.proj.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /trunk_output.block1.block1-0.proj.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /trunk_output.block1.block1-0/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2 in1.3=out0.3
+        /trunk_output.block1.block1-0/Relu_2 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// Clip passes every axis; the depthwise conv ties output and input channels.
+#[test]
+fn mobilenetv2_inverted_residual() {
+    check(
+        "mobilenetv2_inverted_residual",
+        r#"
+        /features.0.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /features.0.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /Clip => Clip: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /features.1.conv.0.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /features.1.conv.0.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /features.1/Clip => Clip: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /features.1.conv.1.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 out0.1%32in0.1 | out in1.0
+        /features.1.conv.1.1/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /features.1/Clip_1 => Clip: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /features.1.conv.2/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /features.1.conv.3/BatchNormalization => BatchNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1 in2.0=out0.1 in3.0=out0.1 in4.0=out0.1 | out in1.0
+        /features.1/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2 in1.3=out0.3
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// Flatten of [1,16,4,4] defers the merge of channels and spatial axes; pools keep only N and C.
+#[test]
+fn flatten_gemm() {
+    check(
+        "flatten_gemm",
+        r#"
+        /features.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /MaxPool => MaxPool: in0.0=out0.0 in0.1=out0.1
+        /features.3/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Relu_1 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /MaxPool_1 => MaxPool: in0.0=out0.0 in0.1=out0.1
+        /Flatten => Flatten: factors[1~(1:16,2:4,3:4)]
+        /classifier.0/Gemm => Gemm: in0.0=out0.0 in0.1=in1.1 in1.0=out0.1 in2.0=out0.1 | out in1.0
+        /Relu_2 => Relu: in0.0=out0.0 in0.1=out0.1
+        /classifier.3/Gemm => Gemm: in0.0=out0.0 in0.1=in1.1 in1.0=out0.1 in2.0=out0.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1
+"#,
+    );
+}
+
+/// Channel-last: Transposes move the channel axis, LayerNorm over it mixes, the Linears are MatMul + Add, layer scale [C,1,1] broadcasts onto axis 1.
+#[test]
+fn convnext_block() {
+    check(
+        "convnext_block",
+        r#"
+        /features.0.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /features.1.0.block.0/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 out0.1%8in0.1 | out in1.0
+        /features.1.0/Transpose => Transpose: in0.0=out0.0 in0.2=out0.1 in0.3=out0.2 in0.1=out0.3
+        /features.1.0.block.2/LayerNormalization => LayerNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.3 in2.0=out0.3 | mixes out0.3 | out in1.0
+        /features.1.0.block.3/MatMul => MatMul: in0.3=in1.0 in0.2=out0.2 in1.1=out0.3 in0.0=out0.0 in0.1=out0.1 | out in1.1
+        /features.1.0.block.3/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.3
+        /features.1.0/Div => Div: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /features.1.0/Erf => Erf: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /features.1.0/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /features.1.0/Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2 in1.3=out0.3
+        /features.1.0/Mul_1 => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /features.1.0.block.5/MatMul => MatMul: in0.3=in1.0 in0.2=out0.2 in1.1=out0.3 in0.0=out0.0 in0.1=out0.1 | out in1.1
+        /features.1.0.block.5/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.3
+        /features.1.0/Transpose_1 => Transpose: in0.0=out0.0 in0.3=out0.1 in0.1=out0.2 in0.2=out0.3
+        /features.1.0/Mul_2 => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1
+        /features.1.0/Add_1 => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2 in1.3=out0.3
+        /features.2.1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// Heads: the qkv Reshape defers [48] -> [3, 2, 8]; scalar Gathers drop axis 0; the attention MatMuls mix their contracted axes.
+#[test]
+fn vit_encoder_layer() {
+    check(
+        "vit_encoder_layer",
+        r#"
+        /conv_proj/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Reshape => Reshape: in0.1=out0.1 factors[2~(2:2,3:2)]
+        /Transpose => Transpose: in0.0=out0.0 in0.2=out0.1 in0.1=out0.2
+        /encoder.layers.0.ln_1/LayerNormalization => LayerNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2 in2.0=out0.2 | mixes out0.2 | out in1.0
+        /encoder.layers.0.self_attention.qkv/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /encoder.layers.0.self_attention.qkv/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /encoder.layers.0/Reshape => Reshape: in0.1=out0.1 factors[2~(2:3,3:2,4:8)]
+        /encoder.layers.0/Transpose => Transpose: in0.2=out0.0 in0.0=out0.1 in0.3=out0.2 in0.1=out0.3 in0.4=out0.4
+        /encoder.layers.0/Gather => Gather: in0.1=out0.0 in0.2=out0.1 in0.3=out0.2 in0.4=out0.3
+        /encoder.layers.0/Gather_1 => Gather: in0.1=out0.0 in0.2=out0.1 in0.3=out0.2 in0.4=out0.3
+        /encoder.layers.0/Gather_2 => Gather: in0.1=out0.0 in0.2=out0.1 in0.3=out0.2 in0.4=out0.3
+        /encoder.layers.0/Transpose_1 => Transpose: in0.0=out0.0 in0.1=out0.1 in0.3=out0.2 in0.2=out0.3
+        /encoder.layers.0/MatMul => MatMul: in0.3=in1.2 in0.2=out0.2 in1.3=out0.3 in0.0=out0.0 in0.1=out0.1 in1.0=out0.0 in1.1=out0.1 | mixes in0.3
+        /encoder.layers.0/Div => Div: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /encoder.layers.0/Softmax => Softmax: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 | mixes out0.3
+        /encoder.layers.0/MatMul_1 => MatMul: in0.3=in1.2 in0.2=out0.2 in1.3=out0.3 in0.0=out0.0 in0.1=out0.1 in1.0=out0.0 in1.1=out0.1 | mixes in0.3
+        /encoder.layers.0/Transpose_2 => Transpose: in0.0=out0.0 in0.2=out0.1 in0.1=out0.2 in0.3=out0.3
+        /encoder.layers.0/Reshape_1 => Reshape: in0.1=out0.1 factors[2~(2:2,3:8)]
+        /encoder.layers.0.self_attention.out_proj/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /encoder.layers.0.self_attention.out_proj/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /encoder.layers.0/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2
+        /encoder.layers.0.ln_2/LayerNormalization => LayerNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2 in2.0=out0.2 | mixes out0.2 | out in1.0
+        /encoder.layers.0.mlp.0/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /encoder.layers.0.mlp.0/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /encoder.layers.0/Div_1 => Div: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /encoder.layers.0/Erf => Erf: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /encoder.layers.0/Add_1 => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /encoder.layers.0/Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2
+        /encoder.layers.0/Mul_1 => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /encoder.layers.0.mlp.3/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /encoder.layers.0.mlp.3/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /encoder.layers.0/Add_2 => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2
+        /encoder.ln/LayerNormalization => LayerNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2 in2.0=out0.2 | mixes out0.2 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+"#,
+    );
+}
