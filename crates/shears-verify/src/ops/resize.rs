@@ -162,11 +162,15 @@ fn apply(x: &Tensor, out: &[usize], scale: &[f64], how: &Interp) -> OpResult<Ten
         if identity {
             continue;
         }
-        let lo = t.index_select(&tensor_i64(i0, &[n_out])?, a)?;
+        let lo = t
+            .contiguous()?
+            .index_select(&tensor_i64(i0, &[n_out])?, a)?;
         t = if how.mode == "nearest" {
             lo
         } else {
-            let hi = t.index_select(&tensor_i64(i1, &[n_out])?, a)?;
+            let hi = t
+                .contiguous()?
+                .index_select(&tensor_i64(i1, &[n_out])?, a)?;
             let mut wshape = vec![1; x.rank()];
             wshape[a] = n_out;
             let w1 = tensor_f32(w1, &wshape)?;

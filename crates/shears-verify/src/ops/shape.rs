@@ -231,7 +231,8 @@ fn slice(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
                 k += step;
             }
             let len = idx.len();
-            t.index_select(&tensor_i64(idx, &[len])?, axis)?
+            t.contiguous()?
+                .index_select(&tensor_i64(idx, &[len])?, axis)?
         };
     }
     Ok(vec![t])
@@ -316,7 +317,9 @@ fn gather(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
         })
         .collect::<OpResult<_>>()?;
     let n = fixed.len();
-    let picked = x.index_select(&tensor_i64(fixed, &[n])?, axis)?;
+    let picked = x
+        .contiguous()?
+        .index_select(&tensor_i64(fixed, &[n])?, axis)?;
     let mut out = x.dims()[..axis].to_vec();
     out.extend_from_slice(idx.dims());
     out.extend_from_slice(&x.dims()[axis + 1..]);
@@ -430,7 +433,8 @@ fn pad_axis(
         .map(source)
         .collect::<OpResult<_>>()?;
     let len = idx.len();
-    Ok(t.index_select(&tensor_i64(idx, &[len])?, axis)?)
+    Ok(t.contiguous()?
+        .index_select(&tensor_i64(idx, &[len])?, axis)?)
 }
 
 fn constant_of_shape(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
