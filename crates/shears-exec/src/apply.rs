@@ -63,10 +63,14 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
     }
 
     let rewrites = recompute_rewrites(model, &cuts)?;
+    let mut resized: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for rw in &rewrites {
-        apply_rewrite(model, &mut proto, rw)?;
+        if let Some((name, dims)) = apply_rewrite(model, &mut proto, rw)? {
+            resized.insert(name, dims);
+        }
     }
-    update_value_info(model, &mut proto, &cuts);
+    update_value_info(model, &mut proto, &cuts, &resized);
+    drop_unused_initializers(model, &mut proto);
     Ok(Applied {
         proto,
         rewrites,
@@ -206,7 +210,12 @@ fn node_index(model: &Model, name: &str) -> Result<(NodeId, usize), ExecError> {
     Ok((id, model.graph.node(id).proto_index))
 }
 
-fn apply_rewrite(model: &Model, proto: &mut ModelProto, rw: &Rewrite) -> Result<(), ExecError> {
+/// Applies one rewrite; returns the name and new dims of a constant edited in place.
+fn apply_rewrite(
+    model: &Model,
+    proto: &mut ModelProto,
+    rw: &Rewrite,
+) -> Result<Option<(String, Vec<usize>)>, ExecError> {
     let graph = proto.graph.as_mut().expect("checked at load");
     match rw {
         Rewrite::AttrInt { node, attr, .. } | Rewrite::AttrInts { node, attr, .. } => {
@@ -224,7 +233,7 @@ fn apply_rewrite(model: &Model, proto: &mut ModelProto, rw: &Rewrite) -> Result<
                 Rewrite::AttrInts { new, .. } => a.ints = new.clone(),
                 Rewrite::ConstInts { .. } => unreachable!(),
             }
-            Ok(())
+            Ok(None)
         }
         Rewrite::ConstInts {
             node,
@@ -250,6 +259,7 @@ fn apply_rewrite(model: &Model, proto: &mut ModelProto, rw: &Rewrite) -> Result<
             let replacement = int_tensor(&source, new, new_dims)?;
             let value = model.graph.value(v);
             let shared = value.consumers.len() > 1;
+            let in_place = Some((value.name.clone(), new_dims.clone()));
             match (&value.kind, shared) {
                 (ValueKind::Initializer(i), false) => {
                     let t = &mut graph.initializer[*i];
@@ -258,6 +268,7 @@ fn apply_rewrite(model: &Model, proto: &mut ModelProto, rw: &Rewrite) -> Result<
                         name,
                         ..replacement
                     };
+                    Ok(in_place)
                 }
                 (ValueKind::NodeOutput { node: c, .. }, false)
                     if model.graph.node(*c).op_type == "Constant" =>
@@ -269,6 +280,7 @@ fn apply_rewrite(model: &Model, proto: &mut ModelProto, rw: &Rewrite) -> Result<
                     a.floats.clear();
                     a.ints.clear();
                     a.t = Some(replacement);
+                    Ok(in_place)
                 }
                 _ => {
                     // Shared with other readers: give this input a private copy.
@@ -287,9 +299,9 @@ fn apply_rewrite(model: &Model, proto: &mut ModelProto, rw: &Rewrite) -> Result<
                         ..replacement
                     });
                     graph.node[pi].input[*slot] = fresh;
+                    Ok(None)
                 }
             }
-            Ok(())
         }
     }
 }
@@ -326,8 +338,14 @@ fn int_tensor(
     })
 }
 
-/// Shrinks the declared dims of `value_info` entries for cut activations.
-fn update_value_info(model: &Model, proto: &mut ModelProto, cuts: &Cuts) {
+/// Shrinks the declared dims of `value_info` entries for cut values, and sets those of shape
+/// constants rewritten in place to their new dims, so no shape in the file contradicts a tensor.
+fn update_value_info(
+    model: &Model,
+    proto: &mut ModelProto,
+    cuts: &Cuts,
+    resized: &BTreeMap<String, Vec<usize>>,
+) {
     let g = &model.graph;
     let graph = proto.graph.as_mut().expect("checked at load");
     for vi in graph.value_info.iter_mut() {
@@ -342,6 +360,16 @@ fn update_value_info(model: &Model, proto: &mut ModelProto, cuts: &Cuts) {
         let Some(shape) = t.shape.as_mut() else {
             continue;
         };
+        if let Some(dims) = resized.get(&vi.name) {
+            shape.dim = dims
+                .iter()
+                .map(|&n| shears_onnx::proto::tensor_shape_proto::Dimension {
+                    value: Some(dimension::Value::DimValue(n as i64)),
+                    denotation: String::new(),
+                })
+                .collect();
+            continue;
+        }
         for (axis, d) in shape.dim.iter_mut().enumerate() {
             let gone = cuts.removed.get(&(v, axis)).map_or(0, |r| r.len()) as i64;
             if let Some(dimension::Value::DimValue(n)) = d.value.as_mut() {
@@ -349,4 +377,33 @@ fn update_value_info(model: &Model, proto: &mut ModelProto, cuts: &Cuts) {
             }
         }
     }
+}
+
+/// Removes initializers that no node, subgraph or graph input reads any more (a shape constant
+/// every reader of which got a private rewritten copy). Initializers unused in the source stay.
+fn drop_unused_initializers(model: &Model, proto: &mut ModelProto) {
+    let graph = proto.graph.as_mut().expect("checked at load");
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    fn walk<'a>(g: &'a shears_onnx::proto::GraphProto, used: &mut BTreeSet<&'a str>) {
+        for n in &g.node {
+            used.extend(n.input.iter().map(String::as_str));
+            for a in &n.attribute {
+                for sub in a.g.iter().chain(&a.graphs) {
+                    walk(sub, used);
+                }
+            }
+        }
+        used.extend(g.input.iter().map(|i| i.name.as_str()));
+        used.extend(g.output.iter().map(|o| o.name.as_str()));
+    }
+    walk(graph, &mut used);
+    let used: BTreeSet<String> = used.into_iter().map(String::from).collect();
+    let g = &model.graph;
+    graph.initializer.retain(|t| {
+        // Keep anything the source itself did not read: dropping it is not ours to decide.
+        let was_read = g
+            .value_id(&t.name)
+            .is_some_and(|v| !g.value(v).consumers.is_empty());
+        used.contains(&t.name) || !was_read
+    });
 }

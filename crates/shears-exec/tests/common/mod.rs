@@ -1,0 +1,38 @@
+//! Helpers shared by this crate's integration tests.
+
+use std::path::PathBuf;
+
+use shears_onnx::{Dim, InputShapes, Model};
+
+/// Concrete input shapes for `model`: its declared shapes with every dynamic dimension set to 1.
+pub fn static_shapes(model: &Model) -> InputShapes {
+    let g = &model.graph;
+    let mut s = InputShapes::default();
+    for &v in &g.inputs {
+        if let Some(decl) = &g.value(v).declared {
+            let dims = decl
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(n) => *n,
+                    Dim::Dynamic(_) => 1,
+                })
+                .collect();
+            if decl.iter().any(|d| matches!(d, Dim::Dynamic(_))) {
+                s.0.insert(g.value(v).name.clone(), dims);
+            }
+        }
+    }
+    s
+}
+
+/// The fixture models shipped in the repository, sorted by file name.
+pub fn fixture_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("tests/fixtures")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    files.sort();
+    files
+}

@@ -1,0 +1,128 @@
+//! The exactness proof on every prunable group of every builder model and every fixture: the
+//! pruned model equals the original with the removed consumer slices zeroed (1e-5 relative),
+//! or, where the plan says its channels are mixed without a weight, is at least valid (same
+//! output shapes, finite outputs).
+
+mod common;
+
+use std::path::PathBuf;
+
+use shears_graph::DependencyGraph;
+use shears_onnx::external::ExternalStore;
+use shears_onnx::{builder::zoo, Model};
+
+const TOLERANCE: f64 = 1e-5;
+
+/// Outcome per model: (groups checked, of which exact, worst relative error among exact ones).
+struct Outcome {
+    checked: usize,
+    exact: usize,
+    worst_exact_rel: f64,
+    skipped: Vec<String>,
+}
+
+/// Plans removing every third channel (from index 1) of each prunable group, checks each.
+fn check_model(mut model: Model) -> Outcome {
+    let shapes = common::static_shapes(&model);
+    shears_onnx::shape::infer_shapes(&mut model, &shapes)
+        .unwrap_or_else(|e| panic!("{}: shapes: {e}", model.source));
+    let graph = DependencyGraph::build(&model);
+    let mut out = Outcome {
+        checked: 0,
+        exact: 0,
+        worst_exact_rel: 0.0,
+        skipped: Vec::new(),
+    };
+    for (report, group) in shears_plan::group_reports(&model, &graph)
+        .iter()
+        .zip(&graph.groups)
+    {
+        if !report.prunable || report.channels < 2 {
+            continue;
+        }
+        let Some(root) = report.root.rsplit_once('[').map(|(t, _)| t.to_string()) else {
+            continue;
+        };
+        let root_dim = match shears_plan::resolve_layer(&model, &graph, &root) {
+            Ok((_, d)) if graph.group_at(d, 0) == Some(group.id) => d,
+            _ => {
+                out.skipped.push(report.root.clone());
+                continue;
+            }
+        };
+        // One root index for every third unit of the group (a unit may span several indices).
+        let mut seen = std::collections::BTreeSet::new();
+        let mut idxs = Vec::new();
+        for i in 0..graph.dim(root_dim).size {
+            let u = graph.unit_at(root_dim, i).expect("in range");
+            if seen.insert(u) && seen.len() % 3 == 2 {
+                idxs.push(i);
+            }
+        }
+        if idxs.is_empty() {
+            continue;
+        }
+        let plan = match shears_plan::plan(&model, &graph, &root, &idxs) {
+            Ok(p) => p,
+            Err(e) => panic!("{}: plan for {root}: {e}", model.source),
+        };
+        let ex = shears_exec::check_exactness(&model, std::slice::from_ref(&plan), &shapes, 1, 7)
+            .unwrap_or_else(|e| panic!("{}: {root}: {e}", model.source));
+        assert!(
+            ex.shapes_equal,
+            "{}: {root}: output shapes changed",
+            model.source
+        );
+        assert!(
+            ex.max_rel.is_finite(),
+            "{}: {root}: non-finite outputs",
+            model.source
+        );
+        out.checked += 1;
+        if ex.exact_expected {
+            assert!(
+                ex.max_rel <= TOLERANCE,
+                "{}: plan for {root} {idxs:?} is not exact: max rel {:.3e} (abs {:.3e})",
+                model.source,
+                ex.max_rel,
+                ex.max_abs
+            );
+            out.exact += 1;
+            out.worst_exact_rel = out.worst_exact_rel.max(ex.max_rel);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_group_of_every_zoo_model_prunes_exactly() {
+    let mut total = 0;
+    for (name, build) in zoo::MODELS {
+        let model = Model::from_proto(build(), *name, ExternalStore::none()).unwrap();
+        let o = check_model(model);
+        eprintln!(
+            "{name:<32} groups {:>3}  exact {:>3}  worst rel {:.2e}  skipped {:?}",
+            o.checked, o.exact, o.worst_exact_rel, o.skipped
+        );
+        total += o.checked;
+    }
+    assert!(total > 50, "only {total} groups checked");
+}
+
+#[test]
+fn every_group_of_every_fixture_prunes_exactly() {
+    let files: Vec<PathBuf> = common::fixture_files();
+    assert_eq!(files.len(), 30);
+    for f in files {
+        let o = check_model(Model::load(&f).unwrap());
+        eprintln!(
+            "{:<32} groups {:>3}  exact {:>3}  worst rel {:.2e}  skipped {:?}",
+            f.file_name().unwrap().to_string_lossy(),
+            o.checked,
+            o.exact,
+            o.worst_exact_rel,
+            o.skipped
+        );
+        assert!(o.checked > 0, "{}: no group checked", f.display());
+    }
+}

@@ -1,0 +1,119 @@
+//! Interop with a real client: pruned models (seeded random batches of plans over every builder
+//! model and fixture, and one plan per prunable group of each fixture) pass
+//! `onnx.checker.check_model(full_check=True)` and run in onnxruntime with the original output
+//! shapes. Needs Python with `onnx`, `onnxruntime` and `numpy` (`.ci/run` installs them); the
+//! test fails with a clear message when they are missing, rather than passing silently.
+#![cfg(feature = "interop")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shears_graph::DependencyGraph;
+use shears_onnx::external::ExternalStore;
+use shears_onnx::save::{save_proto, SaveOptions};
+use shears_onnx::{builder::zoo, Dim, InputShapes, Model};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn static_shapes(model: &Model) -> InputShapes {
+    let g = &model.graph;
+    let mut s = InputShapes::default();
+    for &v in &g.inputs {
+        if let Some(decl) = &g.value(v).declared {
+            if decl.iter().any(|d| matches!(d, Dim::Dynamic(_))) {
+                let dims = decl
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Known(n) => *n,
+                        Dim::Dynamic(_) => 1,
+                    })
+                    .collect();
+                s.0.insert(g.value(v).name.clone(), dims);
+            }
+        }
+    }
+    s
+}
+
+fn models() -> Vec<Model> {
+    let mut out: Vec<Model> = zoo::MODELS
+        .iter()
+        .map(|(n, b)| Model::from_proto(b(), *n, ExternalStore::none()).unwrap())
+        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    files.sort();
+    out.extend(files.iter().map(|f| Model::load(f).unwrap()));
+    out
+}
+
+/// Runs the checker script over `files`; panics with its report on any failure.
+fn check_with_onnxruntime(files: &[PathBuf]) {
+    let script = repo().join("tests/interop/check_models.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(files)
+        .output()
+        .expect("python3 is needed for the interop test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => panic!("interop test cannot run: {stderr}"),
+        _ => {
+            let failures: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.contains("\"ok\": false"))
+                .collect();
+            panic!(
+                "onnx checker / onnxruntime rejected models:\n{}\n{stderr}",
+                failures.join("\n")
+            );
+        }
+    }
+    assert_eq!(stdout.lines().count(), files.len(), "one report per model");
+}
+
+fn write(dir: &Path, name: &str, model: &Model, proto: shears_onnx::proto::ModelProto) -> PathBuf {
+    let path = dir.join(format!("{}.onnx", name.replace(['/', '.'], "_")));
+    let store = match model.external.model_file() {
+        Some(f) => ExternalStore::for_model_file(f),
+        None => ExternalStore::none(),
+    };
+    save_proto(&proto, &store, &path, &SaveOptions::default()).unwrap();
+    path
+}
+
+#[test]
+fn pruned_models_pass_the_onnx_checker_and_run_in_onnxruntime() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for mut model in models() {
+        let shapes = static_shapes(&model);
+        shears_onnx::shape::infer_shapes(&mut model, &shapes).unwrap();
+        let graph = DependencyGraph::build(&model);
+        let stem = Path::new(&model.source)
+            .file_stem()
+            .map_or(model.source.clone(), |s| s.to_string_lossy().into_owned());
+        for seed in 0..4u64 {
+            let plans = shears_exec::random_plans(&model, &graph, seed);
+            if plans.is_empty() {
+                continue;
+            }
+            let applied = shears_exec::apply(&model, &plans).unwrap();
+            files.push(write(
+                dir.path(),
+                &format!("{stem}-seed{seed}"),
+                &model,
+                applied.proto,
+            ));
+        }
+    }
+    assert!(files.len() > 100, "only {} pruned models", files.len());
+    check_with_onnxruntime(&files);
+}
