@@ -24,7 +24,8 @@ pub struct Evaluator {
     /// Runtime inputs: name, value id, declared element type (0 when unknown).
     inputs: Vec<(String, usize, i32)>,
     outputs: Vec<(String, usize)>,
-    num_values: usize,
+    /// Name of every value, by value id.
+    value_names: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -140,7 +141,7 @@ impl Evaluator {
                 .iter()
                 .map(|&v| (g.value(v).name.clone(), v.index()))
                 .collect(),
-            num_values: g.values.len(),
+            value_names: g.values.iter().map(|v| v.name.clone()).collect(),
         })
     }
 
@@ -157,8 +158,19 @@ impl Evaluator {
     /// Evaluates the graph on `inputs` (every runtime input by name, no others) and returns the
     /// graph outputs in graph order. Float inputs are computed in f32, integer ones in i64.
     pub fn eval(&self, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
+        self.eval_observed(inputs, |_, _| {})
+    }
+
+    /// [`Evaluator::eval`], also calling `observe(name, value)` on every value a node produces,
+    /// in topological order, before it can be freed: the hook for activation statistics
+    /// (calibration) that must not keep every intermediate alive.
+    pub fn eval_observed(
+        &self,
+        inputs: &[(String, Tensor)],
+        mut observe: impl FnMut(&str, &Tensor),
+    ) -> Result<Vec<(String, Tensor)>> {
         let mut env: Vec<Option<Tensor>> = self.constants.clone();
-        debug_assert_eq!(env.len(), self.num_values);
+        debug_assert_eq!(env.len(), self.value_names.len());
         for (name, t) in inputs {
             let Some((_, v, dtype)) = self.inputs.iter().find(|(n, _, _)| n == name) else {
                 return Err(self.input_error(name, "the model has no runtime input of that name"));
@@ -194,6 +206,7 @@ impl Evaluator {
                 let Some(t) = outs.get(slot) else {
                     return Err(node_error(format!("output {slot} is not produced")));
                 };
+                observe(&self.value_names[v.index()], t);
                 env[v.index()] = Some(t.clone());
             }
             for &v in &step.frees {
@@ -208,6 +221,49 @@ impl Evaluator {
                     file: self.source.clone(),
                     tensor: name.clone(),
                     reason: "graph output was not computed".into(),
+                }),
+            })
+            .collect()
+    }
+
+    /// The values called `names` (node outputs, graph inputs or constants), in that order, for
+    /// `inputs`; only those values are kept while evaluating.
+    pub fn eval_values(
+        &self,
+        inputs: &[(String, Tensor)],
+        names: &[&str],
+    ) -> Result<Vec<(String, Tensor)>> {
+        let mut found: Vec<Option<Tensor>> = vec![None; names.len()];
+        for (i, name) in names.iter().enumerate() {
+            let Some(v) = self.value_names.iter().position(|n| n == name) else {
+                return Err(VerifyError::Tensor {
+                    file: self.source.clone(),
+                    tensor: name.to_string(),
+                    reason: "the graph has no value of that name".into(),
+                });
+            };
+            found[i] = self.constants[v].clone().or_else(|| {
+                let (n, t) = inputs.iter().find(|(n, _)| n == name)?;
+                let dtype = self.inputs.iter().find(|(i, _, _)| i == n)?.2;
+                self.coerce_input(n, t, dtype).ok()
+            });
+        }
+        self.eval_observed(inputs, |name, t| {
+            for (i, want) in names.iter().enumerate() {
+                if *want == name {
+                    found[i] = Some(t.clone());
+                }
+            }
+        })?;
+        names
+            .iter()
+            .zip(found)
+            .map(|(name, t)| match t {
+                Some(t) => Ok((name.to_string(), t)),
+                None => Err(VerifyError::Tensor {
+                    file: self.source.clone(),
+                    tensor: name.to_string(),
+                    reason: "no node computes this value".into(),
                 }),
             })
             .collect()

@@ -2002,3 +2002,49 @@ fn constants_initializers_and_freed_intermediates() {
         assert_eq!(out[1].1.to_vec1::<f32>().unwrap(), [2., 0.]);
     }
 }
+
+#[test]
+fn intermediate_values_can_be_observed_and_fetched() {
+    // x -> Relu -> Neg -> y: the Relu output is freed after Neg, but observed before that.
+    let node = |name: &str, op: &str, input: &str, out: &str| NodeProto {
+        name: name.into(),
+        op_type: op.into(),
+        input: vec![input.into()],
+        output: vec![out.into()],
+        ..Default::default()
+    };
+    let proto = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            node: vec![node("r", "Relu", "x", "h"), node("n", "Neg", "h", "y")],
+            input: vec![value_info("x", DataType::Float as i32, Some(&[3]))],
+            output: vec![value_info("y", DataType::Float as i32, None)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let m = Model::from_proto(proto, "chain.onnx", ExternalStore::none()).unwrap();
+    let e = Evaluator::new(&m).unwrap();
+    let x = vec![("x".to_string(), f(&[3], &[-1., 0., 2.]))];
+    let mut seen = Vec::new();
+    e.eval_observed(&x, |name, t| {
+        seen.push((name.to_string(), t.to_vec1::<f32>().unwrap()))
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("h".to_string(), vec![0., 0., 2.]),
+            ("y".to_string(), vec![-0., -0., -2.])
+        ]
+    );
+    let got = e.eval_values(&x, &["h", "x"]).unwrap();
+    assert_eq!(got[0].1.to_vec1::<f32>().unwrap(), [0., 0., 2.]);
+    assert_eq!(got[1].1.to_vec1::<f32>().unwrap(), [-1., 0., 2.]);
+    let err = e.eval_values(&x, &["nope"]).unwrap_err().to_string();
+    assert!(err.contains("'nope'"), "{err}");
+}
