@@ -104,6 +104,7 @@ pub fn prune_and_write(
     shapes: &ShapeArgs,
 ) -> anyhow::Result<Summary> {
     let applied = shears_exec::apply(model, plans)?;
+    let was_external = applied.was_external;
     let store = match model.external.model_file() {
         Some(f) => ExternalStore::for_model_file(f),
         None => ExternalStore::none(),
@@ -114,12 +115,12 @@ pub fn prune_and_write(
         .context("the pruned model fails shape inference")?;
     let before = shears_onnx::cost::analyze(model)?;
     let after = shears_onnx::cost::analyze(&pruned)?;
-    let report = save_proto(
-        &pruned.proto,
-        &pruned.external,
-        out,
-        &SaveOptions::default(),
-    )?;
+    // Tensors that were external in the source stay external, edited or not.
+    let opts = SaveOptions {
+        externalize: was_external.into_iter().collect(),
+        ..SaveOptions::default()
+    };
+    let report = save_proto(&pruned.proto, &pruned.external, out, &opts)?;
 
     let mut layers: BTreeMap<(usize, String), (usize, usize)> = BTreeMap::new();
     for plan in plans {

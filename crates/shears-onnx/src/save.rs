@@ -65,6 +65,9 @@ pub struct SaveOptions {
     /// Files that must not be overwritten, besides the model's own input file and the side
     /// files it reads from (which are always protected).
     pub protect: Vec<PathBuf>,
+    /// Initializers (by name) to store as external data even though they are inline now: a
+    /// transformation that rewrote an external tensor's payload keeps it external this way.
+    pub externalize: BTreeSet<String>,
 }
 
 impl Default for SaveOptions {
@@ -72,6 +75,7 @@ impl Default for SaveOptions {
         SaveOptions {
             max_model_bytes: PROTOBUF_LIMIT,
             protect: Vec::new(),
+            externalize: BTreeSet::new(),
         }
     }
 }
@@ -114,7 +118,10 @@ pub fn save_proto(
     let found = walk::tensors(proto);
     let mut external: Vec<bool> = found
         .iter()
-        .map(|f| tensor::is_external(f.tensor))
+        .map(|f| {
+            tensor::is_external(f.tensor)
+                || (!f.in_attribute && opts.externalize.contains(&f.tensor.name))
+        })
         .collect();
     let (out, layout, moved) = plan_layout(
         proto,
@@ -388,11 +395,16 @@ fn folder_of(path: &Path) -> &Path {
 }
 
 fn temp_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".shears-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| OnnxError::io(dir, e))
+    let mut b = tempfile::Builder::new();
+    b.prefix(".shears-").suffix(".tmp");
+    // Temporary files are private (0600) by default; the renamed output is an ordinary file
+    // and gets the permissions any new file gets (0666 less the umask).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    b.tempfile_in(dir).map_err(|e| OnnxError::io(dir, e))
 }
 
 /// Writes `bytes` to a synced temporary file in `dir`, ready to be renamed into place.
