@@ -9,6 +9,7 @@
 mod build;
 mod diff;
 mod error;
+mod group_plan;
 mod groups;
 mod render;
 mod summary;
@@ -16,6 +17,7 @@ mod summary;
 pub use build::{resolve_layer, PlanRoot};
 pub use diff::diff_lines;
 pub use error::PlanError;
+pub use group_plan::{group_layer, plan_units, GroupLayer};
 pub use groups::{group_reports, render_groups_text, GroupBlocker, GroupMember, GroupReport};
 pub use render::{render_text, rewrite_line};
 

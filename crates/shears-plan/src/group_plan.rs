@@ -1,0 +1,109 @@
+//! Plans made from a group and a subset of its units, for pruners that rank a group's channels
+//! without caring which layer names it.
+
+use shears_graph::{DependencyGraph, DimId, DimKey, GroupId, UnitId};
+use shears_onnx::{Model, NodeId};
+
+use crate::{plan, PlanError, PruningPlan};
+
+/// The layer a group's plans start from: a node whose output-channel axis is one of the group's
+/// dims, preferring the group's root.
+///
+/// Invariant: `dim` is in the group and is `node`'s output-channel axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupLayer {
+    pub node: NodeId,
+    pub dim: DimId,
+}
+
+/// The layer naming group `gid`, or `None` when no node has its output channels in the group.
+pub fn group_layer(model: &Model, graph: &DependencyGraph, gid: GroupId) -> Option<GroupLayer> {
+    let group = graph.group(gid);
+    let mut found: Option<GroupLayer> = None;
+    for id in model.graph.node_ids() {
+        let Ok(c) = &graph.verdicts[id.index()] else {
+            continue;
+        };
+        let Some((v, a)) = c.out_channels else {
+            continue;
+        };
+        let Some(d) = graph.dim_id(DimKey::Axis(v, a)) else {
+            continue;
+        };
+        // A root axis cut into segments belongs to several groups: only this group's segment.
+        if group.dims.binary_search(&d).is_err() {
+            continue;
+        }
+        if d == group.root {
+            return Some(GroupLayer { node: id, dim: d });
+        }
+        found.get_or_insert(GroupLayer { node: id, dim: d });
+    }
+    found
+}
+
+/// The plan removing `units` (all of group `gid`) from the model: the group's layer with the
+/// indices those units own on its output-channel axis.
+pub fn plan_units(
+    model: &Model,
+    graph: &DependencyGraph,
+    gid: GroupId,
+    units: &[UnitId],
+) -> Result<PruningPlan, PlanError> {
+    let layer = group_layer(model, graph, gid).ok_or_else(|| PlanError::NotALayer {
+        name: format!("group #{}", gid.0),
+        reason: "no node has its output channels in this group".into(),
+    })?;
+    let start = graph.dim(layer.dim).atom_start;
+    let mut idxs: Vec<usize> = Vec::new();
+    for &u in units {
+        if graph.unit_group(u) != Some(gid) {
+            return Err(PlanError::Blocked {
+                layer: model.graph.node(layer.node).name.clone(),
+                reasons: format!("unit {} is not in group #{}", u.0, gid.0),
+            });
+        }
+        idxs.extend(
+            graph
+                .unit_atoms(u)
+                .iter()
+                .filter(|&&a| graph.atom_dim(a) == layer.dim)
+                .map(|&a| (a - start) as usize),
+        );
+    }
+    idxs.sort_unstable();
+    idxs.dedup();
+    plan(model, graph, &model.graph.node(layer.node).name, &idxs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shears_onnx::builder::zoo;
+    use shears_onnx::external::ExternalStore;
+
+    #[test]
+    fn a_group_plan_is_the_plan_of_its_layer() {
+        let mut m = Model::from_proto(
+            zoo::residual_downsample_block(),
+            "block",
+            ExternalStore::none(),
+        )
+        .unwrap();
+        shears_onnx::shape::infer_shapes(&mut m, &Default::default()).unwrap();
+        let g = DependencyGraph::build(&m);
+        for name in ["conv1.weight", "layer2.0.conv1.weight"] {
+            let (node, dim) = crate::resolve_layer(&m, &g, name).unwrap();
+            let gid = g.group_at(dim, 0).unwrap();
+            let layer = group_layer(&m, &g, gid).unwrap();
+            assert_eq!(layer.node, node, "{name}");
+            let units: Vec<UnitId> = [1usize, 3]
+                .iter()
+                .map(|&i| g.unit_at(dim, i).unwrap())
+                .collect();
+            let by_units = plan_units(&m, &g, gid, &units).unwrap();
+            let by_layer = plan(&m, &g, &m.graph.node(node).name, &[1, 3]).unwrap();
+            assert_eq!(by_units, by_layer, "{name}");
+        }
+    }
+}
