@@ -1,0 +1,665 @@
+//! The pruner: stages of (analyse, score, allocate, plan, apply), with a callback between
+//! stages.
+
+use std::collections::{BTreeSet, HashMap};
+
+use shears_graph::{DependencyGraph, DimKey, GroupId, UnitId};
+use shears_onnx::{InputShapes, Model, NodeId, ValueKind};
+use shears_plan::{group_layer, plan_units, PruningPlan};
+
+use crate::allocate::{allocate, AllocationConfig, Candidate};
+use crate::calib::{self, Calibration, Sample};
+use crate::error::{PrunerError, Result};
+use crate::estimate::{cost, estimate, Cost};
+use crate::importance::{observed_values, GroupImportance, ImportanceConfig, Scorer};
+use crate::progress::Progress;
+use crate::schedule::Schedule;
+
+/// What the pruner aims at.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Goal {
+    /// Remove this share of every group's channels (or of all channels, with global
+    /// allocation), in `[0, 1)`.
+    Ratio(f64),
+    /// Keep this fraction of the original parameters, in `(0, 1]`.
+    Parameters(f64),
+    /// Keep this fraction of the original MACs, in `(0, 1]`.
+    Macs(f64),
+}
+
+/// Everything a pruning run needs.
+#[derive(Clone, Debug)]
+pub struct PruneConfig {
+    pub importance: ImportanceConfig,
+    pub allocation: AllocationConfig,
+    pub goal: Goal,
+    pub schedule: Schedule,
+    /// Calibration inputs for activation criteria.
+    pub calibration: Option<Calibration>,
+    /// Static shapes for graph inputs with dynamic dimensions (used to re-analyse each stage
+    /// and to make random calibration inputs).
+    pub input_shapes: InputShapes,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            importance: ImportanceConfig::default(),
+            allocation: AllocationConfig::default(),
+            goal: Goal::Ratio(0.5),
+            schedule: Schedule::default(),
+            calibration: None,
+            input_shapes: InputShapes::default(),
+        }
+    }
+}
+
+impl PruneConfig {
+    /// Checks every setting; errors name the option.
+    pub fn validate(&self) -> Result<()> {
+        let a = &self.allocation;
+        match self.goal {
+            Goal::Ratio(r) if !(0.0..1.0).contains(&r) => {
+                return Err(PrunerError::config(
+                    "ratio",
+                    format!("{r} is not in [0, 1)"),
+                ))
+            }
+            Goal::Parameters(f) | Goal::Macs(f) if !(f > 0.0 && f <= 1.0) => {
+                return Err(PrunerError::config(
+                    "target",
+                    format!("{f} is not a fraction in (0, 1]"),
+                ))
+            }
+            _ => {}
+        }
+        if !(a.max_ratio > 0.0 && a.max_ratio <= 1.0) {
+            return Err(PrunerError::config(
+                "max-ratio",
+                format!("{} is not in (0, 1]", a.max_ratio),
+            ));
+        }
+        for (p, r) in &a.layer_ratios {
+            if !(0.0..1.0).contains(r) {
+                return Err(PrunerError::config(
+                    "layer-ratio",
+                    format!("{}={r}: the ratio is not in [0, 1)", p.text),
+                ));
+            }
+        }
+        if a.round_to == 0 {
+            return Err(PrunerError::config("round-to", "must be at least 1"));
+        }
+        if self.schedule.steps == 0 {
+            return Err(PrunerError::config("steps", "must be at least 1"));
+        }
+        if self.importance.criterion.needs_activations() && self.calibration.is_none() {
+            return Err(PrunerError::config(
+                "importance",
+                "activation criteria need calibration inputs (random samples or a folder of .npy)",
+            ));
+        }
+        if let Some(Calibration::Random { samples: 0, .. }) = self.calibration {
+            return Err(PrunerError::config("calib-random", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// What a stage aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageTarget {
+    /// The channel sparsity to reach (a fraction of the starting channels).
+    Sparsity(f64),
+    /// The parameters to keep: the fraction of the original and the count.
+    Parameters { fraction: f64, value: u64 },
+    /// The MACs to keep: the fraction of the original and the count.
+    Macs { fraction: f64, value: u64 },
+}
+
+/// A group that lost channels in a stage.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GroupChange {
+    /// The node whose output channels name the group.
+    pub layer: String,
+    /// The group's root, `tensor[axis]`.
+    pub root: String,
+    pub before: usize,
+    pub after: usize,
+}
+
+/// A group left whole, and why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Skipped {
+    pub layer: String,
+    pub root: String,
+    pub reason: String,
+}
+
+/// One stage's record.
+///
+/// Invariant: `plans` are in the coordinates of the model the stage started from.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StageReport {
+    /// 1-based.
+    pub stage: usize,
+    pub steps: usize,
+    pub target: StageTarget,
+    /// The ratio the allocation used (for cost targets, the one the search settled on).
+    pub ratio: f64,
+    pub before: Cost,
+    pub after: Cost,
+    pub groups: Vec<GroupChange>,
+    pub skipped: Vec<Skipped>,
+    pub plans: Vec<PruningPlan>,
+}
+
+/// A finished stage, handed to the callback of [`prune_iterative`].
+pub struct Stage {
+    /// 1-based.
+    pub index: usize,
+    pub steps: usize,
+    /// The pruned model. The callback may replace it by one of the same architecture (for
+    /// instance fine-tuned elsewhere); the next stage scores that one.
+    pub model: Model,
+    pub report: StageReport,
+}
+
+/// What the callback wants after a stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on to the next stage.
+    Continue,
+    /// Call the callback again on the same stage (FluxPrune's "fine-tune again").
+    Repeat,
+    /// Stop here; the outcome is this stage's model.
+    Stop,
+}
+
+/// The result of a run.
+pub struct Outcome {
+    pub model: Model,
+    pub original: Cost,
+    pub pruned: Cost,
+    pub stages: Vec<StageReport>,
+    /// For cost goals: whether the final cost is within 2% of the target.
+    pub target_reached: Option<bool>,
+}
+
+/// Prunes `model` to `cfg`'s goal in `cfg.schedule.steps` stages.
+pub fn prune(model: &Model, cfg: &PruneConfig, progress: &dyn Progress) -> Result<Outcome> {
+    prune_iterative(model, cfg, progress, |_| Control::Continue)
+}
+
+/// Prunes in stages, calling `on_stage` after each (to fine-tune, evaluate, and say whether to
+/// go on), in the spirit of FluxPrune's `iterativeprune` and NNI's AGP pruner. Importance is
+/// recomputed on each stage's model.
+pub fn prune_iterative(
+    model: &Model,
+    cfg: &PruneConfig,
+    progress: &dyn Progress,
+    mut on_stage: impl FnMut(&mut Stage) -> Control,
+) -> Result<Outcome> {
+    cfg.validate()?;
+    let original = cost(model)?;
+    let samples = match (
+        &cfg.calibration,
+        cfg.importance.criterion.needs_activations(),
+    ) {
+        (Some(c), true) => calib::inputs(model, &cfg.input_shapes, c)?,
+        _ => Vec::new(),
+    };
+    let mut run = Run {
+        cfg,
+        progress,
+        samples,
+        original,
+        originals: HashMap::new(),
+    };
+    let steps = cfg.schedule.steps;
+    let mut current: Option<Model> = None;
+    let mut stages = Vec::new();
+    for t in 1..=steps {
+        let m = current.as_ref().unwrap_or(model);
+        let report = run.stage(m, t)?;
+        let pruned = run.apply(m, &report.plans, t)?;
+        let mut stage = Stage {
+            index: t,
+            steps,
+            model: pruned,
+            report,
+        };
+        let mut control = on_stage(&mut stage);
+        while control == Control::Repeat {
+            control = on_stage(&mut stage);
+        }
+        // The callback may have swapped the model: analyse what it left.
+        shears_onnx::shape::infer_shapes(&mut stage.model, &cfg.input_shapes).map_err(|e| {
+            PrunerError::Stage {
+                stage: t,
+                reason: e.to_string(),
+            }
+        })?;
+        stages.push(stage.report);
+        current = Some(stage.model);
+        if control == Control::Stop {
+            break;
+        }
+    }
+    let model = match current {
+        Some(m) => m,
+        None => run.copy(model, 0)?,
+    };
+    let pruned = cost(&model)?;
+    let target_reached = match cfg.goal {
+        Goal::Ratio(_) => None,
+        Goal::Parameters(f) => Some(near(pruned.parameters, original.parameters, f)),
+        Goal::Macs(f) => Some(near(pruned.macs, original.macs, f)),
+    };
+    Ok(Outcome {
+        model,
+        original,
+        pruned,
+        stages,
+        target_reached,
+    })
+}
+
+/// Whether `value` is within 2% of `fraction * original`.
+fn near(value: u64, original: u64, fraction: f64) -> bool {
+    let target = original as f64 * fraction;
+    (value as f64 - target).abs() <= 0.02 * target
+}
+
+struct Run<'a> {
+    cfg: &'a PruneConfig,
+    progress: &'a dyn Progress,
+    samples: Vec<Sample>,
+    original: Cost,
+    /// Units per group key when the schedule started.
+    originals: HashMap<String, usize>,
+}
+
+/// A group that may lose channels in this stage.
+struct Cand {
+    gid: GroupId,
+    layer: String,
+    root: String,
+    alloc: Candidate,
+    ranking: Vec<usize>,
+}
+
+impl Run<'_> {
+    fn copy(&self, model: &Model, stage: usize) -> Result<Model> {
+        let mut m = Model::from_proto(
+            model.proto.clone(),
+            model.source.clone(),
+            calib::same_store(model),
+        )?;
+        shears_onnx::shape::infer_shapes(&mut m, &self.cfg.input_shapes).map_err(|e| {
+            PrunerError::Stage {
+                stage,
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(m)
+    }
+
+    fn apply(&self, model: &Model, plans: &[PruningPlan], stage: usize) -> Result<Model> {
+        if plans.is_empty() {
+            return self.copy(model, stage);
+        }
+        let applied = shears_exec::apply(model, plans)?;
+        let mut m = Model::from_proto(
+            applied.proto,
+            model.source.clone(),
+            calib::same_store(model),
+        )
+        .map_err(|e| PrunerError::Stage {
+            stage,
+            reason: e.to_string(),
+        })?;
+        shears_onnx::shape::infer_shapes(&mut m, &self.cfg.input_shapes).map_err(|e| {
+            PrunerError::Stage {
+                stage,
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(m)
+    }
+
+    /// Plans stage `t` of the schedule on `model`.
+    fn stage(&mut self, model: &Model, t: usize) -> Result<StageReport> {
+        let cfg = self.cfg;
+        let graph = DependencyGraph::build(model);
+        let before = cost(model)?;
+        let keys = group_keys(model, &graph);
+        if self.originals.is_empty() {
+            for (g, k) in graph.groups.iter().zip(&keys) {
+                self.originals.insert(k.clone(), g.units.len());
+            }
+        }
+        let (mut cands, mut skipped) = self.candidates(model, &graph, &keys, t)?;
+
+        let target = match cfg.goal {
+            Goal::Ratio(r) => StageTarget::Sparsity(cfg.schedule.at(r, t)),
+            Goal::Parameters(f) => {
+                let fraction = 1.0 - cfg.schedule.at(1.0 - f, t);
+                StageTarget::Parameters {
+                    fraction,
+                    value: (self.original.parameters as f64 * fraction).round() as u64,
+                }
+            }
+            Goal::Macs(f) => {
+                let fraction = 1.0 - cfg.schedule.at(1.0 - f, t);
+                StageTarget::Macs {
+                    fraction,
+                    value: (self.original.macs as f64 * fraction).round() as u64,
+                }
+            }
+        };
+        let allocs: Vec<Candidate> = cands.iter().map(|c| c.alloc.clone()).collect();
+        let mut plans_cache: HashMap<(usize, usize), PruningPlan> = HashMap::new();
+        let (counts, ratio) = match target {
+            StageTarget::Sparsity(s) => (allocate(&allocs, &cfg.allocation, s), s),
+            StageTarget::Parameters { value, .. } | StageTarget::Macs { value, .. } => {
+                let macs = matches!(target, StageTarget::Macs { .. });
+                self.progress.begin("searching the ratio", 0);
+                let mut measure = |counts: &[usize]| -> Result<u64> {
+                    let plans = cached_plans(model, &graph, &cands, counts, &mut plans_cache)?;
+                    let c = estimate(model, plans)?;
+                    self.progress.advance(1);
+                    Ok(if macs { c.macs } else { c.parameters })
+                };
+                let found = crate::target::search(&allocs, &cfg.allocation, value, &mut measure);
+                self.progress.end();
+                let found = found?;
+                (found.counts, found.ratio)
+            }
+        };
+        let plans: Vec<PruningPlan> =
+            cached_plans(model, &graph, &cands, &counts, &mut plans_cache)?
+                .into_iter()
+                .cloned()
+                .collect();
+        let groups = cands
+            .iter_mut()
+            .zip(&counts)
+            .filter(|(_, &n)| n > 0)
+            .map(|(c, &n)| GroupChange {
+                layer: std::mem::take(&mut c.layer),
+                root: std::mem::take(&mut c.root),
+                before: c.alloc.current(),
+                after: c.alloc.current() - n,
+            })
+            .collect();
+        skipped.sort();
+        let after = estimate(model, &plans)?;
+        Ok(StageReport {
+            stage: t,
+            steps: cfg.schedule.steps,
+            target,
+            ratio,
+            before,
+            after,
+            groups,
+            skipped,
+            plans,
+        })
+    }
+
+    /// The groups that may lose channels, scored, and the ones left whole with the reason.
+    fn candidates(
+        &self,
+        model: &Model,
+        graph: &DependencyGraph,
+        keys: &[String],
+        t: usize,
+    ) -> Result<(Vec<Cand>, Vec<Skipped>)> {
+        let cfg = self.cfg;
+        let g = &model.graph;
+        let reports = shears_plan::group_reports(model, graph);
+        let outputs_layers = output_layers(model, graph);
+        let mut skipped = Vec::new();
+        let mut open: Vec<(GroupId, String, Vec<String>)> = Vec::new();
+        for (report, group) in reports.iter().zip(&graph.groups) {
+            let layer = group_layer(model, graph, group.id);
+            let layer_name =
+                layer.map_or(report.root_node.clone(), |l| g.node(l.node).name.clone());
+            let skip = |reason: String| Skipped {
+                layer: layer_name.clone(),
+                root: report.root.clone(),
+                reason,
+            };
+            if !report.prunable {
+                let why: Vec<String> = report
+                    .blockers
+                    .iter()
+                    .map(|b| format!("{}: {}", b.dim, b.reason))
+                    .collect();
+                skipped.push(skip(format!("blocked ({})", why.join("; "))));
+                continue;
+            }
+            if group.units.len() < 2 {
+                skipped.push(skip("a single channel".into()));
+                continue;
+            }
+            if layer.is_none() {
+                skipped.push(skip("no layer has its output channels in the group".into()));
+                continue;
+            }
+            let names = layer_names(model, graph, group.id);
+            if layers_of(graph, model, group.id)
+                .iter()
+                .any(|n| outputs_layers.contains(n))
+            {
+                skipped.push(skip(
+                    "produces a graph output (kept whole by default)".into(),
+                ));
+                continue;
+            }
+            if let Some(p) = cfg
+                .allocation
+                .ignore
+                .iter()
+                .find(|p| p.matches_any(names.iter().map(String::as_str)))
+            {
+                skipped.push(skip(format!("ignored (--ignore {})", p.text)));
+                continue;
+            }
+            open.push((group.id, layer_name, names));
+        }
+
+        let gids: Vec<GroupId> = open.iter().map(|o| o.0).collect();
+        let stats = if cfg.importance.criterion.needs_activations() {
+            let mut wanted: BTreeSet<(shears_onnx::ValueId, usize)> = BTreeSet::new();
+            for &gid in &gids {
+                wanted.extend(observed_values(model, graph, graph.group(gid)));
+            }
+            let wanted: Vec<_> = wanted.into_iter().collect();
+            Some(calib::collect(
+                model,
+                &wanted,
+                &self.samples,
+                self.progress,
+            )?)
+        } else {
+            None
+        };
+        let scorer = Scorer::new(model, graph, &cfg.importance, &gids, stats.as_ref())?;
+        let mut cands = Vec::new();
+        self.progress.begin("scoring groups", open.len() as u64);
+        for (gid, layer, names) in open {
+            let k = gid.0 as usize;
+            let root = reports[k].root.clone();
+            let key = keys[k].clone();
+            let scored = scorer.score(gid, &key);
+            self.progress.advance(1);
+            let scores = match scored? {
+                GroupImportance::Scores(s) => s,
+                GroupImportance::Missing(why) => {
+                    skipped.push(Skipped {
+                        layer,
+                        root,
+                        reason: why,
+                    });
+                    continue;
+                }
+            };
+            let fixed_ratio = cfg
+                .allocation
+                .layer_ratios
+                .iter()
+                .find(|(p, _)| p.matches_any(names.iter().map(String::as_str)))
+                .map(|(_, r)| cfg.schedule.at(*r, t));
+            let alloc = Candidate {
+                original: self
+                    .originals
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(scores.len())
+                    .max(scores.len()),
+                scores,
+                fixed_ratio,
+            };
+            let ranking = alloc.ranking();
+            // A group whose plan cannot be made (a rewrite the model forbids) stays whole.
+            if let Err(e) = plan_units(model, graph, gid, &[graph.group(gid).units[ranking[0]]]) {
+                skipped.push(Skipped {
+                    layer,
+                    root,
+                    reason: format!("cannot be planned: {e}"),
+                });
+                continue;
+            }
+            cands.push(Cand {
+                gid,
+                layer,
+                root,
+                alloc,
+                ranking,
+            });
+        }
+        self.progress.end();
+        Ok((cands, skipped))
+    }
+}
+
+/// The plans for `counts` (lowest-ranked units of each candidate), cached per (candidate,
+/// count): a group's plan depends on nothing else.
+fn cached_plans<'c>(
+    model: &Model,
+    graph: &DependencyGraph,
+    cands: &[Cand],
+    counts: &[usize],
+    cache: &'c mut HashMap<(usize, usize), PruningPlan>,
+) -> Result<Vec<&'c PruningPlan>> {
+    for (k, (c, &n)) in cands.iter().zip(counts).enumerate() {
+        if n == 0 || cache.contains_key(&(k, n)) {
+            continue;
+        }
+        let group = graph.group(c.gid);
+        let units: Vec<UnitId> = c.ranking[..n].iter().map(|&p| group.units[p]).collect();
+        cache.insert((k, n), plan_units(model, graph, c.gid, &units)?);
+    }
+    Ok(counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, &n)| &cache[&(k, n)])
+        .collect())
+}
+
+/// A name per group that survives pruning: the root dim, with an ordinal among groups sharing
+/// it (a root axis cut into segments).
+fn group_keys(model: &Model, graph: &DependencyGraph) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    graph
+        .groups
+        .iter()
+        .map(|grp| {
+            let base = match graph.dim(grp.root).key {
+                DimKey::Axis(v, a) => format!("{}[{a}]", model.graph.value(v).name),
+                DimKey::Virtual(n, a) => format!("{}<{a}>", model.graph.node(n).name),
+            };
+            let k = seen.entry(base.clone()).or_insert(0);
+            *k += 1;
+            format!("{base}#{}", *k - 1)
+        })
+        .collect()
+}
+
+/// Nodes whose output-channel axis is a dim of group `gid`.
+fn layers_of(graph: &DependencyGraph, model: &Model, gid: GroupId) -> Vec<NodeId> {
+    let group = graph.group(gid);
+    model
+        .graph
+        .node_ids()
+        .filter(|id| {
+            graph.verdicts[id.index()]
+                .as_ref()
+                .ok()
+                .and_then(|c| c.out_channels)
+                .and_then(|(v, a)| graph.dim_id(DimKey::Axis(v, a)))
+                .is_some_and(|d| group.dims.binary_search(&d).is_ok())
+        })
+        .collect()
+}
+
+/// The names patterns match for a group: its layers' node names and the parameters those
+/// nodes read directly.
+fn layer_names(model: &Model, graph: &DependencyGraph, gid: GroupId) -> Vec<String> {
+    let g = &model.graph;
+    let mut names = Vec::new();
+    for id in layers_of(graph, model, gid) {
+        let n = g.node(id);
+        names.push(n.name.clone());
+        for v in n.inputs.iter().flatten() {
+            let is_const = match g.value(*v).kind {
+                ValueKind::Initializer(_) => true,
+                ValueKind::NodeOutput { node, .. } => g.node(node).op_type == "Constant",
+                ValueKind::Input => false,
+            };
+            if is_const {
+                names.push(g.value(*v).name.clone());
+            }
+        }
+    }
+    names
+}
+
+const INTEGER_TYPES: &[i32] = &[6, 7]; // INT32, INT64
+
+/// The layers that produce the graph outputs: from each output, back through nodes without
+/// output channels (Softmax, Flatten, Identity...) to the first layer with a weight.
+fn output_layers(model: &Model, graph: &DependencyGraph) -> BTreeSet<NodeId> {
+    let g = &model.graph;
+    let mut found = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<NodeId> = g.outputs.iter().filter_map(|&v| g.producer(v)).collect();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let is_layer = graph.verdicts[id.index()]
+            .as_ref()
+            .ok()
+            .is_some_and(|c| c.out_channels.is_some());
+        if is_layer {
+            found.insert(id);
+            continue;
+        }
+        for v in g.node(id).inputs.iter().flatten() {
+            // Integer inputs are shape arithmetic, not the data path.
+            if INTEGER_TYPES.contains(&g.value(*v).dtype) {
+                continue;
+            }
+            if let ValueKind::NodeOutput { node, .. } = g.value(*v).kind {
+                stack.push(node);
+            }
+        }
+    }
+    found
+}
