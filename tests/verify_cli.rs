@@ -41,7 +41,10 @@ fn a_model_against_itself_differs_by_nothing() {
     let m = "tests/fixtures/tiny_resnet-keepbn.onnx";
     let out = shears(&["verify", m, m, "--samples", "2"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    insta::assert_snapshot!(stdout(&out));
+    insta::assert_snapshot!("self_compare_text", stdout(&out));
+    let out = shears(&["verify", m, m, "--samples", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    insta::assert_json_snapshot!("self_compare_json", json(&out));
 }
 
 #[test]
@@ -116,7 +119,7 @@ fn different_output_shapes_exit_1() {
     let out = shears(&["verify", pa, pb]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let text = stdout(&out).replace(dir.path().to_str().unwrap(), "<tmp>");
-    insta::assert_snapshot!(text);
+    insta::assert_snapshot!("shape_mismatch_text", text);
     let out = shears(&["verify", pa, pb, "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
