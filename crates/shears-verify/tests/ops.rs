@@ -2048,3 +2048,56 @@ fn intermediate_values_can_be_observed_and_fetched() {
     let err = e.eval_values(&x, &["nope"]).unwrap_err().to_string();
     assert!(err.contains("'nope'"), "{err}");
 }
+
+#[test]
+fn degenerate_inputs_give_errors_or_empty_results_not_panics() {
+    // Slicing an empty axis backwards is empty.
+    let empty = f(&[0], &[]);
+    let (st, en, ax, step) = (
+        i(&[1], &[-1]),
+        i(&[1], &[i64::MIN]),
+        i(&[1], &[0]),
+        i(&[1], &[-1]),
+    );
+    check(
+        "Slice",
+        13,
+        vec![],
+        &[&empty, &st, &en, &ax, &step],
+        &[f(&[0], &[])],
+    );
+    // A step so large that the next index overflows.
+    let x = f(&[3], &[1., 2., 3.]);
+    let big = i(&[1], &[i64::MAX]);
+    check(
+        "Slice",
+        13,
+        vec![],
+        &[&x, &i(&[1], &[1]), &i(&[1], &[3]), &ax, &big],
+        &[f(&[1], &[2.])],
+    );
+    let huge = error(
+        "Range",
+        13,
+        vec![],
+        &[&f(&[], &[0.]), &f(&[], &[1e30]), &f(&[], &[1e-30])],
+    );
+    assert!(huge.contains("too many elements"), "{huge}");
+    assert!(error("ArgMax", 13, vec![], &[&f(&[], &[1.])]).contains("rank 1"));
+    let w0 = f(&[1, 1, 0, 3], &[]);
+    assert!(error("Conv", 17, vec![], &[&iota(&[1, 1, 3, 3]), &w0]).contains("does not fit"));
+    let same = error(
+        "Conv",
+        17,
+        vec![astr("auto_pad", "SAME_UPPER")],
+        &[&f(&[1, 1, 0, 3], &[]), &f(&[1, 1, 1, 1], &[1.])],
+    );
+    assert!(same.contains("empty spatial axis"), "{same}");
+    let bad_group = error(
+        "Conv",
+        17,
+        vec![ai("group", 0)],
+        &[&iota(&[1, 2, 2, 2]), &iota(&[1, 2, 1, 1])],
+    );
+    assert!(bad_group.contains("group 0"), "{bad_group}");
+}

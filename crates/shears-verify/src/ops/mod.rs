@@ -227,6 +227,9 @@ impl Window {
     /// applied here).
     pub fn read(ctx: &Ctx, kernel: Vec<usize>, spatial: &[usize]) -> OpResult<Window> {
         let n = kernel.len();
+        if kernel.contains(&0) || spatial.len() != n {
+            bail!("kernel {kernel:?} does not fit spatial dims {spatial:?}");
+        }
         let list = |name: &str, default: usize| -> OpResult<Vec<usize>> {
             match ctx.attr_ints(name) {
                 Some(v) if !v.is_empty() => {
@@ -259,6 +262,9 @@ impl Window {
             },
             "VALID" => (vec![0; n], vec![0; n]),
             "SAME_UPPER" | "SAME_LOWER" => {
+                if spatial.contains(&0) {
+                    bail!("auto_pad {auto_pad} on an empty spatial axis");
+                }
                 let mut b = vec![0; n];
                 let mut e = vec![0; n];
                 for i in 0..n {

@@ -134,7 +134,10 @@ fn prod_keepdim(t: &Tensor, axis: usize) -> OpResult<Tensor> {
 
 fn arg(c: &Ctx, inputs: &[Option<Tensor>], max: bool) -> OpResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
-    let axis = norm_axis(c.attr_i("axis", 0), x.rank().max(1))?;
+    if x.rank() == 0 {
+        bail!("expected a tensor of rank 1 or more");
+    }
+    let axis = norm_axis(c.attr_i("axis", 0), x.rank())?;
     let last = c.attr_i("select_last_index", 0) != 0;
     let (outer, n, inner) = axis_split(x.dims(), axis);
     if n == 0 {

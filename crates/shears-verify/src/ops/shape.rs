@@ -213,6 +213,9 @@ fn slice(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
             bail!("step 0 on axis {axis}");
         }
         let fix = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
+        if dim == 0 {
+            continue;
+        }
         let (start, end) = if step > 0 {
             (fix(starts[i]).clamp(0, dim), fix(ends[i]).clamp(0, dim))
         } else {
@@ -228,7 +231,10 @@ fn slice(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
             let mut k = start;
             while (step > 0 && k < end) || (step < 0 && k > end) {
                 idx.push(k);
-                k += step;
+                let Some(next) = k.checked_add(step) else {
+                    break;
+                };
+                k = next;
             }
             let len = idx.len();
             t.contiguous()?
@@ -466,7 +472,12 @@ fn range(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     if delta == 0.0 {
         bail!("delta is 0");
     }
-    let n = ((limit - start) / delta).ceil().max(0.0) as usize;
+    let n = ((limit - start) / delta).ceil().max(0.0);
+    // Checked before the conversion, which would saturate into an impossible allocation.
+    if !n.is_finite() || n > u32::MAX as f64 {
+        bail!("start {start}, limit {limit}, delta {delta} give too many elements ({n})");
+    }
+    let n = n as usize;
     let out = if s.dtype() == DType::I64 {
         let (st, dl) = (start as i64, delta as i64);
         tensor_i64((0..n as i64).map(|i| st + i * dl).collect(), &[n])?
