@@ -1,6 +1,7 @@
 //! `shears diff A B`: compares two plans line by line. A and B are saved plan JSON files, or two
 //! versions of a model with `--layer` and `--idxs` to plan on both. Exit status 1 when they
-//! differ, like diff(1).
+//! differ, like diff(1). Plans are compared in their unaligned one-entry-per-line form
+//! ([`shears_plan::render_lines`]), so one tensor more or less is one changed line.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ fn plan_text(path: &Path, args: &Args) -> anyhow::Result<String> {
         let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
         let plan: shears_plan::PruningPlan = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: not a Shears plan", path.display()))?;
-        return Ok(shears_plan::render_text(&plan));
+        return Ok(shears_plan::render_lines(&plan));
     }
     let (layer, idxs) = match (&args.layer, &args.idxs) {
         (Some(l), Some(i)) => (l, parse_indices(i)?),
@@ -42,7 +43,7 @@ fn plan_text(path: &Path, args: &Args) -> anyhow::Result<String> {
     let (model, graph) = load_graph(path, &args.shapes)?;
     let plan = shears_plan::plan(&model, &graph, layer, &idxs)
         .with_context(|| format!("{}", path.display()))?;
-    Ok(shears_plan::render_text(&plan))
+    Ok(shears_plan::render_lines(&plan))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use super::common::{load_graph, parse_indices, ShapeArgs};
 
 #[derive(clap::Args)]
@@ -26,7 +28,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (model, graph) = load_graph(&args.model, &args.shapes)?;
     let idxs = parse_indices(&args.idxs)?;
-    let plan = shears_plan::plan(&model, &graph, &args.layer, &idxs)?;
+    let plan = shears_plan::plan(&model, &graph, &args.layer, &idxs)
+        .with_context(|| args.model.display().to_string())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {

@@ -331,7 +331,8 @@ impl<'m> Builder<'m> {
                     for (v, a, reason) in &c.fixed {
                         mentioned.push((*v, *a)); // fixed here, with its own reason
                         if let Some(d) = self.value_dim(*v, *a) {
-                            self.fix(d, Some(id), reason.clone());
+                            let why = format!("{} '{}' {reason}", node.op_type, node.name);
+                            self.fix(d, Some(id), why);
                         }
                     }
                     let why = if bad_link {

@@ -16,7 +16,8 @@ pub struct PlanRoot {
     pub layer: String,
     /// The node whose output channels are pruned.
     pub node: String,
-    /// The weight tensor and its output-channel axis.
+    /// The weight tensor and its output-channel axis: the stored tensor (initializer or
+    /// Constant), also when the layer reads it through a Transpose.
     pub tensor: String,
     pub axis: usize,
     /// The number of channels of that axis.
@@ -253,6 +254,7 @@ pub fn plan(
         .filter(|e| e.kind == TensorKind::Statistic)
         .map(|e| e.elements_removed)
         .sum();
+    let (root_value, root_axis) = stored_source(model, root_value, root_axis);
     Ok(PruningPlan {
         version: 1,
         root: PlanRoot {
@@ -340,6 +342,13 @@ fn make_entries(
             )
         };
         let Some(node) = node else { continue };
+        // A weight read through a Transpose (exporters' Linear) belongs to the layer after it:
+        // its role and its line are the MatMul's.
+        let (node, seen_as, seen_axis) = if di.is_param {
+            through_layout(model, node, v, axis)
+        } else {
+            (node, v, axis)
+        };
         let n = g.node(node);
         let shape = value.shape.clone().unwrap_or_default();
         let cuts = &by_value[&v];
@@ -357,7 +366,7 @@ fn make_entries(
                 .product();
             total - kept
         };
-        let role = role_of(model, graph, node, v, axis);
+        let role = role_of(model, graph, node, seen_as, seen_axis);
         let kind_order = match kind {
             TensorKind::Parameter | TensorKind::Statistic => 0,
             TensorKind::Activation => 1,
@@ -365,7 +374,7 @@ fn make_entries(
         let slot = n
             .inputs
             .iter()
-            .position(|x| *x == Some(v))
+            .position(|x| *x == Some(seen_as))
             .unwrap_or(usize::MAX);
         keyed.push((
             (node.index(), kind_order, slot, value.name.clone(), axis),
@@ -422,4 +431,78 @@ fn role_of(
     } else {
         "in".into()
     }
+}
+
+/// Layout-only ops exporters put between a weight and its layer.
+fn is_layout(op: &str) -> bool {
+    matches!(op, "Transpose" | "Identity" | "Cast")
+}
+
+/// Follows `v` (axis `axis`, read by `node`) through layout-only ops with a single reader to
+/// the node that uses it as data, mapping the axis through Transposes. Returns that node and
+/// the value and axis it reads.
+fn through_layout(
+    model: &Model,
+    mut node: NodeId,
+    mut v: ValueId,
+    mut axis: usize,
+) -> (NodeId, ValueId, usize) {
+    let g = &model.graph;
+    for _ in 0..4 {
+        let n = g.node(node);
+        if !is_layout(&n.op_type) {
+            break;
+        }
+        let Some(out) = n.output(0) else { break };
+        let [(next, _)] = g.value(out).consumers.as_slice() else {
+            break;
+        };
+        if n.op_type == "Transpose" {
+            let rank = g.value(v).shape.as_ref().map_or(0, |s| s.len());
+            let perm: Vec<usize> = match n.attr_ints("perm") {
+                Some(p) => p.iter().map(|&a| a as usize).collect(),
+                None => (0..rank).rev().collect(),
+            };
+            let Some(i) = perm.iter().position(|&p| p == axis) else {
+                break;
+            };
+            axis = i;
+        }
+        v = out;
+        node = *next;
+    }
+    (node, v, axis)
+}
+
+/// The stored tensor behind an output-channel axis read through layout-only ops (a Linear's
+/// weight behind its Transpose), so plans name the initializer rather than the transposed copy.
+fn stored_source(model: &Model, mut v: ValueId, mut axis: usize) -> (ValueId, usize) {
+    let g = &model.graph;
+    for _ in 0..4 {
+        let stored = match g.value(v).kind {
+            ValueKind::Initializer(_) => true,
+            ValueKind::NodeOutput { node, .. } => g.node(node).op_type == "Constant",
+            ValueKind::Input => false,
+        };
+        if stored {
+            break;
+        }
+        let Some(p) = g.producer(v) else { break };
+        let n = g.node(p);
+        if !is_layout(&n.op_type) {
+            break;
+        }
+        let Some(input) = n.input(0) else { break };
+        if n.op_type == "Transpose" {
+            let rank = g.value(input).shape.as_ref().map_or(0, |s| s.len());
+            let perm: Vec<usize> = match n.attr_ints("perm") {
+                Some(p) => p.iter().map(|&a| a as usize).collect(),
+                None => (0..rank).rev().collect(),
+            };
+            let Some(&a) = perm.get(axis) else { break };
+            axis = a;
+        }
+        v = input;
+    }
+    (v, axis)
 }

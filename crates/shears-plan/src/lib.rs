@@ -19,7 +19,7 @@ pub use diff::diff_lines;
 pub use error::PlanError;
 pub use group_plan::{group_layer, plan_units, GroupLayer};
 pub use groups::{group_reports, render_groups_text, GroupBlocker, GroupMember, GroupReport};
-pub use render::{render_text, rewrite_line};
+pub use render::{render_lines, render_text, rewrite_line};
 
 use serde::{Deserialize, Serialize};
 use shears_graph::rules::Rewrite;

@@ -6,11 +6,21 @@ use std::fmt::Write;
 use shears_graph::rules::Rewrite;
 
 use crate::summary::compact_indices;
-use crate::{PruningPlan, TensorKind};
+use crate::{PlanEntry, PruningPlan, TensorKind};
 
 /// Renders `plan` as text. Activations are summarized in a count; every edited tensor gets a
-/// line.
+/// line, numbered, with aligned columns.
 pub fn render_text(plan: &PruningPlan) -> String {
+    render(plan, true)
+}
+
+/// The same text without numbers and column padding, one entry per line: what `shears diff`
+/// compares, so that a tensor more or less shows as one changed line, not a shifted table.
+pub fn render_lines(plan: &PruningPlan) -> String {
+    render(plan, false)
+}
+
+fn render(plan: &PruningPlan, aligned: bool) -> String {
     let mut s = String::new();
     let r = &plan.root;
     let rule = "-".repeat(96);
@@ -45,18 +55,30 @@ pub fn render_text(plan: &PruningPlan) -> String {
         .iter()
         .filter(|e| e.kind != TensorKind::Activation)
         .collect();
-    let w_tensor = edited.iter().map(|e| e.tensor.len()).max().unwrap_or(0);
-    let w_node = edited.iter().map(|e| e.node.len()).max().unwrap_or(0);
-    let w_op = edited.iter().map(|e| e.op.len()).max().unwrap_or(0);
+    let width = |f: fn(&PlanEntry) -> usize| {
+        if aligned {
+            edited.iter().map(|e| f(e)).max().unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    let w_tensor = width(|e| e.tensor.len());
+    let w_node = width(|e| e.node.len());
+    let w_op = width(|e| e.op.len());
     for (i, e) in edited.iter().enumerate() {
         let action = match (e.kind, e.role.as_str()) {
             (TensorKind::Statistic, _) => "prune_stats",
             (_, "out") => "prune_out",
             _ => "prune_in",
         };
+        if aligned {
+            let _ = write!(s, "[{i}] {action:<11} ");
+        } else {
+            let _ = write!(s, "{action} ");
+        }
         let _ = writeln!(
             s,
-            "[{i}] {action:<11} {:<w_tensor$}  axis {}  on {:<w_node$}  {:<w_op$}  idxs=[{}] ({} of {})  -{}",
+            "{:<w_tensor$}  axis {}  on {:<w_node$}  {:<w_op$}  idxs=[{}] ({} of {})  -{}",
             e.tensor,
             e.axis,
             e.node,

@@ -71,7 +71,8 @@ pub struct Coupling {
     /// Input slots whose *data* the op does not read (Shape reads only the shape), so their
     /// axes are neither linked nor fixed by this node.
     pub shape_only: Vec<usize>,
-    /// Dims fixed for a stated reason (beyond the implicit "not linked by this op").
+    /// Dims fixed for a stated reason (beyond the implicit "not linked by this op"), written
+    /// to follow the op's name: `regroups [16, 8, 8] into [4, 256], ...`.
     pub fixed: Vec<(ValueId, usize, String)>,
     /// The parameter axis that `--layer` names for this node: a weight's output-channel axis.
     pub out_channels: Option<(ValueId, usize)>,

@@ -131,7 +131,7 @@ fn couple_reshape(ctx: &Ctx) -> RuleResult {
                     axes.iter().map(|&a| shape[a]).collect()
                 };
                 let why = format!(
-                    "regroups {:?} into {:?}: channels mix with other axes",
+                    "regroups {:?} into {:?}, mixing channels with other axes",
                     sizes(xs, is),
                     sizes(ys, os)
                 );
