@@ -33,7 +33,7 @@ enum Command {
     Groups(cli::groups::Args),
     /// Compare two plans (saved JSON, or two models planned with the same request).
     Diff(cli::diff::Args),
-    /// Write a physically smaller model: apply a plan (or saved plans).
+    /// Write a physically smaller model: channels chosen by importance, or given plans.
     Prune(cli::prune::Args),
 }
 

@@ -1,22 +1,71 @@
-//! `shears prune MODEL -o OUT (--layer NAME --idxs 2,6,9 | --plan PLAN.json)`: applies plans and
-//! writes a physically smaller model, with a before/after summary.
+//! `shears prune MODEL -o OUT` with one of:
+//! - `--layer NAME --idxs 2,6,9` or `--plan PLAN.json`: apply given plans;
+//! - `--ratio R`, `--target-params F` or `--target-macs F`: let the pruner choose the channels
+//!   (importance, allocation, schedule: see `docs/prune.md`).
+//!
+//! Either way the result is summarized (parameters, MACs and file size before and after, and
+//! per layer channels, parameters and MACs), optionally written as JSON with `--report`.
 //!
 //! The output is written through a temporary file and renamed; the input (and its external
 //! data) is never overwritten. The pruned model is re-analysed (IR and shape inference) before
 //! anything is written, so an inconsistent result is an error, not a file.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shears_graph::{DependencyGraph, DimKey};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{save_proto, SaveOptions};
 use shears_onnx::Model;
-use shears_plan::{PruningPlan, TensorKind};
+use shears_plan::PruningPlan;
+use shears_pruner::{
+    AllocationConfig, Calibration, Criterion, Goal, ImportanceConfig, Normalizer, Outcome, Pattern,
+    PruneConfig, Reduction, Schedule, ScheduleKind, StageReport,
+};
 
-use super::common::{load_graph, parse_indices, ShapeArgs};
+use super::common::{load_with_shapes, parse_indices, ShapeArgs};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ImportanceArg {
+    L1,
+    L2,
+    BnScale,
+    Fpgm,
+    Lamp,
+    Random,
+    Apoz,
+    MeanAct,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReductionArg {
+    Mean,
+    Sum,
+    Max,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum NormalizeArg {
+    Mean,
+    Max,
+    Sum,
+    MinMax,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ScheduleArg {
+    Linear,
+    Agp,
+}
+
+const MANUAL: [&str; 3] = ["layer", "idxs", "plan"];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,11 +83,74 @@ pub struct Args {
     /// Saved plans to apply together: a plan JSON (`shears plan --json`) or an array of them.
     #[arg(long)]
     pub plan: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub auto: Box<AutoArgs>,
+    /// Write the summary, the settings and every stage's plans as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub shapes: ShapeArgs,
+}
+
+/// The pruner's options (boxed: they outweigh every other command's arguments).
+#[derive(clap::Args)]
+pub struct AutoArgs {
+    /// Remove this share of every group's channels (of all channels with --global), in [0, 1).
+    #[arg(long, conflicts_with_all = MANUAL)]
+    pub ratio: Option<f64>,
+    /// Keep this fraction of the original parameters instead (the ratio is searched).
+    #[arg(long, value_name = "F", conflicts_with_all = ["ratio", "target_macs", "layer", "idxs", "plan"])]
+    pub target_params: Option<f64>,
+    /// Keep this fraction of the original MACs instead (the ratio is searched).
+    #[arg(long, value_name = "F", conflicts_with_all = ["ratio", "layer", "idxs", "plan"])]
+    pub target_macs: Option<f64>,
+    /// How channels are ranked.
+    #[arg(long, value_enum, default_value = "l2")]
+    pub importance: ImportanceArg,
+    /// How a channel's scores over the group's tensors combine.
+    #[arg(long, value_enum, default_value = "mean")]
+    pub reduction: ReductionArg,
+    /// Rescale each group's scores (`--normalize` alone: by the group mean).
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "mean")]
+    pub normalize: Option<NormalizeArg>,
+    /// Also measure biases, norm shifts and other per-channel vectors (l1, l2, lamp).
+    #[arg(long)]
+    pub include_bias: bool,
+    /// Rank channels of all groups together instead of the same ratio per group.
+    #[arg(long)]
+    pub global: bool,
+    /// The largest share of its channels any group may lose, in (0, 1].
+    #[arg(long, default_value_t = 1.0)]
+    pub max_ratio: f64,
+    /// A ratio for the layers matching PATTERN (glob or module prefix; repeatable, first wins).
+    #[arg(long = "layer-ratio", value_name = "PATTERN=R")]
+    pub layer_ratio: Vec<String>,
+    /// Keep the output channels of layers matching NAME whole (repeatable; the graph outputs'
+    /// producers are always kept whole).
+    #[arg(long, value_name = "NAME")]
+    pub ignore: Vec<String>,
+    /// Make kept channel counts multiples of N.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub round_to: usize,
+    /// Prune in K stages, recomputing importance between them.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub steps: usize,
+    /// The sparsity curve over the stages.
+    #[arg(long, value_enum, default_value = "linear")]
+    pub schedule: ScheduleArg,
+    /// Calibrate activation criteria on N seeded random inputs.
+    #[arg(long, value_name = "N", conflicts_with = "calib_dir")]
+    pub calib_random: Option<usize>,
+    /// Calibrate activation criteria on the .npy inputs in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub calib_dir: Option<PathBuf>,
+    /// Seed of random calibration inputs and of `--importance random`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Reads a plan file holding one plan or an array of plans.
@@ -54,10 +166,45 @@ fn read_plans(path: &PathBuf) -> anyhow::Result<Vec<PruningPlan>> {
     plans.with_context(|| format!("{}: not a Shears plan", path.display()))
 }
 
+/// What `--report` writes.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    summary: &'a Summary,
+    /// The pruner's settings (absent for --layer/--plan).
+    settings: Option<Settings<'a>>,
+    /// For cost targets: whether the result is within 2% of the target.
+    target_reached: Option<bool>,
+    /// Every stage with the plans it applied (for --layer/--plan, one stage of given plans).
+    stages: Vec<StageOut<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Settings<'a> {
+    goal: Goal,
+    importance: &'a ImportanceConfig,
+    allocation: &'a AllocationConfig,
+    schedule: Schedule,
+    calibration: &'a Option<Calibration>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum StageOut<'a> {
+    Pruner(&'a StageReport),
+    Given { plans: &'a [PruningPlan] },
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (model, graph) = load_graph(&args.model, &args.shapes)?;
+    let auto = args.auto.ratio.is_some()
+        || args.auto.target_params.is_some()
+        || args.auto.target_macs.is_some();
+    let model = load_with_shapes(&args.model, &args.shapes)?;
+    if auto {
+        return run_pruner(&args, model);
+    }
     let plans: Vec<PruningPlan> = match (&args.layer, &args.idxs, args.plan.is_empty()) {
         (Some(layer), Some(idxs), true) => {
+            let graph = DependencyGraph::build(&model);
             vec![shears_plan::plan(
                 &model,
                 &graph,
@@ -72,15 +219,161 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             all
         }
-        _ => bail!("give either --layer with --idxs, or --plan"),
+        _ => bail!(
+            "give --ratio, --target-params or --target-macs (automatic), or --layer with --idxs, \
+             or --plan"
+        ),
     };
     let summary = prune_and_write(&model, &plans, &args.output, &args.shapes)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print!("{}", render_summary(&summary));
+    if let Some(path) = &args.report {
+        let report = Report {
+            summary: &summary,
+            settings: None,
+            target_reached: None,
+            stages: vec![StageOut::Given { plans: &plans }],
+        };
+        write_report(path, &report)?;
     }
+    print_summary(&args, &summary, "")?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(args: &Args, summary: &Summary, extra: &str) -> anyhow::Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+    } else {
+        print!("{}{extra}", render_summary(summary));
+    }
+    Ok(())
+}
+
+fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("{}", path.display()))
+}
+
+/// The pruner's settings from the command line.
+fn config(args: &Args) -> anyhow::Result<PruneConfig> {
+    let goal = match (
+        args.auto.ratio,
+        args.auto.target_params,
+        args.auto.target_macs,
+    ) {
+        (Some(r), None, None) => Goal::Ratio(r),
+        (None, Some(f), None) => Goal::Parameters(f),
+        (None, None, Some(f)) => Goal::Macs(f),
+        _ => bail!("give one of --ratio, --target-params, --target-macs"),
+    };
+    let criterion = match args.auto.importance {
+        ImportanceArg::L1 => Criterion::L1,
+        ImportanceArg::L2 => Criterion::L2,
+        ImportanceArg::BnScale => Criterion::BnScale,
+        ImportanceArg::Fpgm => Criterion::Fpgm,
+        ImportanceArg::Lamp => Criterion::Lamp,
+        ImportanceArg::Random => Criterion::Random,
+        ImportanceArg::Apoz => Criterion::Apoz,
+        ImportanceArg::MeanAct => Criterion::MeanAct,
+    };
+    let mut layer_ratios = Vec::new();
+    for spec in &args.auto.layer_ratio {
+        let (p, r) = spec
+            .rsplit_once('=')
+            .with_context(|| format!("--layer-ratio {spec}: expected PATTERN=R"))?;
+        let r: f64 = r
+            .parse()
+            .with_context(|| format!("--layer-ratio {spec}: '{r}' is not a number"))?;
+        let p = Pattern::new(p).with_context(|| format!("--layer-ratio {spec}: empty pattern"))?;
+        layer_ratios.push((p, r));
+    }
+    let ignore = args
+        .auto
+        .ignore
+        .iter()
+        .map(|n| Pattern::new(n).context("--ignore: empty name"))
+        .collect::<anyhow::Result<_>>()?;
+    let calibration = match (args.auto.calib_random, &args.auto.calib_dir) {
+        (Some(samples), None) => Some(Calibration::Random {
+            samples,
+            seed: args.auto.seed,
+        }),
+        (None, Some(dir)) => Some(Calibration::Dir(dir.clone())),
+        _ => None,
+    };
+    Ok(PruneConfig {
+        importance: ImportanceConfig {
+            criterion,
+            reduction: match args.auto.reduction {
+                ReductionArg::Mean => Reduction::Mean,
+                ReductionArg::Sum => Reduction::Sum,
+                ReductionArg::Max => Reduction::Max,
+            },
+            normalizer: match args.auto.normalize {
+                None => Normalizer::None,
+                Some(NormalizeArg::Mean) => Normalizer::Mean,
+                Some(NormalizeArg::Max) => Normalizer::Max,
+                Some(NormalizeArg::Sum) => Normalizer::Sum,
+                Some(NormalizeArg::MinMax) => Normalizer::MinMax,
+            },
+            include_vectors: args.auto.include_bias,
+            seed: args.auto.seed,
+        },
+        allocation: AllocationConfig {
+            global: args.auto.global,
+            max_ratio: args.auto.max_ratio,
+            layer_ratios,
+            ignore,
+            round_to: args.auto.round_to,
+        },
+        goal,
+        schedule: Schedule {
+            steps: args.auto.steps,
+            kind: match args.auto.schedule {
+                ScheduleArg::Linear => ScheduleKind::Linear,
+                ScheduleArg::Agp => ScheduleKind::Agp,
+            },
+        },
+        calibration,
+        input_shapes: args.shapes.parse()?,
+    })
+}
+
+fn run_pruner(args: &Args, model: Model) -> anyhow::Result<ExitCode> {
+    let cfg = config(args)?;
+    cfg.validate()?;
+    let progress = CliProgress::new();
+    let outcome = shears_pruner::prune(&model, &cfg, &progress)?;
+    let rewrites = outcome
+        .stages
+        .iter()
+        .flat_map(|s| &s.plans)
+        .map(|p| p.rewrites.len())
+        .sum();
+    let summary = write_pruned(&model, &outcome.model, &args.output, rewrites)?;
+    if let Some(path) = &args.report {
+        let report = Report {
+            summary: &summary,
+            settings: Some(Settings {
+                goal: cfg.goal,
+                importance: &cfg.importance,
+                allocation: &cfg.allocation,
+                schedule: cfg.schedule,
+                calibration: &cfg.calibration,
+            }),
+            target_reached: outcome.target_reached,
+            stages: outcome.stages.iter().map(StageOut::Pruner).collect(),
+        };
+        write_report(path, &report)?;
+    }
+    print_summary(args, &summary, &render_outcome(&cfg, &outcome))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The external store of `model`, for a copy that reads the same side files.
+fn same_store(model: &Model) -> ExternalStore {
+    match model.external.model_file() {
+        Some(f) => ExternalStore::for_model_file(f),
+        None => ExternalStore::none(),
+    }
 }
 
 /// Before/after figures of a prune.
@@ -91,68 +384,129 @@ pub struct Summary {
     pub parameters: (u64, u64),
     pub macs: (u64, u64),
     pub file_bytes: (u64, u64),
-    /// Per layer whose output channels shrink: (node, before, after).
-    pub layers: Vec<(String, usize, usize)>,
+    /// Per layer whose channels or costs changed, in node order.
+    pub layers: Vec<LayerRow>,
     pub rewrites: usize,
+}
+
+/// One layer's figures before and after.
+#[derive(serde::Serialize)]
+pub struct LayerRow {
+    pub node: String,
+    pub channels: (usize, usize),
+    pub parameters: (u64, u64),
+    pub macs: (u64, u64),
 }
 
 /// Applies `plans` to `model`, checks the result, writes it to `out`, and summarizes.
 pub fn prune_and_write(
     model: &Model,
     plans: &[PruningPlan],
-    out: &std::path::Path,
+    out: &Path,
     shapes: &ShapeArgs,
 ) -> anyhow::Result<Summary> {
     let applied = shears_exec::apply(model, plans)?;
-    let was_external = applied.was_external;
-    let store = match model.external.model_file() {
-        Some(f) => ExternalStore::for_model_file(f),
-        None => ExternalStore::none(),
-    };
-    let mut pruned = Model::from_proto(applied.proto, out.display().to_string(), store)
+    let mut pruned = Model::from_proto(applied.proto, out.display().to_string(), same_store(model))
         .context("the pruned model is not a valid graph")?;
     shears_onnx::shape::infer_shapes(&mut pruned, &shapes.parse()?)
         .context("the pruned model fails shape inference")?;
-    let before = shears_onnx::cost::analyze(model)?;
-    let after = shears_onnx::cost::analyze(&pruned)?;
+    write_pruned(model, &pruned, out, applied.rewrites.len())
+}
+
+/// Writes `pruned` (made from `original`, shapes inferred) to `out` and summarizes the change.
+pub fn write_pruned(
+    original: &Model,
+    pruned: &Model,
+    out: &Path,
+    rewrites: usize,
+) -> anyhow::Result<Summary> {
+    let before = shears_onnx::cost::analyze(original)?;
+    let after = shears_onnx::cost::analyze(pruned)?;
     // Tensors that were external in the source stay external, edited or not.
+    let was_external: BTreeSet<String> = original
+        .proto
+        .graph
+        .as_ref()
+        .map_or(&[][..], |g| &g.initializer[..])
+        .iter()
+        .filter(|t| shears_onnx::tensor::is_external(t))
+        .map(|t| t.name.clone())
+        .collect();
     let opts = SaveOptions {
-        externalize: was_external.into_iter().collect(),
+        externalize: was_external,
         ..SaveOptions::default()
     };
     let report = save_proto(&pruned.proto, &pruned.external, out, &opts)?;
-
-    let mut layers: BTreeMap<(usize, String), (usize, usize)> = BTreeMap::new();
-    for plan in plans {
-        for e in &plan.entries {
-            if e.kind == TensorKind::Parameter && e.role == "out" {
-                let order = model
-                    .graph
-                    .node_id(&e.node)
-                    .map_or(usize::MAX, |n| n.index());
-                // A node has several output-channel tensors (weight, bias): count channels once.
-                let slot = layers
-                    .entry((order, e.node.clone()))
-                    .or_insert((e.size, e.size));
-                slot.1 = slot.1.min(e.size - e.indices.len());
-            }
-        }
-    }
     Ok(Summary {
-        input: model.source.clone(),
+        input: original.source.clone(),
         output: out.display().to_string(),
         parameters: (before.parameters, after.parameters),
         macs: (before.macs, after.macs),
         file_bytes: (
-            model.file_size.unwrap_or(0) + external_bytes(model),
+            original.file_size.unwrap_or(0) + external_bytes(original),
             report.model_bytes + report.data_bytes,
         ),
-        layers: layers
-            .into_iter()
-            .map(|((_, n), (b, a))| (n, b, a))
-            .collect(),
-        rewrites: applied.rewrites.len(),
+        layers: layer_rows(original, pruned, &before, &after),
+        rewrites,
     })
+}
+
+/// Every layer (node with a weight kernel or matrix) whose channels, parameters or MACs
+/// changed.
+fn layer_rows(
+    original: &Model,
+    pruned: &Model,
+    before: &shears_onnx::cost::CostReport,
+    after: &shears_onnx::cost::CostReport,
+) -> Vec<LayerRow> {
+    let graph = DependencyGraph::build(original);
+    let (g, p) = (&original.graph, &pruned.graph);
+    let after_by_name: HashMap<&str, &shears_onnx::cost::NodeCost> = after
+        .nodes
+        .iter()
+        .map(|c| (p.node(c.node).name.as_str(), c))
+        .collect();
+    let mut rows = Vec::new();
+    for c in &before.nodes {
+        let id = c.node;
+        let Some((v, a)) = graph.verdicts[id.index()]
+            .as_ref()
+            .ok()
+            .and_then(|k| k.out_channels)
+        else {
+            continue;
+        };
+        // Layers are nodes with a kernel or matrix; a norm's per-channel scale is not one.
+        let long_axes = g
+            .value(v)
+            .shape
+            .as_ref()
+            .map_or(0, |s| s.iter().filter(|&&d| d > 1).count());
+        if graph.dim_id(DimKey::Axis(v, a)).is_none() || long_axes < 2 {
+            continue;
+        }
+        let name = g.node(id).name.as_str();
+        let size = |m: &shears_onnx::Graph, value: &str| {
+            m.value_id(value)
+                .and_then(|v| m.value(v).shape.as_ref()?.get(a).copied())
+                .unwrap_or(0)
+        };
+        let value = g.value(v).name.as_str();
+        let (cb, ca) = (size(g, value), size(p, value));
+        let Some(ac) = after_by_name.get(name) else {
+            continue;
+        };
+        let (mb, ma) = (c.macs.unwrap_or(0), ac.macs.unwrap_or(0));
+        if cb != ca || c.parameters != ac.parameters || mb != ma {
+            rows.push(LayerRow {
+                node: name.to_string(),
+                channels: (cb, ca),
+                parameters: (c.parameters, ac.parameters),
+                macs: (mb, ma),
+            });
+        }
+    }
+    rows
 }
 
 /// Bytes of the side files a model reads, for a fair file-size comparison.
@@ -222,11 +576,174 @@ pub fn render_summary(s: &Summary) -> String {
             change(b, a)
         );
     }
-    let w = s.layers.iter().map(|l| l.0.len()).max().unwrap_or(5).max(5);
-    let _ = writeln!(o, "{:<w$}  channels", "layer");
-    for (n, b, a) in &s.layers {
-        let _ = writeln!(o, "{n:<w$}  {b} -> {a}");
+    let cells: Vec<[String; 4]> = s
+        .layers
+        .iter()
+        .map(|l| {
+            let pair = |(b, a): (u64, u64)| format!("{} -> {}", thousands(b), thousands(a));
+            [
+                l.node.clone(),
+                format!("{} -> {}", l.channels.0, l.channels.1),
+                pair(l.parameters),
+                pair(l.macs),
+            ]
+        })
+        .collect();
+    let head = ["layer", "channels", "parameters", "MACs"];
+    let w: Vec<usize> = (0..4)
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
+        head[0],
+        head[1],
+        head[2],
+        head[3],
+        w0 = w[0],
+        w1 = w[1],
+        w2 = w[2],
+        w3 = w[3]
+    );
+    for c in &cells {
+        let _ = writeln!(
+            o,
+            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3]
+        );
     }
     let _ = writeln!(o, "{} attribute/shape rewrites", s.rewrites);
     o
+}
+
+/// The pruner's stages, the groups it left whole, and whether a cost target was reached.
+fn render_outcome(cfg: &PruneConfig, out: &Outcome) -> String {
+    let mut o = String::new();
+    for s in &out.stages {
+        let target = match s.target {
+            shears_pruner::StageTarget::Sparsity(x) => format!("sparsity {x:.3}"),
+            shears_pruner::StageTarget::Parameters { fraction, value } => {
+                format!("parameters {} ({:.1}%)", thousands(value), fraction * 100.0)
+            }
+            shears_pruner::StageTarget::Macs { fraction, value } => {
+                format!("MACs {} ({:.1}%)", thousands(value), fraction * 100.0)
+            }
+        };
+        let _ = writeln!(
+            o,
+            "stage {}/{}: {target}, ratio {:.4}: {} groups pruned, {} left whole; parameters {} -> {}, MACs {} -> {}",
+            s.stage,
+            s.steps,
+            s.ratio,
+            s.groups.len(),
+            s.skipped.len(),
+            thousands(s.before.parameters),
+            thousands(s.after.parameters),
+            thousands(s.before.macs),
+            thousands(s.after.macs),
+        );
+    }
+    if let Some(last) = out.stages.last() {
+        if !last.skipped.is_empty() {
+            let _ = writeln!(o, "left whole:");
+            for k in &last.skipped {
+                let _ = writeln!(o, "  {} ({}): {}", k.layer, k.root, k.reason);
+            }
+        }
+    }
+    let reached = |what: &str, f: f64, b: u64, a: u64| {
+        let got = a as f64 / b.max(1) as f64;
+        let ok = out.target_reached == Some(true);
+        format!(
+            "target {what} {:.1}% of the original: {:.2}% ({})\n",
+            f * 100.0,
+            got * 100.0,
+            if ok {
+                "within 2%"
+            } else {
+                "NOT within 2%: no more channels can go under these settings"
+            }
+        )
+    };
+    match cfg.goal {
+        Goal::Parameters(f) => {
+            o += &reached(
+                "parameters",
+                f,
+                out.original.parameters,
+                out.pruned.parameters,
+            )
+        }
+        Goal::Macs(f) => o += &reached("MACs", f, out.original.macs, out.pruned.macs),
+        Goal::Ratio(_) => {}
+    }
+    o
+}
+
+/// Progress bars on stderr, for tasks that take over a second, only when stderr is a terminal.
+struct CliProgress {
+    enabled: bool,
+    bar: RefCell<Option<(ProgressBar, Instant, bool)>>,
+}
+
+impl CliProgress {
+    fn new() -> Self {
+        CliProgress {
+            enabled: std::io::stderr().is_terminal(),
+            bar: RefCell::new(None),
+        }
+    }
+}
+
+impl shears_pruner::Progress for CliProgress {
+    fn begin(&self, task: &str, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        let bar = if total > 0 {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+        } else {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+        };
+        let template = if total > 0 {
+            "{msg} [{bar:30}] {pos}/{len} {elapsed}"
+        } else {
+            "{msg} {spinner} {pos} {elapsed}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(task.to_string());
+        *self.bar.borrow_mut() = Some((bar, Instant::now(), false));
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some((bar, start, shown)) = self.bar.borrow_mut().as_mut() {
+            bar.inc(n);
+            if !*shown && start.elapsed() > Duration::from_secs(1) {
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+                *shown = true;
+            }
+        }
+    }
+
+    fn end(&self) {
+        if let Some((bar, _, _)) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
 }
