@@ -1,0 +1,138 @@
+//! The executor's contract: batched plans compose with original indices, double cuts and
+//! foreign plans are refused, the input is not mutated, and edited tensors hold exactly the
+//! kept slices.
+
+use shears_exec::ExecError;
+use shears_graph::DependencyGraph;
+use shears_onnx::external::ExternalStore;
+use shears_onnx::{builder::zoo, InputShapes, Model};
+
+fn model(name: &str) -> Model {
+    let build = zoo::MODELS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no zoo model {name}"))
+        .1;
+    let mut m = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
+    shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default()).unwrap();
+    m
+}
+
+#[test]
+fn applying_the_same_plan_twice_is_an_error_not_a_double_cut() {
+    let m = model("residual_downsample_block");
+    let g = DependencyGraph::build(&m);
+    let layer = &shears_plan::group_reports(&m, &g)
+        .into_iter()
+        .find(|r| r.prunable)
+        .unwrap()
+        .root;
+    let layer = layer.rsplit_once('[').unwrap().0;
+    let p = shears_plan::plan(&m, &g, layer, &[0, 2]).unwrap();
+    let err = shears_exec::apply(&m, &[p.clone(), p]).unwrap_err();
+    assert!(matches!(err, ExecError::Overlap { .. }), "{err}");
+    assert!(
+        err.to_string().contains("plan #0 and again by plan #1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plan_for_another_model_is_refused() {
+    let m = model("conv_bn_relu_chain");
+    let g = DependencyGraph::build(&m);
+    let root = shears_plan::group_reports(&m, &g)
+        .into_iter()
+        .find(|r| r.prunable)
+        .unwrap()
+        .root;
+    let layer = root.rsplit_once('[').unwrap().0.to_string();
+    let p = shears_plan::plan(&m, &g, &layer, &[1]).unwrap();
+    // Apply it, then try to apply the same plan to the already pruned model.
+    let applied = shears_exec::apply(&m, std::slice::from_ref(&p)).unwrap();
+    let mut pruned = Model::from_proto(applied.proto, "pruned", ExternalStore::none()).unwrap();
+    shears_onnx::shape::infer_shapes(&mut pruned, &InputShapes::default()).unwrap();
+    let err = shears_exec::apply(&pruned, &[p]).unwrap_err();
+    assert!(matches!(err, ExecError::SizeMismatch { .. }), "{err}");
+}
+
+#[test]
+fn batched_plans_use_original_indices_and_keep_exactly_the_other_slices() {
+    let m = model("conv_bn_relu_chain");
+    let before = m.proto.clone();
+    let g = DependencyGraph::build(&m);
+    let layers: Vec<String> = shears_plan::group_reports(&m, &g)
+        .into_iter()
+        .filter(|r| r.prunable)
+        .map(|r| r.root.rsplit_once('[').unwrap().0.to_string())
+        .collect();
+    assert!(layers.len() >= 2);
+    let plans: Vec<_> = layers
+        .iter()
+        .map(|l| shears_plan::plan(&m, &g, l, &[0, 3]).unwrap())
+        .collect();
+    let applied = shears_exec::apply(&m, &plans).unwrap();
+    assert_eq!(m.proto, before, "the input proto was mutated");
+    let pruned = Model::from_proto(applied.proto, "pruned", ExternalStore::none()).unwrap();
+    // Every parameter entry: the pruned tensor equals the original without the removed slices.
+    for e in plans.iter().flat_map(|p| &p.entries) {
+        if e.kind == shears_plan::TensorKind::Activation {
+            continue;
+        }
+        let v0 = m.graph.value_id(&e.tensor).unwrap();
+        let v1 = pruned.graph.value_id(&e.tensor).unwrap();
+        let t0 = m.constant(v0).unwrap();
+        let t1 = pruned.constant(v1).unwrap();
+        let dims: Vec<usize> = t0.dims.iter().map(|&d| d as usize).collect();
+        let mut expect = m.payload(&t0).unwrap().to_vec();
+        // Remove every cut of this tensor (both plans), highest axis first keeps indices valid.
+        let mut cuts: Vec<(usize, Vec<u32>)> = plans
+            .iter()
+            .flat_map(|p| &p.entries)
+            .filter(|x| x.tensor == e.tensor)
+            .map(|x| (x.axis, x.indices.clone()))
+            .collect();
+        cuts.sort();
+        cuts.dedup();
+        let mut d = dims.clone();
+        for (axis, idx) in &cuts {
+            expect = shears_exec::slice_axis(&expect, &d, 4, *axis, idx);
+            d[*axis] -= idx.len();
+        }
+        assert_eq!(
+            pruned.payload(&t1).unwrap().to_vec(),
+            expect,
+            "{}",
+            e.tensor
+        );
+        assert_eq!(t1.dims, d.iter().map(|&x| x as i64).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn depthwise_groups_shrink_with_their_channels() {
+    let m = model("mobilenetv2_inverted_residual");
+    let g = DependencyGraph::build(&m);
+    let dw = m
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.op_type == "Conv" && n.attr_i("group", 1) > 1)
+        .expect("a depthwise conv");
+    let groups_before = dw.attr_i("group", 1);
+    let report = shears_plan::group_reports(&m, &g)
+        .into_iter()
+        .find(|r| {
+            r.prunable
+                && r.members
+                    .iter()
+                    .any(|x| x.tensor == m.graph.value(dw.input(1).unwrap()).name)
+        })
+        .expect("the depthwise conv's group");
+    let layer = report.root.rsplit_once('[').unwrap().0.to_string();
+    let plan = shears_plan::plan(&m, &g, &layer, &[1, 4, 5]).unwrap();
+    let applied = shears_exec::apply(&m, &[plan]).unwrap();
+    let node = &applied.proto.graph.as_ref().unwrap().node[dw.proto_index];
+    let group = node.attribute.iter().find(|a| a.name == "group").unwrap().i;
+    assert_eq!(group, groups_before - 3);
+}
