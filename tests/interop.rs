@@ -48,6 +48,18 @@ fn models() -> Vec<Model> {
         .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
         .collect();
     files.sort();
+    // With the shared suite, the real exports too (googlenet's external data included).
+    if cfg!(feature = "shared-suite") {
+        let shared = repo().join("../shared/models");
+        assert!(shared.is_dir(), "the shared-suite needs ../shared/models");
+        let mut real: Vec<PathBuf> = std::fs::read_dir(shared)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+            .collect();
+        real.sort();
+        files.extend(real);
+    }
     out.extend(files.iter().map(|f| Model::load(f).unwrap()));
     out
 }
