@@ -193,6 +193,10 @@ fn conv_direct(g: &Geometry, x: &Tensor, wt: &Tensor, bias: Option<&[f32]>) -> O
                         let wgt = wv[m * taps + i * g.kw + j];
                         let xoff = (j * g.dw) as isize - g.pl as isize;
                         let (xlo, xhi) = valid(g.ow, g.sw, xoff, g.w);
+                        // A tap that never lands inside the input adds nothing.
+                        if xlo >= xhi {
+                            continue;
+                        }
                         for oy in ylo..yhi {
                             let iy = oy * g.sh + i * g.dh - g.pt;
                             let row = &src[iy * g.w..][..g.w];
@@ -269,6 +273,10 @@ fn im2col_row(g: &Geometry, xs: &[f32], row: usize, cg: usize, dst: &mut [f32]) 
     let (ylo, yhi) = valid(g.oh, g.sh, (i * g.dh) as isize - g.pt as isize, g.h);
     let xoff = (j * g.dw) as isize - g.pl as isize;
     let (xlo, xhi) = valid(g.ow, g.sw, xoff, g.w);
+    if xlo >= xhi {
+        // The tap only ever reads padding: the row stays zero.
+        return;
+    }
     let p = g.oh * g.ow;
     for n in 0..g.n {
         let src = &xs[(n * g.c + ic) * g.h * g.w..][..g.h * g.w];

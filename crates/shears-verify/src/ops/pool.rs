@@ -141,6 +141,9 @@ fn pool(c: &Ctx, inputs: &[Option<Tensor>], kind: Kind) -> OpResult<Vec<Tensor>>
                             }
                         }
                         o[oy * ax.out + ox] = match kind {
+                            // A window entirely in the padding (possible with dilations):
+                            // the lowest float for a max and 0 for an average, as onnxruntime.
+                            Kind::Max if count == 0 => f32::MIN,
                             Kind::Max => max,
                             Kind::Lp(p) => sum.powf(1.0 / p),
                             Kind::Average => {
