@@ -132,7 +132,10 @@ pub fn collect(
         stats
             .channels
             .insert((v, a), ChannelStats::new(size.unwrap_or(0)));
-        by_name.entry(g.value(v).name.as_str()).or_default().push((v, a));
+        by_name
+            .entry(g.value(v).name.as_str())
+            .or_default()
+            .push((v, a));
     }
     progress.begin("calibrating", samples.len() as u64);
     for (k, sample) in samples.iter().enumerate() {
