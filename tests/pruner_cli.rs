@@ -1,0 +1,289 @@
+//! `shears prune --ratio / --target-*`: the summary, the report, schedules, calibration inputs
+//! and bad input, through the binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use shears_verify::candle_core::{Device, Tensor};
+
+const MODEL: &str = "tests/fixtures/tiny_resnet-keepbn.onnx";
+
+fn shears(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shears"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs the shears binary")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn the_summary_lists_layers_totals_stages_and_what_stayed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("small.onnx");
+    let o = shears(&[
+        "prune",
+        MODEL,
+        "--ratio",
+        "0.5",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    // Not a terminal: no progress bar, nothing on stderr.
+    assert_eq!(text(&o.stderr), "");
+    let s = text(&o.stdout).replace(out.to_str().unwrap(), "OUT");
+    insta::assert_snapshot!("ratio_text", s);
+}
+
+#[test]
+fn the_report_holds_plans_that_reproduce_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("a.onnx"), dir.path().join("r.json"));
+    let o = shears(&[
+        "prune",
+        MODEL,
+        "--ratio",
+        "0.4",
+        "--global",
+        "--normalize",
+        "--round-to",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let r = read_json(&report);
+    assert_eq!(r["settings"]["allocation"]["global"], true);
+    assert_eq!(r["settings"]["importance"]["normalizer"], "mean");
+    assert_eq!(r["settings"]["allocation"]["round_to"], 2);
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 1);
+    for g in stages[0]["groups"].as_array().unwrap() {
+        assert_eq!(g["after"].as_u64().unwrap() % 2, 0, "{g}");
+    }
+    // The plans in the report, applied with --plan, give the same file.
+    let plans = dir.path().join("plans.json");
+    std::fs::write(&plans, stages[0]["plans"].to_string()).unwrap();
+    let again = dir.path().join("b.onnx");
+    ok(&shears(&[
+        "prune",
+        MODEL,
+        "--plan",
+        plans.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+    // The summary in the report is the one --json prints.
+    let o = shears(&[
+        "prune",
+        MODEL,
+        "--ratio",
+        "0.4",
+        "--global",
+        "--normalize",
+        "--round-to",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    ok(&o);
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(printed, r["summary"]);
+    let layers = printed["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for l in layers {
+        assert!(l["macs"][1].as_u64() <= l["macs"][0].as_u64(), "{l}");
+    }
+}
+
+#[test]
+fn agp_steps_make_one_stage_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("a.onnx"), dir.path().join("r.json"));
+    ok(&shears(&[
+        "prune",
+        MODEL,
+        "--ratio",
+        "0.6",
+        "--steps",
+        "3",
+        "--schedule",
+        "agp",
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    let r = read_json(&report);
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3);
+    let s: Vec<f64> = stages
+        .iter()
+        .map(|s| s["target"]["sparsity"].as_f64().unwrap())
+        .collect();
+    assert!(
+        s[0] > 0.6 / 3.0 && s[0] < s[1] && s[1] < s[2] && s[2] == 0.6,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn target_macs_reports_whether_it_was_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("a.onnx"), dir.path().join("r.json"));
+    let o = shears(&[
+        "prune",
+        MODEL,
+        "--target-macs",
+        "0.6",
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let r = read_json(&report);
+    let (b, a) = (
+        r["summary"]["macs"][0].as_f64().unwrap(),
+        r["summary"]["macs"][1].as_f64().unwrap(),
+    );
+    let within = ((a / b) / 0.6 - 1.0).abs() <= 0.02;
+    assert_eq!(r["target_reached"], within);
+    assert!(text(&o.stdout).contains("target MACs 60.0% of the original"));
+}
+
+/// Writes `n` .npy calibration inputs for the fixture's `1x3x32x32` input.
+fn write_npys(dir: &Path, n: usize) {
+    for k in 0..n {
+        let t = Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &Device::Cpu).unwrap();
+        t.write_npy(dir.join(format!("sample{k}.npy"))).unwrap();
+    }
+}
+
+#[test]
+fn activation_criteria_read_calibration_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = dir.path().join("calib");
+    std::fs::create_dir(&calib).unwrap();
+    let out = dir.path().join("a.onnx");
+    // Without inputs: refused, nothing written.
+    let o = shears(&[
+        "prune",
+        MODEL,
+        "--ratio",
+        "0.5",
+        "--importance",
+        "apoz",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("calibration"),
+        "{}",
+        text(&o.stderr)
+    );
+    // An empty folder: named in the error.
+    let o = shears(&[
+        "prune",
+        MODEL,
+        "--ratio",
+        "0.5",
+        "--importance",
+        "apoz",
+        "--calib-dir",
+        calib.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("no .npy file"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!out.exists());
+    write_npys(&calib, 2);
+    for crit in ["apoz", "mean-act"] {
+        ok(&shears(&[
+            "prune",
+            MODEL,
+            "--ratio",
+            "0.5",
+            "--importance",
+            crit,
+            "--calib-dir",
+            calib.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]));
+        ok(&shears(&[
+            "prune",
+            MODEL,
+            "--ratio",
+            "0.5",
+            "--importance",
+            crit,
+            "--calib-random",
+            "2",
+            "-o",
+            out.to_str().unwrap(),
+        ]));
+    }
+}
+
+#[test]
+fn bad_settings_exit_2_and_name_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.onnx");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--ratio", "1.5"], "ratio"),
+        (vec!["--target-macs", "0"], "target"),
+        (vec!["--ratio", "0.5", "--max-ratio", "0"], "max-ratio"),
+        (
+            vec!["--ratio", "0.5", "--layer-ratio", "layer1"],
+            "--layer-ratio layer1",
+        ),
+        (
+            vec!["--ratio", "0.5", "--layer-ratio", "layer1=2"],
+            "layer-ratio",
+        ),
+        (vec!["--ratio", "0.5", "--round-to", "0"], "round-to"),
+        (vec!["--ratio", "0.5", "--steps", "0"], "steps"),
+        (vec!["--ratio", "0.5", "--layer", "conv1"], "cannot be used"),
+    ] {
+        let mut a = vec!["prune", MODEL, "-o", o];
+        a.extend(args.iter().copied());
+        let r = shears(&a);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&r.stderr).contains(says),
+            "{args:?}: {}",
+            text(&r.stderr)
+        );
+        assert!(!out.exists(), "{args:?} wrote a file");
+    }
+}
