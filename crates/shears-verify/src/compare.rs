@@ -127,7 +127,7 @@ pub fn diff(name: &str, a: &Tensor, b: &Tensor) -> Result<OutputDiff> {
                 .and_then(|t| t.to_vec1::<f64>())
                 .map_err(|e| VerifyError::Output {
                     output: name.to_string(),
-                    reason: e.to_string(),
+                    reason: crate::ops::candle_message(e),
                 })
         };
         let (va, vb) = (values(a)?, values(b)?);

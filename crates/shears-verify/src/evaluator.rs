@@ -6,7 +6,7 @@ use shears_onnx::proto::TensorProto;
 use shears_onnx::{Model, Node, ValueKind};
 
 use crate::error::{Result, VerifyError};
-use crate::ops::{self, compute_dtype, Ctx, OpFn, CPU};
+use crate::ops::{self, candle_message, compute_dtype, Ctx, OpFn, CPU};
 
 /// A model prepared for evaluation: weights decoded once into tensors, every node bound to its
 /// op, and the point after which each intermediate value is no longer needed.
@@ -292,10 +292,10 @@ impl Evaluator {
             t.clone()
         } else {
             t.to_device(&CPU)
-                .map_err(|e| self.input_error(name, &e.to_string()))?
+                .map_err(|e| self.input_error(name, &candle_message(e)))?
         };
         t.to_dtype(want)
-            .map_err(|e| self.input_error(name, &e.to_string()))
+            .map_err(|e| self.input_error(name, &candle_message(e)))
     }
 }
 
@@ -334,5 +334,5 @@ fn decode(model: &Model, t: &TensorProto) -> Result<Tensor> {
         }
         _ => Tensor::from_vec(model.i64s(t)?, dims, &CPU),
     };
-    tensor.map_err(|e| err(e.to_string()))
+    tensor.map_err(|e| err(candle_message(e)))
 }

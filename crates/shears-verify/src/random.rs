@@ -68,7 +68,7 @@ pub fn random_inputs(
                 }
                 other => Tensor::zeros(dims.as_slice(), other, &CPU),
             };
-            let t = t.map_err(|e| error(name, e.to_string()))?;
+            let t = t.map_err(|e| error(name, crate::ops::candle_message(e)))?;
             Ok((name.clone(), t))
         })
         .collect()

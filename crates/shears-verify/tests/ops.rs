@@ -1596,6 +1596,19 @@ fn op_failures_name_the_node() {
         err.contains("node 'node' (Reshape)") && err.contains("cannot reshape"),
         "{err}"
     );
+    // An error raised inside candle carries no backtrace, even with RUST_BACKTRACE set.
+    std::env::set_var("RUST_BACKTRACE", "1");
+    let err = error(
+        "Concat",
+        13,
+        vec![ai("axis", 0)],
+        &[&iota(&[1, 2]), &iota(&[1, 3])],
+    );
+    assert!(err.contains("node 'node' (Concat)"), "{err}");
+    assert!(
+        !err.contains("candle_core::") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -2100,4 +2113,81 @@ fn degenerate_inputs_give_errors_or_empty_results_not_panics() {
         &[&iota(&[1, 2, 2, 2]), &iota(&[1, 2, 1, 1])],
     );
     assert!(bad_group.contains("group 0"), "{bad_group}");
+}
+
+/// Evaluates `op` on the transpose of `x` (a strided, non-contiguous tensor inside the
+/// evaluator) and further inputs `extra`.
+fn on_transposed(op: &str, attrs: Vec<AttributeProto>, x: &Tensor, extra: &[&Tensor]) -> Tensor {
+    let mut inputs = vec![value_info("x", onnx_type(x), Some(x.dims()))];
+    let mut feeds = vec![("x".to_string(), x.clone())];
+    let mut op_inputs = vec!["t".to_string()];
+    for (k, t) in extra.iter().enumerate() {
+        let name = format!("e{k}");
+        inputs.push(value_info(&name, onnx_type(t), Some(t.dims())));
+        feeds.push((name.clone(), (*t).clone()));
+        op_inputs.push(name);
+    }
+    let proto = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            node: vec![
+                NodeProto {
+                    name: "tr".into(),
+                    op_type: "Transpose".into(),
+                    input: vec!["x".into()],
+                    output: vec!["t".into()],
+                    ..Default::default()
+                },
+                NodeProto {
+                    name: "op".into(),
+                    op_type: op.into(),
+                    input: op_inputs,
+                    output: vec!["y".into()],
+                    attribute: attrs,
+                    ..Default::default()
+                },
+            ],
+            input: inputs,
+            output: vec![value_info("y", 0, None)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let m = Model::from_proto(proto, "transposed.onnx", ExternalStore::none()).unwrap();
+    let out = Evaluator::new(&m).unwrap().eval(&feeds).unwrap();
+    out.into_iter().next().unwrap().1
+}
+
+#[test]
+fn index_based_ops_read_transposed_inputs() {
+    // x = [[1,2,3],[4,5,6]]; its transpose is [[1,4],[2,5],[3,6]].
+    let x = iota(&[2, 3]);
+    let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let y = on_transposed("Gather", vec![], &x, &[&i(&[2], &[2, 0])]);
+    assert_eq!(values(y), [3., 6., 1., 4.]);
+    let (st, en, ax, step) = (i(&[1], &[0]), i(&[1], &[3]), i(&[1], &[0]), i(&[1], &[2]));
+    let y = on_transposed("Slice", vec![], &x, &[&st, &en, &ax, &step]);
+    assert_eq!(values(y), [1., 4., 3., 6.]);
+    let y = on_transposed(
+        "Pad",
+        vec![astr("mode", "edge")],
+        &x,
+        &[&i(&[4], &[0, 1, 0, 0])],
+    );
+    assert_eq!(values(y), [1., 1., 4., 2., 2., 5., 3., 3., 6.]);
+    let y = on_transposed(
+        "Resize",
+        vec![astr("mode", "linear")],
+        &x,
+        &[&f(&[0], &[]), &f(&[2], &[1., 2.])],
+    );
+    // Rows [1,4], [2,5], [3,6] doubled in width with half-pixel linear interpolation.
+    assert_eq!(
+        values(y),
+        [1., 1.75, 3.25, 4., 2., 2.75, 4.25, 5., 3., 3.75, 5.25, 6.]
+    );
 }

@@ -321,7 +321,11 @@ fn conv_transpose(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let spatial = x.dims()[2..].to_vec();
     let ns = spatial.len();
     if spatial.contains(&0) || kernel.contains(&0) {
-        bail!("empty spatial axis in input {:?} or weight {:?}", x.dims(), wt.dims());
+        bail!(
+            "empty spatial axis in input {:?} or weight {:?}",
+            x.dims(),
+            wt.dims()
+        );
     }
     let list = |name: &str, default: usize| -> OpResult<Vec<usize>> {
         match c.attr_ints(name) {

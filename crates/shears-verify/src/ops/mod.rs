@@ -28,7 +28,16 @@ pub(crate) struct OpError(pub String);
 
 impl From<candle_core::Error> for OpError {
     fn from(e: candle_core::Error) -> Self {
-        OpError(e.to_string())
+        OpError(candle_message(e))
+    }
+}
+
+/// A candle error's message without the backtrace candle attaches when `RUST_BACKTRACE` is set
+/// (an error names the node; a stack of candle frames would bury that).
+pub(crate) fn candle_message(e: candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(*inner),
+        other => other.to_string(),
     }
 }
 
