@@ -11,30 +11,10 @@ use std::process::Command;
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{save_proto, SaveOptions};
-use shears_onnx::{builder::zoo, Dim, InputShapes, Model};
+use shears_onnx::{builder::zoo, InputShapes, Model};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn static_shapes(model: &Model) -> InputShapes {
-    let g = &model.graph;
-    let mut s = InputShapes::default();
-    for &v in &g.inputs {
-        if let Some(decl) = &g.value(v).declared {
-            if decl.iter().any(|d| matches!(d, Dim::Dynamic(_))) {
-                let dims = decl
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Known(n) => *n,
-                        Dim::Dynamic(_) => 1,
-                    })
-                    .collect();
-                s.0.insert(g.value(v).name.clone(), dims);
-            }
-        }
-    }
-    s
 }
 
 fn models() -> Vec<Model> {
@@ -106,7 +86,7 @@ fn pruned_models_pass_the_onnx_checker_and_run_in_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for mut model in models() {
-        let shapes = static_shapes(&model);
+        let shapes = InputShapes::dynamic_as(&model.graph, 1);
         shears_onnx::shape::infer_shapes(&mut model, &shapes).unwrap();
         let graph = DependencyGraph::build(&model);
         let stem = Path::new(&model.source)

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use shears_graph::rules::{self, Rewrite};
-use shears_onnx::proto::tensor_proto::{DataLocation, DataType};
+use shears_onnx::proto::tensor_proto::DataType;
 use shears_onnx::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, TensorProto};
 use shears_onnx::{tensor, Model, NodeId, ValueKind};
 use shears_plan::PruningPlan;
@@ -144,17 +144,7 @@ fn cut_tensor(
         data = slice_axis(&data, &dims, elem, axis, removed);
         dims[axis] -= removed.len();
     }
-    t.dims = dims.iter().map(|&d| d as i64).collect();
-    t.raw_data = Bytes::from(data);
-    t.float_data.clear();
-    t.int32_data.clear();
-    t.int64_data.clear();
-    t.double_data.clear();
-    t.uint64_data.clear();
-    if tensor::is_external(t) {
-        t.data_location = DataLocation::Default as i32;
-        t.external_data.clear();
-    }
+    tensor::set_raw(t, data, &dims);
     Ok(())
 }
 

@@ -9,7 +9,6 @@
 //! (`PruningPlan::mixed_by`: LayerNorm over channels, Softmax, attention products, sizes read
 //! into float math) are checked for validity only.
 
-use bytes::Bytes;
 use shears_onnx::proto::ModelProto;
 use shears_onnx::{tensor, InputShapes, Model, ValueKind};
 use shears_plan::{PruningPlan, TensorKind};
@@ -61,14 +60,7 @@ pub fn zero_removed_inputs(model: &Model, plans: &[PruningPlan]) -> Result<Model
         let dims = tensor::dims(t)?;
         let mut data = model.payload(t)?.to_vec();
         zero_axis(&mut data, &dims, elem, e.axis, &e.indices);
-        t.raw_data = Bytes::from(data);
-        t.float_data.clear();
-        t.int32_data.clear();
-        t.int64_data.clear();
-        t.double_data.clear();
-        t.uint64_data.clear();
-        t.external_data.clear();
-        t.data_location = 0;
+        tensor::set_raw(t, data, &dims);
     }
     Ok(proto)
 }

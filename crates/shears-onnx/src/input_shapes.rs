@@ -42,6 +42,28 @@ impl InputShapes {
         Ok(InputShapes(out))
     }
 
+    /// The declared shapes of `graph`'s inputs that have dynamic dimensions, with each such
+    /// dimension set to `value`: what tests and tools use when the user gave no shape.
+    pub fn dynamic_as(graph: &Graph, value: usize) -> Self {
+        let mut out = IndexMap::new();
+        for &v in &graph.inputs {
+            let Some(decl) = &graph.value(v).declared else {
+                continue;
+            };
+            if decl.iter().any(|d| matches!(d, Dim::Dynamic(_))) {
+                let dims = decl
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Known(n) => *n,
+                        Dim::Dynamic(_) => value,
+                    })
+                    .collect();
+                out.insert(graph.value(v).name.clone(), dims);
+            }
+        }
+        InputShapes(out)
+    }
+
     /// The concrete shape of every runtime input of `graph`: the user's value where given,
     /// otherwise the declared shape, which must then be fully static.
     pub fn resolve(&self, graph: &Graph) -> Result<Vec<(String, Vec<usize>)>> {

@@ -368,6 +368,21 @@ pub fn decode_i64(t: &TensorProto, external: &ExternalStore) -> Result<Vec<i64>>
     })
 }
 
+/// Replaces `t`'s payload with little-endian `raw` bytes and `dims`, clearing the typed fields
+/// and any external-data reference, so the tensor holds exactly this payload inline.
+pub fn set_raw(t: &mut TensorProto, raw: Vec<u8>, dims: &[usize]) {
+    t.dims = dims.iter().map(|&d| d as i64).collect();
+    t.raw_data = Bytes::from(raw);
+    t.float_data.clear();
+    t.int32_data.clear();
+    t.int64_data.clear();
+    t.double_data.clear();
+    t.uint64_data.clear();
+    t.string_data.clear();
+    t.external_data.clear();
+    t.data_location = DataLocation::Default as i32;
+}
+
 /// A float32 tensor stored as `raw_data`.
 pub fn from_f32(name: impl Into<String>, dims: &[usize], data: &[f32]) -> TensorProto {
     debug_assert_eq!(dims.iter().product::<usize>(), data.len());

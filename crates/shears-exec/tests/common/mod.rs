@@ -2,27 +2,11 @@
 
 use std::path::PathBuf;
 
-use shears_onnx::{Dim, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
 
 /// Concrete input shapes for `model`: its declared shapes with every dynamic dimension set to 1.
 pub fn static_shapes(model: &Model) -> InputShapes {
-    let g = &model.graph;
-    let mut s = InputShapes::default();
-    for &v in &g.inputs {
-        if let Some(decl) = &g.value(v).declared {
-            let dims = decl
-                .iter()
-                .map(|d| match d {
-                    Dim::Known(n) => *n,
-                    Dim::Dynamic(_) => 1,
-                })
-                .collect();
-            if decl.iter().any(|d| matches!(d, Dim::Dynamic(_))) {
-                s.0.insert(g.value(v).name.clone(), dims);
-            }
-        }
-    }
-    s
+    InputShapes::dynamic_as(&model.graph, 1)
 }
 
 /// The fixture models shipped in the repository, sorted by file name.
