@@ -11,11 +11,13 @@
 //! Building is one pass over the nodes (rules), one union per linked atom pair, and one pass
 //! over the atoms to form units and groups: linear in the model's channel count.
 
-use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use petgraph::graph::{NodeIndex, UnGraph};
 use shears_onnx::{Model, NodeId, ValueId, ValueKind};
 
+use crate::channel_map::ChannelMap;
+use crate::fast_hash::FxHashMap;
 use crate::rules::{self, Coupling, DimRef, Link};
 use crate::union_find::UnionFind;
 
@@ -102,17 +104,31 @@ pub struct Edge {
 #[derive(Debug)]
 pub struct DependencyGraph {
     pub dims: Vec<DimInfo>,
-    dim_of: HashMap<DimKey, DimId>,
+    dim_of: FxHashMap<DimKey, DimId>,
     /// Dims as petgraph nodes, couplings as edges.
     pub couplings: UnGraph<DimId, Edge>,
     /// Per node (by `NodeId`), its rule's verdict.
     pub verdicts: Vec<Result<Coupling, String>>,
-    atom_dim: Vec<u32>,
-    unit_of_atom: Vec<u32>,
-    unit_atom_start: Vec<u32>,
-    unit_atoms: Vec<u32>,
+    /// Per dim, its class: the dims identity links tie index by index share one set of atoms.
+    dim_class: Vec<u32>,
+    /// Per class, the first of its atoms (one more entry at the end).
+    class_start: Vec<u32>,
+    /// Per class atom, its unit.
+    unit_of_class_atom: Vec<u32>,
+    /// Per unit, its group or `u32::MAX`.
     unit_group: Vec<u32>,
+    /// Total atoms over every dim (each dim numbers its own, from `atom_start`).
+    atom_count: u32,
+    /// Per unit, its atoms in every dim, built on first use (plans need it, `groups` does not).
+    unit_atoms: OnceLock<UnitAtoms>,
     pub groups: Vec<Group>,
+}
+
+/// Atoms by unit, as offsets into one list.
+#[derive(Debug)]
+struct UnitAtoms {
+    start: Vec<u32>,
+    atoms: Vec<u32>,
 }
 
 impl DependencyGraph {
@@ -132,18 +148,24 @@ impl DependencyGraph {
     }
     /// The dim an atom belongs to.
     pub fn atom_dim(&self, atom: u32) -> DimId {
-        DimId(self.atom_dim[atom as usize])
+        // Dims number their atoms in creation order: the last dim starting at or before it.
+        let k = self.dims.partition_point(|d| d.atom_start <= atom);
+        DimId(k.saturating_sub(1) as u32)
     }
     /// The unit of index `i` of dim `d`.
     pub fn unit_at(&self, d: DimId, i: usize) -> Option<UnitId> {
         let info = self.dim(d);
-        (i < info.size).then(|| UnitId(self.unit_of_atom[info.atom_start as usize + i]))
+        (i < info.size).then(|| {
+            let c = self.class_start[self.dim_class[d.0 as usize] as usize] as usize;
+            UnitId(self.unit_of_class_atom[c + i])
+        })
     }
     /// The atoms of a unit, ascending.
     pub fn unit_atoms(&self, u: UnitId) -> &[u32] {
-        let s = self.unit_atom_start[u.0 as usize] as usize;
-        let e = self.unit_atom_start[u.0 as usize + 1] as usize;
-        &self.unit_atoms[s..e]
+        let t = self.unit_atoms.get_or_init(|| self.atoms_by_unit());
+        let s = t.start[u.0 as usize] as usize;
+        let e = t.start[u.0 as usize + 1] as usize;
+        &t.atoms[s..e]
     }
     /// The group a unit belongs to, if the unit touches a parameter.
     pub fn unit_group(&self, u: UnitId) -> Option<GroupId> {
@@ -154,16 +176,112 @@ impl DependencyGraph {
     pub fn group_at(&self, d: DimId, i: usize) -> Option<GroupId> {
         self.unit_group(self.unit_at(d, i)?)
     }
+    /// How many units there are.
+    pub fn unit_count(&self) -> usize {
+        self.unit_group.len()
+    }
+
+    /// Every dim's atoms, sorted by unit (a counting sort; atoms ascend within a unit).
+    fn atoms_by_unit(&self) -> UnitAtoms {
+        let units = self.unit_group.len();
+        let mut start = vec![0u32; units + 1];
+        let unit_of = |d: usize, i: usize| -> usize {
+            let c = self.class_start[self.dim_class[d] as usize] as usize;
+            self.unit_of_class_atom[c + i] as usize
+        };
+        for (d, info) in self.dims.iter().enumerate() {
+            for i in 0..info.size {
+                start[unit_of(d, i) + 1] += 1;
+            }
+        }
+        for u in 0..units {
+            start[u + 1] += start[u];
+        }
+        let mut fill = start.clone();
+        let mut atoms = vec![0u32; self.atom_count as usize];
+        for (d, info) in self.dims.iter().enumerate() {
+            for i in 0..info.size {
+                let u = unit_of(d, i);
+                atoms[fill[u] as usize] = info.atom_start + i as u32;
+                fill[u] += 1;
+            }
+        }
+        UnitAtoms { start, atoms }
+    }
 }
 
 struct Builder<'m> {
     model: &'m Model,
     dims: Vec<DimInfo>,
-    dim_of: HashMap<DimKey, DimId>,
-    atom_dim: Vec<u32>,
+    dim_of: FxHashMap<DimKey, DimId>,
+    atom_count: u32,
+    /// Union-find over dims: identity links (the vast majority) tie whole dims, index i to
+    /// index i, so they are unions of dims rather than of every atom pair.
+    dim_uf: UnionFind,
+    /// Links with any other map, applied to atoms once the dim classes are known.
+    pending: Vec<(DimId, DimId, ChannelMap)>,
+    /// Set once the dim classes are fixed (after phase 1).
+    classes: Option<Classes>,
+    /// Union-find over class atoms (exists once `classes` does).
     uf: UnionFind,
     couplings: UnGraph<DimId, Edge>,
     petgraph_node: Vec<NodeIndex>,
+}
+
+/// Dims grouped by identity links: every dim of a class has the same size and shares the
+/// class's atoms index by index.
+///
+/// Invariant: `class_start` has one entry per class plus the total; `dim_class` one per dim.
+#[derive(Debug, Default)]
+pub(crate) struct Classes {
+    pub dim_class: Vec<u32>,
+    pub class_start: Vec<u32>,
+    /// Dims of each class, ascending: `class_dims[class_dim_start[c]..class_dim_start[c + 1]]`.
+    pub class_dim_start: Vec<u32>,
+    pub class_dims: Vec<u32>,
+}
+
+impl Classes {
+    pub fn count(&self) -> usize {
+        self.class_start.len() - 1
+    }
+    pub fn atoms(&self, c: u32) -> std::ops::Range<u32> {
+        self.class_start[c as usize]..self.class_start[c as usize + 1]
+    }
+    pub fn dims(&self, c: u32) -> &[u32] {
+        let (s, e) = (
+            self.class_dim_start[c as usize] as usize,
+            self.class_dim_start[c as usize + 1] as usize,
+        );
+        &self.class_dims[s..e]
+    }
+    fn of_dim(&self, d: DimId) -> u32 {
+        self.dim_class[d.0 as usize]
+    }
+}
+
+/// The element type of a constant value (initializer or Constant node), read without copying
+/// the tensor.
+fn constant_dtype(model: &Model, v: ValueId) -> Option<i32> {
+    use shears_onnx::proto::tensor_proto::DataType as D;
+    let g = &model.graph;
+    match g.value(v).kind {
+        ValueKind::Initializer(_) => model.initializer(v).map(|t| t.data_type),
+        ValueKind::NodeOutput { node, .. } => {
+            let n = g.node(node);
+            if n.op_type != "Constant" {
+                return None;
+            }
+            let a = n.attrs.first()?;
+            match a.name.as_str() {
+                "value" => a.t.as_ref().map(|t| t.data_type),
+                "value_float" | "value_floats" => Some(D::Float as i32),
+                "value_int" | "value_ints" => Some(D::Int64 as i32),
+                _ => None,
+            }
+        }
+        ValueKind::Input => None,
+    }
 }
 
 impl<'m> Builder<'m> {
@@ -171,8 +289,11 @@ impl<'m> Builder<'m> {
         Builder {
             model,
             dims: Vec::new(),
-            dim_of: HashMap::new(),
-            atom_dim: Vec::new(),
+            dim_of: FxHashMap::default(),
+            atom_count: 0,
+            dim_uf: UnionFind::new(0),
+            pending: Vec::new(),
+            classes: None,
             uf: UnionFind::new(0),
             couplings: UnGraph::default(),
             petgraph_node: Vec::new(),
@@ -182,18 +303,11 @@ impl<'m> Builder<'m> {
     /// Parameters are floating-point constants; integer constants are shape arithmetic.
     fn is_param(&self, v: ValueId) -> bool {
         use shears_onnx::proto::tensor_proto::DataType as D;
-        let g = &self.model.graph;
-        let constant = match g.value(v).kind {
-            ValueKind::Initializer(_) => true,
-            ValueKind::NodeOutput { node, .. } => g.node(node).op_type == "Constant",
-            ValueKind::Input => false,
-        };
-        constant
-            && self.model.constant(v).is_some_and(|t| {
-                [D::Float, D::Float16, D::Bfloat16, D::Double]
-                    .iter()
-                    .any(|&d| t.data_type == d as i32)
-            })
+        constant_dtype(self.model, v).is_some_and(|dt| {
+            [D::Float, D::Float16, D::Bfloat16, D::Double]
+                .iter()
+                .any(|&d| dt == d as i32)
+        })
     }
 
     /// The dim for `key` with `size` atoms, created on first mention.
@@ -202,9 +316,9 @@ impl<'m> Builder<'m> {
             return d;
         }
         let id = DimId(self.dims.len() as u32);
-        let atom_start = self.atom_dim.len() as u32;
-        self.atom_dim.extend(std::iter::repeat_n(id.0, size));
-        self.uf.grow(size);
+        let atom_start = self.atom_count;
+        self.atom_count += size as u32;
+        self.dim_uf.grow(1);
         let is_param = matches!(key, DimKey::Axis(v, _) if self.is_param(v));
         self.dims.push(DimInfo {
             key,
@@ -217,6 +331,16 @@ impl<'m> Builder<'m> {
         });
         self.dim_of.insert(key, id);
         self.petgraph_node.push(self.couplings.add_node(id));
+        // A dim first seen after the classes are set gets a class of its own.
+        if let Some(cl) = &mut self.classes {
+            let c = cl.count() as u32;
+            let end = *cl.class_start.last().expect("class_start has a total");
+            cl.dim_class.push(c);
+            cl.class_start.push(end + size as u32);
+            cl.class_dims.push(id.0);
+            cl.class_dim_start.push(cl.class_dims.len() as u32);
+            self.uf.grow(size);
+        }
         id
     }
 
@@ -233,11 +357,12 @@ impl<'m> Builder<'m> {
     }
 
     fn fix(&mut self, d: DimId, node: Option<NodeId>, reason: String) {
-        let info = &mut self.dims[d.0 as usize];
-        info.fixes.push(Fix { node, reason });
-        let (s, n) = (info.atom_start, info.size as u32);
-        for a in s..s + n {
-            self.uf.set_fixed(a);
+        self.dims[d.0 as usize].fixes.push(Fix { node, reason });
+        // Before the classes exist, fixes are applied to atoms when they are formed.
+        if let Some(cl) = &self.classes {
+            for a in cl.atoms(cl.of_dim(d)) {
+                self.uf.set_fixed(a);
+            }
         }
     }
 
@@ -250,9 +375,11 @@ impl<'m> Builder<'m> {
         if !l.map.check(ia.size, ib.size) {
             return false;
         }
-        let (sa, sb, na) = (ia.atom_start, ib.atom_start, ia.size);
-        l.map
-            .for_each_pair(na, |i, j| self.uf.union(sa + i as u32, sb + j as u32));
+        match &self.classes {
+            None if l.map == ChannelMap::Identity => self.dim_uf.union(a.0, b.0),
+            None => self.pending.push((a, b, l.map.clone())),
+            Some(_) => self.link_atoms(a, b, &l.map),
+        }
         for d in [a, b] {
             let lb = &mut self.dims[d.0 as usize].linked_by;
             if lb.last() != Some(&node) {
@@ -272,6 +399,63 @@ impl<'m> Builder<'m> {
             },
         );
         true
+    }
+
+    /// Ties the atoms of `a` and `b` pair by pair through `map` (classes must exist).
+    fn link_atoms(&mut self, a: DimId, b: DimId, map: &ChannelMap) {
+        let cl = self.classes.as_ref().expect("classes are set");
+        let (sa, sb) = (
+            cl.class_start[cl.of_dim(a) as usize],
+            cl.class_start[cl.of_dim(b) as usize],
+        );
+        let na = self.dims[a.0 as usize].size;
+        let uf = &mut self.uf;
+        map.for_each_pair(na, |i, j| uf.union(sa + i as u32, sb + j as u32));
+    }
+
+    /// Ends phase 1: the dim classes of the identity links get their atoms, fixed where a
+    /// member dim is fixed, and the pending links tie them.
+    fn form_classes(&mut self) {
+        let n = self.dims.len();
+        let mut class_of_root = vec![u32::MAX; n];
+        let mut cl = Classes::default();
+        cl.class_start.push(0);
+        let mut members = vec![0u32; 1];
+        for d in 0..n {
+            let r = self.dim_uf.find(d as u32) as usize;
+            if class_of_root[r] == u32::MAX {
+                class_of_root[r] = cl.count() as u32;
+                let end = *cl.class_start.last().expect("total");
+                cl.class_start.push(end + self.dims[d].size as u32);
+                members.push(0);
+            }
+            let c = class_of_root[r];
+            cl.dim_class.push(c);
+            members[c as usize + 1] += 1;
+        }
+        for c in 0..cl.count() {
+            members[c + 1] += members[c];
+        }
+        let mut fill = members.clone();
+        cl.class_dims = vec![0; n];
+        for d in 0..n {
+            let c = cl.dim_class[d] as usize;
+            cl.class_dims[fill[c] as usize] = d as u32;
+            fill[c] += 1;
+        }
+        cl.class_dim_start = members;
+        self.uf = UnionFind::new(*cl.class_start.last().expect("total") as usize);
+        for (d, info) in self.dims.iter().enumerate() {
+            if !info.fixes.is_empty() {
+                for a in cl.atoms(cl.dim_class[d]) {
+                    self.uf.set_fixed(a);
+                }
+            }
+        }
+        self.classes = Some(cl);
+        for (a, b, map) in std::mem::take(&mut self.pending) {
+            self.link_atoms(a, b, &map);
+        }
     }
 
     fn run(mut self) -> DependencyGraph {
@@ -352,18 +536,16 @@ impl<'m> Builder<'m> {
             }
         }
 
+        self.form_classes();
+
         // Phase 2: reshape factors, in topological order, each seeing what is fixed so far.
         for (id, f) in deferred {
             let mut links = {
                 let uf = &mut self.uf;
-                let dims = &self.dims;
+                let cl = self.classes.as_ref().expect("classes are set");
                 let dim_of = &self.dim_of;
                 f.resolve(&mut |v, a| match dim_of.get(&DimKey::Axis(v, a)) {
-                    Some(d) => {
-                        let info = &dims[d.0 as usize];
-                        let s = info.atom_start;
-                        (s..s + info.size as u32).all(|x| !uf.is_fixed(x))
-                    }
+                    Some(&d) => cl.atoms(cl.of_dim(d)).all(|x| !uf.is_fixed(x)),
                     None => false,
                 })
             };
@@ -403,20 +585,27 @@ impl<'m> Builder<'m> {
             }
         }
 
-        let mut graph = DependencyGraph {
+        let classes = self.classes.take().expect("classes are set");
+        let tables = crate::groups::form_units_and_groups(
+            &self.dims,
+            &self.dim_of,
+            &verdicts,
+            &classes,
+            &mut self.uf,
+        );
+        DependencyGraph {
             dims: self.dims,
             dim_of: self.dim_of,
             couplings: self.couplings,
             verdicts,
-            atom_dim: self.atom_dim,
-            unit_of_atom: Vec::new(),
-            unit_atom_start: Vec::new(),
-            unit_atoms: Vec::new(),
-            unit_group: Vec::new(),
-            groups: Vec::new(),
-        };
-        crate::groups::form_units_and_groups(&mut graph, &mut self.uf, self.model);
-        graph
+            dim_class: classes.dim_class,
+            class_start: classes.class_start,
+            unit_of_class_atom: tables.unit_of_class_atom,
+            unit_group: tables.unit_group,
+            atom_count: self.atom_count,
+            unit_atoms: OnceLock::new(),
+            groups: tables.groups,
+        }
     }
 
     /// Fixes every axis of the node's data inputs and outputs that `mentioned` lacks.
@@ -456,27 +645,9 @@ impl<'m> Builder<'m> {
     }
 }
 
-/// Sets the unit and group tables; called once by the builder.
+/// What unit formation hands back to the builder.
 pub(crate) struct UnitTables {
-    pub unit_of_atom: Vec<u32>,
-    pub unit_atom_start: Vec<u32>,
-    pub unit_atoms: Vec<u32>,
+    pub unit_of_class_atom: Vec<u32>,
     pub unit_group: Vec<u32>,
     pub groups: Vec<Group>,
-}
-
-impl DependencyGraph {
-    pub(crate) fn set_units(&mut self, t: UnitTables) {
-        self.unit_of_atom = t.unit_of_atom;
-        self.unit_atom_start = t.unit_atom_start;
-        self.unit_atoms = t.unit_atoms;
-        self.unit_group = t.unit_group;
-        self.groups = t.groups;
-    }
-    pub(crate) fn atom_count(&self) -> usize {
-        self.atom_dim.len()
-    }
-    pub(crate) fn atom_dims(&self) -> &[u32] {
-        &self.atom_dim
-    }
 }

@@ -1,10 +1,10 @@
 //! From atoms to units and groups, after all links are in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use shears_onnx::Model;
-
-use crate::graph::{DependencyGraph, DimId, DimKey, Group, GroupId, UnitTables};
+use crate::fast_hash::FxHashMap;
+use crate::graph::{Classes, DimId, DimInfo, DimKey, Group, GroupId, UnitId, UnitTables};
+use crate::rules::Coupling;
 use crate::union_find::UnionFind;
 
 /// Whether a dim can make its units a group: a parameter axis that some rule ties to something
@@ -12,16 +12,26 @@ use crate::union_find::UnionFind;
 /// than 1. A parameter axis of size 1 is a batch or broadcast axis, or a scalar constant (the
 /// `1/sqrt(d)` of an attention scale): it carries no channel, and a group made only of such
 /// axes could never lose a channel anyway.
-fn is_channel_axis(info: &crate::graph::DimInfo) -> bool {
+fn is_channel_axis(info: &DimInfo) -> bool {
     info.is_param && !info.linked_by.is_empty() && info.size > 1
 }
 
-/// Forms units (connected atoms, numbered by first atom) and groups (units with the same dims,
-/// kept when they touch a parameter), in one pass over the atoms.
-pub(crate) fn form_units_and_groups(g: &mut DependencyGraph, uf: &mut UnionFind, model: &Model) {
-    let n = g.atom_count();
+/// Forms units (connected class atoms, numbered by first atom) and groups (units touching the
+/// same dims, kept when one of them is a channel axis), in passes over the class atoms.
+///
+/// A unit touches every dim of each class it has an atom in, so two units touch the same dims
+/// exactly when they touch the same classes: the classes (ascending, as the unit's atoms are)
+/// are the group key, and a group's dims are worked out once, for its first unit.
+pub(crate) fn form_units_and_groups(
+    dims: &[DimInfo],
+    dim_of: &FxHashMap<DimKey, DimId>,
+    verdicts: &[Result<Coupling, String>],
+    classes: &Classes,
+    uf: &mut UnionFind,
+) -> UnitTables {
+    let n = uf.len();
     let mut unit_of_root: Vec<u32> = vec![u32::MAX; n];
-    let mut unit_of_atom = Vec::with_capacity(n);
+    let mut unit_of_class_atom = Vec::with_capacity(n);
     let mut counts: Vec<u32> = Vec::new();
     for a in 0..n as u32 {
         let r = uf.find(a) as usize;
@@ -31,85 +41,113 @@ pub(crate) fn form_units_and_groups(g: &mut DependencyGraph, uf: &mut UnionFind,
         }
         let u = unit_of_root[r];
         counts[u as usize] += 1;
-        unit_of_atom.push(u);
+        unit_of_class_atom.push(u);
     }
+    drop(unit_of_root);
     let units = counts.len();
-    let mut unit_atom_start = Vec::with_capacity(units + 1);
-    let mut acc = 0u32;
-    unit_atom_start.push(0);
+
+    // The class of each class atom, then each unit's classes (ascending, deduplicated).
+    let mut class_of_atom = Vec::with_capacity(n);
+    for c in 0..classes.count() as u32 {
+        class_of_atom.extend(classes.atoms(c).map(|_| c));
+    }
+    let mut start = Vec::with_capacity(units + 1);
+    start.push(0u32);
+    let mut acc = 0;
     for c in &counts {
         acc += c;
-        unit_atom_start.push(acc);
+        start.push(acc);
     }
-    let mut fill = unit_atom_start.clone();
-    let mut unit_atoms = vec![0u32; n];
-    for (a, &u) in unit_of_atom.iter().enumerate() {
-        unit_atoms[fill[u as usize] as usize] = a as u32;
+    let mut fill = start.clone();
+    let mut unit_classes = vec![0u32; n];
+    for (a, &u) in unit_of_class_atom.iter().enumerate() {
+        unit_classes[fill[u as usize] as usize] = class_of_atom[a];
         fill[u as usize] += 1;
     }
 
+    let class_has_channel: Vec<bool> = (0..classes.count() as u32)
+        .map(|c| {
+            classes
+                .dims(c)
+                .iter()
+                .any(|&d| is_channel_axis(&dims[d as usize]))
+        })
+        .collect();
+
     // Output-channel axes that name groups.
     let mut out_channel_dims: HashSet<DimId> = HashSet::new();
-    for c in g.verdicts.iter().flatten() {
+    for c in verdicts.iter().flatten() {
         if let Some((v, a)) = c.out_channels {
-            if let Some(d) = g.dim_id(DimKey::Axis(v, a)) {
+            if let Some(&d) = dim_of.get(&DimKey::Axis(v, a)) {
                 out_channel_dims.insert(d);
             }
         }
     }
 
-    let atom_dims = g.atom_dims();
-    let mut group_of_sig: HashMap<Vec<DimId>, u32> = HashMap::new();
+    let mut group_of_key: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     let mut unit_group = vec![u32::MAX; units];
+    let mut key: Vec<u32> = Vec::new(); // reused: most units repeat a known key
     for u in 0..units {
-        let atoms = &unit_atoms[unit_atom_start[u] as usize..unit_atom_start[u + 1] as usize];
-        let mut sig: Vec<DimId> = atoms
-            .iter()
-            .map(|&a| DimId(atom_dims[a as usize]))
-            .collect();
-        sig.dedup(); // atoms ascend, and so do their dims
-        if !sig.iter().any(|&d| is_channel_axis(&g.dims[d.0 as usize])) {
+        key.clear();
+        key.extend_from_slice(&unit_classes[start[u] as usize..start[u + 1] as usize]);
+        key.dedup();
+        if !key.iter().any(|&c| class_has_channel[c as usize]) {
             continue;
         }
-        let next = groups.len() as u32;
-        let gid = *group_of_sig.entry(sig.clone()).or_insert(next);
-        if gid == next {
-            let root = sig
-                .iter()
-                .copied()
-                .find(|d| out_channel_dims.contains(d))
-                .or_else(|| {
-                    sig.iter()
-                        .copied()
-                        .find(|&d| is_channel_axis(&g.dims[d.0 as usize]))
-                })
-                .expect("signature has a parameter");
-            let mut blockers = Vec::new();
-            for &d in &sig {
-                for f in &g.dims[d.0 as usize].fixes {
-                    blockers.push((d, f.clone()));
-                }
+        let gid = match group_of_key.get(key.as_slice()) {
+            Some(&gid) => gid,
+            None => {
+                let gid = groups.len() as u32;
+                group_of_key.insert(key.clone(), gid);
+                groups.push(new_group(gid, &key, dims, classes, &out_channel_dims));
+                gid
             }
-            groups.push(Group {
-                id: GroupId(next),
-                dims: sig,
-                units: Vec::new(),
-                root,
-                blockers,
-            });
-        }
-        groups[gid as usize]
-            .units
-            .push(crate::graph::UnitId(u as u32));
+        };
+        groups[gid as usize].units.push(UnitId(u as u32));
         unit_group[u] = gid;
     }
-    let _ = model;
-    g.set_units(UnitTables {
-        unit_of_atom,
-        unit_atom_start,
-        unit_atoms,
+    UnitTables {
+        unit_of_class_atom,
         unit_group,
         groups,
-    });
+    }
+}
+
+/// A group touching the dims of `classes_touched`: its sorted dims, root and blockers.
+fn new_group(
+    gid: u32,
+    classes_touched: &[u32],
+    dims: &[DimInfo],
+    classes: &Classes,
+    out_channel_dims: &HashSet<DimId>,
+) -> Group {
+    let mut sig: Vec<DimId> = classes_touched
+        .iter()
+        .flat_map(|&c| classes.dims(c).iter().map(|&d| DimId(d)))
+        .collect();
+    sig.sort_unstable();
+    let root = sig
+        .iter()
+        .copied()
+        .find(|d| out_channel_dims.contains(d))
+        .or_else(|| {
+            sig.iter()
+                .copied()
+                .find(|&d| is_channel_axis(&dims[d.0 as usize]))
+        })
+        .expect("a group's key has a channel axis");
+    let mut blockers = Vec::new();
+    for &d in &sig {
+        for f in &dims[d.0 as usize].fixes {
+            blockers.push((d, f.clone()));
+        }
+    }
+    Group {
+        id: GroupId(gid),
+        dims: sig,
+        units: Vec::new(),
+        root,
+        blockers,
+    }
 }

@@ -146,7 +146,7 @@ impl<'a> Ctx<'a> {
         let g = &self.model.graph;
         let mut v = v;
         for _ in 0..4 {
-            if self.model.constant(v).is_some() {
+            if is_stored(self.model, v) {
                 return true;
             }
             let Some(p) = g.producer(v) else { return false };
@@ -167,6 +167,20 @@ impl<'a> Ctx<'a> {
         (0..rank)
             .map(|ax| Link::identity((a, ax), (b, ax)))
             .collect()
+    }
+}
+
+/// Whether `v` is stored in the model: an initializer or a Constant node's output (checked
+/// without copying the tensor, as `Model::constant` would for a Constant).
+pub fn is_stored(model: &Model, v: ValueId) -> bool {
+    let g = &model.graph;
+    match g.value(v).kind {
+        shears_onnx::ValueKind::Initializer(_) => true,
+        shears_onnx::ValueKind::NodeOutput { node, .. } => {
+            let n = g.node(node);
+            n.op_type == "Constant" && (n.domain.is_empty() || n.domain == "ai.onnx")
+        }
+        shears_onnx::ValueKind::Input => false,
     }
 }
 
