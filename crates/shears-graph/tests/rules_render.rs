@@ -8,7 +8,7 @@
 //! `--layer` names. Axes not mentioned are fixed.
 
 use shears_graph::{rules, DependencyGraph};
-use shears_onnx::builder::zoo;
+use shears_onnx::builder::{attr_int, zoo, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
 
@@ -19,7 +19,11 @@ fn check(name: &str, expect: &str) {
         .iter()
         .find(|(n, _)| *n == name)
         .unwrap_or_else(|| panic!("no zoo model {name}"));
-    let mut model = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
+    check_proto(name, build(), expect);
+}
+
+fn check_proto(name: &str, proto: shears_onnx::proto::ModelProto, expect: &str) {
+    let mut model = Model::from_proto(proto, name, ExternalStore::none()).unwrap();
     shears_onnx::shape::infer_shapes(&mut model, &InputShapes::default()).unwrap();
     let graph = DependencyGraph::build(&model);
     let got: Vec<String> = model
@@ -288,6 +292,37 @@ fn vit_encoder_layer() {
         /encoder.layers.0/Add_2 => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.0 in1.1=out0.1 in1.2=out0.2
         /encoder.ln/LayerNormalization => LayerNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2 in2.0=out0.2 | mixes out0.2 | out in1.0
         /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+"#,
+    );
+}
+
+/// Reductions over the channel axis: a mean (or sum) over fewer channels is still a mean, so
+/// the channel axis stays prunable, mixed; ArgMax returns a position along it, which removing
+/// channels would renumber, so its reduced axis is fixed (unmentioned).
+#[test]
+fn reductions_over_channels() {
+    let mut b = ModelBuilder::new(zoo::OPSET).named("reductions");
+    let x = b.input("input", &[1, 3, 8, 8]);
+    let y = b.conv(&x, "conv1", 8, 3, 1, 1, 1, false);
+    let mean = b.reduce_mean(&y, &[1], true);
+    let centred = b.sub(&y, &mean);
+    let idx = b.node(
+        "ArgMax",
+        &[&centred],
+        1,
+        vec![attr_int("axis", 1), attr_int("keepdims", 1)],
+    );
+    b.set_shape(&idx[0], &[1, 1, 8, 8]);
+    b.set_dtype(&idx[0], 7);
+    b.output(&idx[0]);
+    check_proto(
+        "reductions",
+        b.build(),
+        r#"
+        /conv1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /ReduceMean => ReduceMean: in0.0=out0.0 in0.2=out0.2 in0.3=out0.3 | mixes in0.1
+        /Sub => Sub: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.2=out0.2 in1.3=out0.3
+        /ArgMax => ArgMax: in0.0=out0.0 in0.2=out0.2 in0.3=out0.3
 "#,
     );
 }
