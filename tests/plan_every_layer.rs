@@ -97,3 +97,23 @@ fn every_zoo_layer_plans_or_names_its_blocker() {
         assert!(planned + blocked > 0, "{name}: no layer");
     }
 }
+
+/// No fixture node is opaque: every op the exporters emit has a coupling rule (an opaque node
+/// would block every channel crossing it).
+#[test]
+fn every_fixture_node_has_a_rule() {
+    for entry in std::fs::read_dir(FIXTURES).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "onnx") {
+            continue;
+        }
+        let mut model = Model::load(&path).unwrap();
+        shears_onnx::shape::infer_shapes(&mut model, &InputShapes::default()).unwrap();
+        let graph = DependencyGraph::build(&model);
+        for (id, v) in model.graph.node_ids().zip(&graph.verdicts) {
+            if let Err(e) = v {
+                panic!("{}: {}: {e}", path.display(), model.graph.node(id).name);
+            }
+        }
+    }
+}

@@ -16,7 +16,8 @@
 //! - Resize [inputs X, roi, scales, sizes from 11; X, scales in 10]: axes whose size does not
 //!   change pass through; a constant `sizes` entry is rewritten.
 //! - Expand: numpy broadcast of X to `shape`; a constant `shape` entry is rewritten.
-//! - Constant: a source, its output's axes are not constrained.
+//! - Constant, ConstantOfShape: sources; their outputs' axes are not constrained (ConstantOfShape's
+//!   input is a shape, read as values).
 
 use std::sync::Arc;
 
@@ -82,10 +83,12 @@ pub static EXPAND: OpRule = OpRule {
     rewrite: Some(rewrite_expand),
 };
 pub static CONSTANT: OpRule = OpRule {
-    ops: &["Constant"],
-    couple: |_| {
+    ops: &["Constant", "ConstantOfShape"],
+    couple: |ctx| {
         Ok(Coupling {
             source: true,
+            // ConstantOfShape reads its input's values as a shape, not as data.
+            shape_only: (0..ctx.node.inputs.len()).collect(),
             ..Default::default()
         })
     },
