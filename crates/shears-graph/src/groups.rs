@@ -32,7 +32,7 @@ pub(crate) fn form_units_and_groups(
     let n = uf.len();
     let mut unit_of_root: Vec<u32> = vec![u32::MAX; n];
     let mut unit_of_class_atom = Vec::with_capacity(n);
-    let mut counts: Vec<u32> = Vec::new();
+    let mut counts: Vec<u32> = Vec::with_capacity(n);
     for a in 0..n as u32 {
         let r = uf.find(a) as usize;
         if unit_of_root[r] == u32::MAX {
@@ -46,11 +46,8 @@ pub(crate) fn form_units_and_groups(
     drop(unit_of_root);
     let units = counts.len();
 
-    // The class of each class atom, then each unit's classes (ascending, deduplicated).
-    let mut class_of_atom = Vec::with_capacity(n);
-    for c in 0..classes.count() as u32 {
-        class_of_atom.extend(classes.atoms(c).map(|_| c));
-    }
+    // Each unit's classes: class atoms ascend with their classes, so the list comes out sorted
+    // (deduplicated per unit below).
     let mut start = Vec::with_capacity(units + 1);
     start.push(0u32);
     let mut acc = 0;
@@ -60,9 +57,12 @@ pub(crate) fn form_units_and_groups(
     }
     let mut fill = start.clone();
     let mut unit_classes = vec![0u32; n];
-    for (a, &u) in unit_of_class_atom.iter().enumerate() {
-        unit_classes[fill[u as usize] as usize] = class_of_atom[a];
-        fill[u as usize] += 1;
+    for c in 0..classes.count() as u32 {
+        for a in classes.atoms(c) {
+            let u = unit_of_class_atom[a as usize] as usize;
+            unit_classes[fill[u] as usize] = c;
+            fill[u] += 1;
+        }
     }
 
     let class_has_channel: Vec<bool> = (0..classes.count() as u32)
