@@ -187,6 +187,17 @@ fn bad_requests_fail_clearly() {
     fails(
         &[
             "plan",
+            r,
+            "--layer",
+            "conv1.weight",
+            "--idxs",
+            "0..99999999999",
+        ],
+        &["is longer than"],
+    );
+    fails(
+        &[
+            "plan",
             "tests/fixtures/missing.onnx",
             "--layer",
             "x",

@@ -36,6 +36,9 @@ pub fn load_graph(path: &Path, shapes: &ShapeArgs) -> anyhow::Result<(Model, Dep
     Ok((model, graph))
 }
 
+/// The longest `a..b` range `--idxs` accepts.
+const MAX_RANGE: usize = 1 << 24;
+
 /// Parses `2,6,9` (ranges `0..4` allowed) into indices.
 pub fn parse_indices(s: &str) -> anyhow::Result<Vec<usize>> {
     let mut out = Vec::new();
@@ -48,6 +51,11 @@ pub fn parse_indices(s: &str) -> anyhow::Result<Vec<usize>> {
                 .parse()
                 .with_context(|| format!("bad index range '{part}'"))?;
             anyhow::ensure!(a < b, "empty index range '{part}'");
+            // No layer is this wide; refuse before allocating the range.
+            anyhow::ensure!(
+                b - a <= MAX_RANGE,
+                "index range '{part}' is longer than {MAX_RANGE}"
+            );
             out.extend(a..b);
         } else {
             out.push(
