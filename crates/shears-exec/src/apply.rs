@@ -70,7 +70,7 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
         }
     }
     update_value_info(model, &mut proto, &cuts, &resized);
-    drop_unused_initializers(model, &mut proto);
+    drop_orphaned_constants(model, &mut proto);
     Ok(Applied {
         proto,
         rewrites,
@@ -369,9 +369,9 @@ fn update_value_info(
     }
 }
 
-/// Removes initializers that no node, subgraph or graph input reads any more (a shape constant
+/// Removes initializers and Constant nodes that no node, subgraph or graph output reads any more (a shape constant
 /// every reader of which got a private rewritten copy). Initializers unused in the source stay.
-fn drop_unused_initializers(model: &Model, proto: &mut ModelProto) {
+fn drop_orphaned_constants(model: &Model, proto: &mut ModelProto) {
     let graph = proto.graph.as_mut().expect("checked at load");
     let mut used: BTreeSet<&str> = BTreeSet::new();
     fn walk<'a>(g: &'a shears_onnx::proto::GraphProto, used: &mut BTreeSet<&'a str>) {
@@ -389,11 +389,15 @@ fn drop_unused_initializers(model: &Model, proto: &mut ModelProto) {
     walk(graph, &mut used);
     let used: BTreeSet<String> = used.into_iter().map(String::from).collect();
     let g = &model.graph;
-    graph.initializer.retain(|t| {
-        // Keep anything the source itself did not read: dropping it is not ours to decide.
-        let was_read = g
-            .value_id(&t.name)
-            .is_some_and(|v| !g.value(v).consumers.is_empty());
-        used.contains(&t.name) || !was_read
-    });
+    // Keep anything the source itself did not read: dropping it is not ours to decide.
+    let orphaned = |name: &str| {
+        !used.contains(name)
+            && g.value_id(name)
+                .is_some_and(|v| !g.value(v).consumers.is_empty())
+    };
+    graph.initializer.retain(|t| !orphaned(&t.name));
+    // Constant nodes are initializers by another name.
+    graph
+        .node
+        .retain(|n| !(n.op_type == "Constant" && n.output.len() == 1 && orphaned(&n.output[0])));
 }
