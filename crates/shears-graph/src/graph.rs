@@ -17,9 +17,9 @@ use petgraph::graph::{NodeIndex, UnGraph};
 use shears_onnx::{Model, NodeId, ValueId, ValueKind};
 
 use crate::channel_map::ChannelMap;
-use crate::fast_hash::FxHashMap;
 use crate::rules::{self, Coupling, DimRef, Link};
 use crate::union_find::UnionFind;
+use rustc_hash::FxHashMap;
 
 /// Index of a dim in [`DependencyGraph::dims`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

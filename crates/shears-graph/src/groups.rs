@@ -2,10 +2,10 @@
 
 use std::collections::HashSet;
 
-use crate::fast_hash::FxHashMap;
 use crate::graph::{Classes, DimId, DimInfo, DimKey, Group, GroupId, UnitId, UnitTables};
 use crate::rules::Coupling;
 use crate::union_find::UnionFind;
+use rustc_hash::FxHashMap;
 
 /// Whether a dim can make its units a group: a parameter axis that some rule ties to something
 /// (a kernel axis that no rule maps is a parameter axis, but not channels) and that is longer

@@ -5,7 +5,6 @@
 //! The graph builder never inspects op types itself.
 
 pub mod channel_map;
-mod fast_hash;
 pub mod graph;
 mod groups;
 pub mod rules;

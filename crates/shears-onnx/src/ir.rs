@@ -11,7 +11,7 @@
 //! - The IR refers to the proto by index (`proto_index`, `ValueKind::Initializer`); it never
 //!   copies tensor payloads.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use smallvec::SmallVec;
 
@@ -208,7 +208,7 @@ impl Graph {
                 ));
             }
         }
-        let mut seen_inputs = HashSet::new();
+        let mut seen_inputs = HashSet::default();
         for vi in &g.input {
             if !seen_inputs.insert(vi.name.as_str()) {
                 return Err(invalid(format!(
@@ -226,8 +226,10 @@ impl Graph {
 
         // Nodes in file order first; the topological order is computed afterwards.
         let file_nodes = &g.node;
-        let mut names_taken: HashSet<String> = file_nodes.iter().map(|n| n.name.clone()).collect();
-        let mut name_count: HashMap<&str, usize> = HashMap::new();
+        // Names in the file, and names we generate, must all stay distinct.
+        let file_names: HashSet<&str> = file_nodes.iter().map(|n| n.name.as_str()).collect();
+        let mut generated: HashSet<String> = HashSet::default();
+        let mut name_count: HashMap<&str, usize> = HashMap::default();
         for n in file_nodes {
             *name_count.entry(n.name.as_str()).or_default() += 1;
         }
@@ -242,17 +244,17 @@ impl Graph {
                     format!("{}_{i}", n.name)
                 };
                 let mut name = base.clone();
-                while names_taken.contains(&name) {
+                while file_names.contains(name.as_str()) || generated.contains(&name) {
                     name = format!("{name}_{i}");
                 }
-                names_taken.insert(name.clone());
+                generated.insert(name.clone());
                 name
             };
             node_names.push(name);
         }
 
         // Producer of each value name by file node index, to order nodes.
-        let mut producer: HashMap<&str, usize> = HashMap::new();
+        let mut producer: HashMap<&str, usize> = HashMap::default();
         for (i, n) in file_nodes.iter().enumerate() {
             for o in n.output.iter().filter(|o| !o.is_empty()) {
                 if producer.insert(o.as_str(), i).is_some() || graph.value_by_name.contains_key(o) {
@@ -335,7 +337,7 @@ impl Graph {
             });
         }
 
-        let mut seen_outputs = HashSet::new();
+        let mut seen_outputs = HashSet::default();
         for vi in &g.output {
             let id = graph.value_by_name.get(&vi.name).copied().ok_or_else(|| {
                 invalid(format!(
@@ -385,8 +387,8 @@ impl Graph {
 }
 
 /// (dtype, declared dims) of every value the graph's inputs, outputs and value_info describe.
-fn declared_shapes(g: &GraphProto) -> HashMap<String, (i32, Option<Vec<Dim>>)> {
-    let mut out = HashMap::new();
+fn declared_shapes(g: &GraphProto) -> HashMap<&str, (i32, Option<Vec<Dim>>)> {
+    let mut out = HashMap::default();
     for vi in g.input.iter().chain(&g.output).chain(&g.value_info) {
         let Some(type_proto::Value::TensorType(t)) =
             vi.r#type.as_ref().and_then(|t| t.value.as_ref())
@@ -403,7 +405,7 @@ fn declared_shapes(g: &GraphProto) -> HashMap<String, (i32, Option<Vec<Dim>>)> {
                 })
                 .collect()
         });
-        out.insert(vi.name.clone(), (t.elem_type, dims));
+        out.insert(vi.name.as_str(), (t.elem_type, dims));
     }
     out
 }
@@ -411,7 +413,7 @@ fn declared_shapes(g: &GraphProto) -> HashMap<String, (i32, Option<Vec<Dim>>)> {
 /// Names a node's subgraphs (If/Loop/Scan bodies) read without defining them.
 fn captured_names(n: &crate::proto::NodeProto) -> Vec<String> {
     fn walk(g: &GraphProto, out: &mut Vec<String>) {
-        let mut defined: HashSet<&str> = HashSet::new();
+        let mut defined: HashSet<&str> = HashSet::default();
         for i in &g.input {
             defined.insert(&i.name);
         }
