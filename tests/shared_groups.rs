@@ -5,31 +5,13 @@
 //! with a scalar index) drops that axis, so tokens cannot be pruned.
 #![cfg(feature = "shared-suite")]
 
-use std::fmt::Write;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::fmt::Write;
+
+use common::{onnx_files, shared};
 use shears_graph::DependencyGraph;
 use shears_onnx::{InputShapes, Model};
-
-fn shared() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(
-        p.is_dir(),
-        "the shared-suite feature needs the shared folder at {}",
-        p.display()
-    );
-    p
-}
-
-fn onnx_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn blocked_groups_of_every_shared_model() {

@@ -3,30 +3,13 @@
 //! PyTorch's (Torch-Pruning's `params_total`), and ResNet-18 reports the published figures.
 #![cfg(feature = "shared-suite")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{onnx_files, shared};
 use shears_onnx::{cost, shape, InputShapes, Model};
-
-fn shared() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(
-        dir.is_dir(),
-        "the shared-suite feature is on but {} is missing",
-        dir.display()
-    );
-    dir
-}
-
-fn onnx_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn load_inferred(path: &Path) -> Model {
     let mut m = Model::load(path).unwrap_or_else(|e| panic!("{e}"));

@@ -3,31 +3,14 @@
 //! none panics. The same check over `tests/fixtures` and the zoo is in `plan_every_layer.rs`.
 #![cfg(feature = "shared-suite")]
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::PathBuf;
+
+use common::{onnx_files, shared};
 use shears_graph::DependencyGraph;
 use shears_onnx::{InputShapes, Model};
 use shears_plan::PlanError;
-
-fn shared() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(
-        p.is_dir(),
-        "the shared-suite feature needs the shared folder at {}",
-        p.display()
-    );
-    p
-}
-
-fn onnx_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn every_shared_layer_plans_or_names_its_blocker() {

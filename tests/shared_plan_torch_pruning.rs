@@ -17,23 +17,15 @@
 //! `nn.MultiheadAttention`'s single `embed_dim` (see `vit_*`), or TP has no group at all.
 #![cfg(feature = "shared-suite")]
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::shared;
 use serde_json::Value;
 use shears_graph::DependencyGraph;
 use shears_onnx::{InputShapes, Model, ValueKind};
 use shears_plan::TensorKind;
-
-fn shared() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(
-        p.is_dir(),
-        "the shared-suite feature needs the shared folder at {}",
-        p.display()
-    );
-    p
-}
 
 fn load(rel: &str) -> (Model, DependencyGraph) {
     let path = shared().join(rel);

@@ -3,32 +3,15 @@
 //! once payloads are read in, with the same tensors external; see `shears_onnx::save`).
 #![cfg(feature = "shared-suite")]
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{onnx_files, shared};
 use shears_onnx::external::{internalized, ExternalRef};
 use shears_onnx::save::{save_model, SaveOptions, EXTERNAL_ALIGN};
 use shears_onnx::{tensor, walk, Model};
-
-fn shared() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(
-        dir.is_dir(),
-        "the shared-suite feature is on but {} is missing",
-        dir.display()
-    );
-    dir
-}
-
-fn onnx_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn external_labels(m: &Model) -> BTreeSet<String> {
     walk::tensors(&m.proto)
