@@ -53,12 +53,12 @@ impl ExternalRef {
             let bad = |what: &str| OnnxError::ExternalData {
                 tensor: label.to_string(),
                 location: location.clone().unwrap_or_default(),
-                reason: format!("{what} '{}' is not a non-negative integer", kv.value),
+                reason: format!("{what} '{}' is not a non-negative integer", kv.value_str()),
             };
-            match kv.key.as_str() {
-                "location" => location = Some(kv.value.clone()),
-                "offset" => offset = kv.value.parse().map_err(|_| bad("offset"))?,
-                "length" => length = Some(kv.value.parse().map_err(|_| bad("length"))?),
+            match kv.key_str().as_ref() {
+                "location" => location = Some(kv.value_str().into_owned()),
+                "offset" => offset = kv.value_str().parse().map_err(|_| bad("offset"))?,
+                "length" => length = Some(kv.value_str().parse().map_err(|_| bad("length"))?),
                 _ => {} // "checksum" and future keys do not affect where the bytes are
             }
         }

@@ -5,6 +5,7 @@
 //! Nothing above this crate touches protobuf bytes directly.
 
 pub mod builder;
+pub mod cost;
 pub mod error;
 pub mod external;
 pub mod input_shapes;
@@ -13,9 +14,8 @@ pub mod load;
 pub mod model;
 pub mod proto;
 pub mod save;
-pub mod tensor;
 pub mod shape;
-pub mod cost;
+pub mod tensor;
 pub mod walk;
 
 pub use error::{OnnxError, Result};

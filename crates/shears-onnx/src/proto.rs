@@ -224,12 +224,36 @@ pub struct ModelProto {
     pub configuration: Vec<DeviceConfigurationProto>,
 }
 
+/// A key/value pair of strings (metadata, external-data references).
+///
+/// Both are kept as the encoded bytes (`bytes::Bytes`, the same wire format as `string`):
+/// dynamo exports carry hundreds of kilobytes of per-node provenance strings that Shears never
+/// reads, and decoding them zero-copy keeps loading at the cost of the graph itself. Read them
+/// with [`StringStringEntryProto::key_str`] / [`StringStringEntryProto::value_str`].
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct StringStringEntryProto {
-    #[prost(string, tag = "1")]
-    pub key: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
+}
+
+impl StringStringEntryProto {
+    /// An entry from two strings.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        StringStringEntryProto {
+            key: Bytes::from(key.into()),
+            value: Bytes::from(value.into()),
+        }
+    }
+    /// The key as text (invalid UTF-8, which a conforming writer never emits, is replaced).
+    pub fn key_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.key)
+    }
+    /// The value as text (invalid UTF-8 is replaced).
+    pub fn value_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.value)
+    }
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

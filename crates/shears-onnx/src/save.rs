@@ -262,7 +262,7 @@ fn rewrite(proto: &ModelProto, layout: &[Slot], location: &str) -> ModelProto {
         entries.extend(
             t.external_data
                 .iter()
-                .filter(|kv| !matches!(kv.key.as_str(), "location" | "offset" | "length"))
+                .filter(|kv| !matches!(kv.key.as_ref(), b"location" | b"offset" | b"length"))
                 .cloned(),
         );
         t.external_data = entries;
@@ -278,10 +278,7 @@ fn rewrite(proto: &ModelProto, layout: &[Slot], location: &str) -> ModelProto {
 }
 
 fn entry(key: &str, value: String) -> StringStringEntryProto {
-    StringStringEntryProto {
-        key: key.to_string(),
-        value,
-    }
+    StringStringEntryProto::new(key, value)
 }
 
 /// Streams the payloads of `layout` into a temporary file in `dir`, zero-padding to each

@@ -27,12 +27,12 @@ fn fields_decode_to_the_values_python_wrote() {
     let node = &g.node[0];
     assert_eq!(
         (
-            node.metadata_props[0].key.as_str(),
-            node.metadata_props[0].value.as_str()
+            node.metadata_props[0].key_str().as_ref(),
+            node.metadata_props[0].value_str().as_ref()
         ),
         ("key_427", "value_428")
     );
-    assert_eq!(g.metadata_props[0].key, "key_554");
+    assert_eq!(g.metadata_props[0].key_str(), "key_554");
     assert_eq!(g.doc_string, "doc_string_520");
     assert_eq!(node.doc_string, "doc_string_426");
     assert_eq!(m.doc_string, "doc_string_8");

@@ -313,11 +313,12 @@ fn extra_external_keys_are_kept() {
     save_model(&src, &out, &SaveOptions::default()).unwrap();
     let back = Model::load(&out).unwrap();
     let t = &back.proto.graph.as_ref().unwrap().initializer[0];
-    let keys: Vec<(&str, &str)> = t
+    let keys: Vec<(String, String)> = t
         .external_data
         .iter()
-        .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+        .map(|kv| (kv.key_str().into_owned(), kv.value_str().into_owned()))
         .collect();
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         keys,
         [

@@ -118,10 +118,7 @@ pub fn mul() -> Vec<NodeProto> {
 
 /// `w` stored externally at `location`.
 pub fn external_weights(location: &str, offset: u64, length: u64) -> TensorProto {
-    let kv = |k: &str, v: String| StringStringEntryProto {
-        key: k.into(),
-        value: v,
-    };
+    let kv = |k: &str, v: String| StringStringEntryProto::new(k, v);
     TensorProto {
         name: "w".into(),
         dims: vec![2, 2],
