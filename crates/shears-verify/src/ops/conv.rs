@@ -40,6 +40,38 @@ struct Geometry {
     ow: usize,
 }
 
+impl Geometry {
+    /// The 2-D geometry of a convolution over input `[n, c, h, w]` (a 1-D one lifted to
+    /// height 1) with `m` output channels, `groups`, window `win` and output sizes `out`.
+    fn new(input: [usize; 4], m: usize, groups: usize, win: &Window, out: &[usize]) -> Geometry {
+        let [n, c, h, w] = input;
+        let (k, s, d, pb, _) = lift(win);
+        let (oh, ow) = if out.len() == 1 {
+            (1, out[0])
+        } else {
+            (out[0], out[1])
+        };
+        Geometry {
+            n,
+            c,
+            h,
+            w,
+            m,
+            groups,
+            kh: k[0],
+            kw: k[1],
+            sh: s[0],
+            sw: s[1],
+            dh: d[0],
+            dw: d[1],
+            pt: pb[0],
+            pl: pb[1],
+            oh,
+            ow,
+        }
+    }
+}
+
 /// Lifts a 1-D or 2-D window to 2-D; returns (kernel, strides, dilations, begin, end) per axis.
 type Lifted = ([usize; 2], [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
 
@@ -123,30 +155,7 @@ fn conv(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let oh_ow: Vec<usize> = (0..spatial.len())
         .map(|i| win.out_size(i, spatial[i], false))
         .collect::<OpResult<_>>()?;
-    let (k, s, d, pb, _) = lift(&win);
-    let (oh, ow) = if oh_ow.len() == 1 {
-        (1, oh_ow[0])
-    } else {
-        (oh_ow[0], oh_ow[1])
-    };
-    let g = Geometry {
-        n,
-        c: ch,
-        h,
-        w,
-        m,
-        groups,
-        kh: k[0],
-        kw: k[1],
-        sh: s[0],
-        sw: s[1],
-        dh: d[0],
-        dw: d[1],
-        pt: pb[0],
-        pl: pb[1],
-        oh,
-        ow,
-    };
+    let g = Geometry::new([n, ch, h, w], m, groups, &win, &oh_ow);
     let bias = bias_values(inputs, m)?;
     let y = if cg == 1 {
         conv_direct(&g, x, wt, bias.as_deref())?
@@ -409,30 +418,7 @@ fn conv_transpose(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
         pad_begin: begin,
         pad_end: end,
     };
-    let (k, s, d, pb, _) = lift(&win);
-    let (oh, ow) = if ns == 1 {
-        (1, outs[0])
-    } else {
-        (outs[0], outs[1])
-    };
-    let g = Geometry {
-        n,
-        c: ch,
-        h,
-        w,
-        m,
-        groups,
-        kh: k[0],
-        kw: k[1],
-        sh: s[0],
-        sw: s[1],
-        dh: d[0],
-        dw: d[1],
-        pt: pb[0],
-        pl: pb[1],
-        oh,
-        ow,
-    };
+    let g = Geometry::new([n, ch, h, w], m, groups, &win, &outs);
     let bias = bias_values(inputs, m)?;
     let y = transpose_gemm(&g, x, wt, bias.as_deref())?;
     let mut shape = vec![n, m];
