@@ -1,6 +1,6 @@
 //! Corrupted models never panic: random byte flips and truncations of real fixtures either load
-//! or give an error, and whatever loads goes through shape inference, the dependency graph,
-//! plans and the executor with errors, never a panic.
+//! or give an error, and whatever loads goes through shape inference, the evaluator, the
+//! dependency graph, plans and the executor with errors, never a panic.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -31,6 +31,14 @@ fn exercise(bytes: Vec<u8>) {
         return;
     }
     let _ = shears_onnx::cost::analyze(&model);
+    if let Ok(eval) = shears_verify::Evaluator::new(&model) {
+        if let Ok(inputs) = InputShapes::default().resolve(&model.graph) {
+            let mut rng = shears_verify::Rng::new(0);
+            if let Ok(x) = shears_verify::random_inputs(&model, &inputs, &mut rng) {
+                let _ = eval.eval(&x);
+            }
+        }
+    }
     let graph = DependencyGraph::build(&model);
     for report in shears_plan::group_reports(&model, &graph).iter().take(4) {
         let Some((root, _)) = report.root.rsplit_once('[') else {
