@@ -88,7 +88,7 @@ fn apply(
         };
         let a = n.attribute.iter_mut().find(|a| a.name == "value").unwrap();
         let t = a.t.as_ref().unwrap();
-        a.t = Some(edit_tensor(model, t, cuts, f));
+        a.t = Some(Box::new(edit_tensor(model, t, cuts, f)));
     }
 }
 

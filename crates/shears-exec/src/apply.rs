@@ -269,7 +269,7 @@ fn apply_rewrite(
                     a.r#type = shears_onnx::proto::attribute_proto::AttributeType::Tensor as i32;
                     a.floats.clear();
                     a.ints.clear();
-                    a.t = Some(replacement);
+                    a.t = Some(Box::new(replacement));
                     Ok(in_place)
                 }
                 _ => {
@@ -378,7 +378,7 @@ fn drop_orphaned_constants(model: &Model, proto: &mut ModelProto) {
         for n in &g.node {
             used.extend(n.input.iter().map(String::as_str));
             for a in &n.attribute {
-                for sub in a.g.iter().chain(&a.graphs) {
+                for sub in a.g.as_deref().into_iter().chain(&a.graphs) {
                     walk(sub, used);
                 }
             }

@@ -599,7 +599,7 @@ pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Tensor as i32,
-        t: Some(t),
+        t: Some(Box::new(t)),
         ..Default::default()
     }
 }
@@ -821,7 +821,7 @@ mod tests {
         assert!(g.initializer.is_empty());
         let c = node(&consts, "/conv1.weight/Constant");
         assert_eq!(c.output, ["conv1.weight"]);
-        let mut t = c.attribute[0].t.clone().unwrap();
+        let mut t = *c.attribute[0].t.clone().unwrap();
         t.name = "conv1.weight".into();
         assert_eq!(&t, init(&inits, "conv1.weight"));
         assert_eq!(

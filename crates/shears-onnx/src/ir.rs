@@ -432,7 +432,7 @@ fn captured_names(n: &crate::proto::NodeProto) -> Vec<String> {
                 }
             }
             for a in &n.attribute {
-                for sub in a.g.iter().chain(&a.graphs) {
+                for sub in a.g.as_deref().into_iter().chain(&a.graphs) {
                     walk(sub, out);
                 }
             }
@@ -440,7 +440,7 @@ fn captured_names(n: &crate::proto::NodeProto) -> Vec<String> {
     }
     let mut out = Vec::new();
     for a in &n.attribute {
-        for sub in a.g.iter().chain(&a.graphs) {
+        for sub in a.g.as_deref().into_iter().chain(&a.graphs) {
             walk(sub, &mut out);
         }
     }

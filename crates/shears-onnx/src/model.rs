@@ -102,7 +102,7 @@ impl Model {
         let name = &self.graph.value(v).name;
         let a = node.attrs.first()?;
         match a.name.as_str() {
-            "value" => a.t.as_ref().map(|t| {
+            "value" => a.t.as_deref().map(|t| {
                 let mut t = t.clone();
                 t.name = name.clone();
                 Cow::Owned(t)

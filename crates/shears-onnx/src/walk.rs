@@ -142,7 +142,7 @@ mod tests {
     fn finds_tensors_in_every_place_in_a_fixed_order() {
         let attr = |name: &str, t: TensorProto| AttributeProto {
             name: name.into(),
-            t: Some(t),
+            t: Some(Box::new(t)),
             ..Default::default()
         };
         let sub = GraphProto {
@@ -166,7 +166,7 @@ mod tests {
                         attr("value", TensorProto::default()),
                         AttributeProto {
                             name: "then_branch".into(),
-                            g: Some(sub),
+                            g: Some(Box::new(sub)),
                             ..Default::default()
                         },
                     ],

@@ -63,7 +63,7 @@ fn astr(name: &str, v: &str) -> AttributeProto {
 }
 fn atensor(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
-        t: Some(t),
+        t: Some(Box::new(t)),
         ..attr(name, AttributeType::Tensor)
     }
 }
