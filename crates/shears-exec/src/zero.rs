@@ -20,7 +20,9 @@ pub fn zero_removed_inputs(model: &Model, plans: &[PruningPlan]) -> Result<Model
     let mut proto = model.proto.clone();
     let g = &model.graph;
     for e in plans.iter().flat_map(|p| &p.entries) {
-        if e.kind != TensorKind::Parameter {
+        // The plan's role sees through layout ops (a Linear weight read through a Transpose
+        // is the MatMul's input axis): `in` slices are exactly the ones that read the channels.
+        if e.kind != TensorKind::Parameter || e.role != "in" {
             continue;
         }
         let v = g
@@ -29,9 +31,6 @@ pub fn zero_removed_inputs(model: &Model, plans: &[PruningPlan]) -> Result<Model
                 plan: 0,
                 tensor: e.tensor.clone(),
             })?;
-        if !reads_channels(model, v, e.axis) {
-            continue;
-        }
         let graph = proto.graph.as_mut().expect("checked at load");
         let t = match g.value(v).kind {
             ValueKind::Initializer(i) => &mut graph.initializer[i],
@@ -63,46 +62,6 @@ pub fn zero_removed_inputs(model: &Model, plans: &[PruningPlan]) -> Result<Model
         tensor::set_raw(t, data, &dims);
     }
     Ok(proto)
-}
-
-/// Whether axis `axis` of parameter `v` is an input-channel axis of the op that uses it: not
-/// tied to that op's outputs. Layout-only ops between a weight and its op (the TorchScript
-/// exporter's `Transpose` before a `MatMul`) are seen through.
-fn reads_channels(model: &Model, v: shears_onnx::ValueId, axis: usize) -> bool {
-    use shears_graph::rules::{self, DimRef};
-    let g = &model.graph;
-    let (mut val, mut ax) = (v, axis);
-    for _ in 0..4 {
-        let Some(&(node, _)) = g.value(val).consumers.first() else {
-            return false;
-        };
-        let n = g.node(node);
-        let Ok(c) = rules::couple(model, node) else {
-            return false;
-        };
-        if matches!(n.op_type.as_str(), "Transpose" | "Identity" | "Cast") {
-            // Follow the axis to the layout op's output.
-            let Some(out) = n.output(0) else { return false };
-            let next = c.links.iter().find_map(|l| match (l.a, l.b) {
-                (DimRef::Axis(x, xa), DimRef::Axis(y, ya)) if x == val && xa == ax && y == out => {
-                    Some(ya)
-                }
-                _ => None,
-            });
-            let Some(next) = next else { return false };
-            (val, ax) = (out, next);
-            continue;
-        }
-        let outputs = &n.outputs;
-        let is_out = |r: &DimRef| matches!(r, DimRef::Axis(o, _) if outputs.contains(&Some(*o)));
-        let me = DimRef::Axis(val, ax);
-        let tied = c
-            .links
-            .iter()
-            .any(|l| (l.a == me && is_out(&l.b)) || (l.b == me && is_out(&l.a)));
-        return !tied;
-    }
-    false
 }
 
 /// Zeroes indices `idx` along `axis` of a row-major tensor of `dims` with `elem`-byte elements
