@@ -3,7 +3,7 @@
 //!
 //! The driver ([`infer_shapes`]) walks the nodes in topological order and asks the op's rule
 //! for its outputs. Rules live one file per op family (`conv`, `pool`, `elementwise`, `norm`,
-//! `matmul`, `shape_ops`, `slicing`, `constant`, `resize`, `reduce`); [`rule`] looks an op up in
+//! `matmul`, `shape_ops`, `slicing`, `constant`, `resize`, `reduce`); `rule` looks an op up in
 //! their tables.
 //!
 //! **Constant folding.** Shape subgraphs (`Shape -> Gather -> Unsqueeze -> Concat -> Reshape`, as
