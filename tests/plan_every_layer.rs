@@ -4,38 +4,14 @@
 
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
-use shears_onnx::{Dim, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
 use shears_plan::PlanError;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
-/// Static shapes for every graph input, with dynamic dimensions set to 1.
-fn batch_one(model: &Model) -> InputShapes {
-    let specs: Vec<String> = model
-        .graph
-        .inputs
-        .iter()
-        .map(|&v| {
-            let value = model.graph.value(v);
-            let dims: Vec<String> = value
-                .declared
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .map(|d| match d {
-                    Dim::Known(n) => n.to_string(),
-                    Dim::Dynamic(_) => "1".to_string(),
-                })
-                .collect();
-            format!("{}={}", value.name, dims.join(","))
-        })
-        .collect();
-    InputShapes::parse(&specs).unwrap()
-}
-
 /// Plans `[0, 1]` (or `[0]`) of every layer; returns (planned, blocked).
 fn check(mut model: Model) -> (usize, usize) {
-    let shapes = batch_one(&model);
+    let shapes = InputShapes::dynamic_as(&model.graph, 1);
     shears_onnx::shape::infer_shapes(&mut model, &shapes).unwrap();
     let graph = DependencyGraph::build(&model);
     let names: Vec<&str> = model.graph.nodes.iter().map(|n| n.name.as_str()).collect();

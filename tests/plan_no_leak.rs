@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::proto::{ModelProto, TensorProto};
-use shears_onnx::{Dim, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
 use shears_plan::{PruningPlan, TensorKind};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -163,36 +163,12 @@ fn fixture_plans_do_not_leak() {
     assert!(total >= 250, "only {total} plans checked");
 }
 
-/// Static shapes for every graph input, with dynamic dimensions set to 1.
-fn batch_one(model: &Model) -> InputShapes {
-    let specs: Vec<String> = model
-        .graph
-        .inputs
-        .iter()
-        .map(|&v| {
-            let value = model.graph.value(v);
-            let dims: Vec<String> = value
-                .declared
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .map(|d| match d {
-                    Dim::Known(n) => n.to_string(),
-                    Dim::Dynamic(_) => "1".to_string(),
-                })
-                .collect();
-            format!("{}={}", value.name, dims.join(","))
-        })
-        .collect();
-    InputShapes::parse(&specs).unwrap()
-}
-
 #[test]
 fn zoo_plans_do_not_leak() {
     let mut total = 0;
     for &(name, build) in shears_onnx::builder::zoo::MODELS {
         let model = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
-        let shapes = batch_one(&model);
+        let shapes = InputShapes::dynamic_as(&model.graph, 1);
         total += check_model(model, &shapes);
     }
     assert!(total >= 40, "only {total} plans checked");

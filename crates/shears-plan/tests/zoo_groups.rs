@@ -5,27 +5,12 @@
 use shears_graph::DependencyGraph;
 use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
-use shears_onnx::{Dim, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
 
 /// Builds a zoo model and infers shapes, with dynamic input dimensions set to 1.
 fn load(name: &str, build: fn() -> shears_onnx::proto::ModelProto) -> (Model, DependencyGraph) {
     let mut model = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
-    let specs: Vec<String> = model
-        .graph
-        .inputs
-        .iter()
-        .map(|&v| {
-            let value = model.graph.value(v);
-            let dims: Vec<String> = (value.declared.as_deref().unwrap_or_default().iter())
-                .map(|d| match d {
-                    Dim::Known(n) => n.to_string(),
-                    Dim::Dynamic(_) => "1".to_string(),
-                })
-                .collect();
-            format!("{}={}", value.name, dims.join(","))
-        })
-        .collect();
-    let shapes = InputShapes::parse(&specs).unwrap();
+    let shapes = InputShapes::dynamic_as(&model.graph, 1);
     shears_onnx::shape::infer_shapes(&mut model, &shapes).unwrap();
     let graph = DependencyGraph::build(&model);
     (model, graph)

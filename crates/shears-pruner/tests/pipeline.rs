@@ -3,7 +3,7 @@
 
 use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
-use shears_onnx::{Dim, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
 use shears_pruner::estimate::cost;
 use shears_pruner::{
     prune, prune_iterative, AllocationConfig, Control, Goal, NoProgress, Outcome, Pattern,
@@ -12,30 +12,9 @@ use shears_pruner::{
 
 fn load(proto: shears_onnx::proto::ModelProto, name: &str) -> Model {
     let mut m = Model::from_proto(proto, name, ExternalStore::none()).unwrap();
-    let shapes = static_shapes(&m);
+    let shapes = InputShapes::dynamic_as(&m.graph, 1);
     shears_onnx::shape::infer_shapes(&mut m, &shapes).unwrap();
     m
-}
-
-/// Batch 1 (every dynamic dimension 1) for models with dynamic inputs.
-fn static_shapes(m: &Model) -> InputShapes {
-    let g = &m.graph;
-    let mut s = InputShapes::default();
-    for &v in &g.inputs {
-        if let Some(decl) = &g.value(v).declared {
-            if decl.iter().any(|d| matches!(d, Dim::Dynamic(_))) {
-                let dims = decl
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Known(n) => *n,
-                        Dim::Dynamic(_) => 1,
-                    })
-                    .collect();
-                s.0.insert(g.value(v).name.clone(), dims);
-            }
-        }
-    }
-    s
 }
 
 fn run(m: &Model, cfg: &PruneConfig) -> Outcome {
@@ -65,7 +44,7 @@ fn the_estimate_is_the_cost_of_the_applied_model() {
                     global,
                     ..Default::default()
                 },
-                input_shapes: static_shapes(&m),
+                input_shapes: InputShapes::dynamic_as(&m.graph, 1),
                 ..ratio(0.4)
             };
             let out = run(&m, &cfg);
