@@ -16,6 +16,8 @@ use shears_onnx::cost::{self, CostReport};
 use shears_onnx::shape::{self, format_shape};
 use shears_onnx::{tensor, InputShapes, Model};
 
+use super::common::thousands;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The ONNX model to describe.
@@ -223,19 +225,6 @@ fn external_files(m: &Model) -> Vec<ExternalFile> {
             location: r.location,
             size,
         });
-    }
-    out
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
     }
     out
 }

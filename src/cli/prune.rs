@@ -30,7 +30,7 @@ use shears_pruner::{
     PruneConfig, Reduction, Schedule, ScheduleKind, StageReport,
 };
 
-use super::common::{load_with_shapes, parse_indices, ShapeArgs};
+use super::common::{load_with_shapes, parse_indices, thousands, ShapeArgs};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ImportanceArg {
@@ -530,19 +530,6 @@ fn external_bytes(model: &Model) -> u64 {
         .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
         .map(|m| m.len())
         .sum()
-}
-
-/// `12,345,678`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn change(before: u64, after: u64) -> String {
