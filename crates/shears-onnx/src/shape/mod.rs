@@ -566,8 +566,9 @@ pub(crate) fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, Fail> {
     Ok(out)
 }
 
-/// The multidirectional (numpy) broadcast of `shapes`.
-pub(crate) fn broadcast(shapes: &[&[usize]]) -> Result<Vec<usize>, Fail> {
+/// The multidirectional (numpy) broadcast of `shapes`, or `None` when they do not broadcast.
+/// Shape inference and the evaluator both use it, so they agree by construction.
+pub fn broadcast_dims(shapes: &[&[usize]]) -> Option<Vec<usize>> {
     let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut out = vec![1usize; rank];
     for s in shapes {
@@ -577,12 +578,22 @@ pub(crate) fn broadcast(shapes: &[&[usize]]) -> Result<Vec<usize>, Fail> {
             if *o == 1 {
                 *o = d;
             } else if d != 1 && d != *o {
-                let all: Vec<String> = shapes.iter().map(|s| format_shape(s)).collect();
-                return invalid(format!("shapes {} do not broadcast", all.join(", ")));
+                return None;
             }
         }
     }
-    Ok(out)
+    Some(out)
+}
+
+/// [`broadcast_dims`], with an error naming the shapes.
+pub(crate) fn broadcast(shapes: &[&[usize]]) -> Result<Vec<usize>, Fail> {
+    match broadcast_dims(shapes) {
+        Some(out) => Ok(out),
+        None => {
+            let all: Vec<String> = shapes.iter().map(|s| format_shape(s)).collect();
+            invalid(format!("shapes {} do not broadcast", all.join(", ")))
+        }
+    }
 }
 
 /// A usize from an i64 that must be non-negative.

@@ -193,22 +193,12 @@ pub(crate) fn axis_split(dims: &[usize], axis: usize) -> (usize, usize, usize) {
     )
 }
 
-/// The numpy broadcast of several shapes.
+/// The numpy broadcast of several shapes (the rule shape inference uses).
 pub(crate) fn broadcast_shapes(shapes: &[&[usize]]) -> OpResult<Vec<usize>> {
-    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
-    let mut out = vec![1usize; rank];
-    for s in shapes {
-        let off = rank - s.len();
-        for (i, &d) in s.iter().enumerate() {
-            let o = &mut out[off + i];
-            if *o == 1 {
-                *o = d;
-            } else if d != 1 && d != *o {
-                bail!("shapes {:?} do not broadcast together", shapes);
-            }
-        }
+    match shears_onnx::shape::broadcast_dims(shapes) {
+        Some(out) => Ok(out),
+        None => bail!("shapes {:?} do not broadcast together", shapes),
     }
-    Ok(out)
 }
 
 /// Converts `shape` values read from a tensor into dims, rejecting negative ones.
