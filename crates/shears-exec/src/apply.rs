@@ -288,11 +288,42 @@ fn apply_rewrite(
                         name: fresh.clone(),
                         ..replacement
                     });
+                    // IR < 4 requires every initializer to be declared as a graph input too.
+                    if model.proto.ir_version < 4 {
+                        graph
+                            .input
+                            .push(param_input(graph.initializer.last().expect("pushed")));
+                    }
                     graph.node[pi].input[*slot] = fresh;
                     Ok(None)
                 }
             }
         }
+    }
+}
+
+/// The graph input declaring initializer `t` (its element type and dims).
+fn param_input(t: &TensorProto) -> shears_onnx::proto::ValueInfoProto {
+    use shears_onnx::proto::{tensor_shape_proto::Dimension, TensorShapeProto, TypeProto};
+    shears_onnx::proto::ValueInfoProto {
+        name: t.name.clone(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: t.data_type,
+                shape: Some(TensorShapeProto {
+                    dim: t
+                        .dims
+                        .iter()
+                        .map(|&n| Dimension {
+                            value: Some(dimension::Value::DimValue(n)),
+                            denotation: String::new(),
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
@@ -328,8 +359,9 @@ fn int_tensor(
     })
 }
 
-/// Shrinks the declared dims of `value_info` entries for cut values, and sets those of shape
-/// constants rewritten in place to their new dims, so no shape in the file contradicts a tensor.
+/// Shrinks the declared dims of `value_info` entries and graph inputs (initializers listed as
+/// inputs declare their shape there) for cut values, and sets those of shape constants rewritten
+/// in place to their new dims, so no shape in the file contradicts a tensor.
 fn update_value_info(
     model: &Model,
     proto: &mut ModelProto,
@@ -338,7 +370,7 @@ fn update_value_info(
 ) {
     let g = &model.graph;
     let graph = proto.graph.as_mut().expect("checked at load");
-    for vi in graph.value_info.iter_mut() {
+    for vi in graph.input.iter_mut().chain(graph.value_info.iter_mut()) {
         let Some(v) = g.value_id(&vi.name) else {
             continue;
         };
