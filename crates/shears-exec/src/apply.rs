@@ -26,8 +26,12 @@ pub struct Applied {
 }
 
 /// Applies `plans` (all made for `model`) in one pass; see the crate docs for the invariants.
+/// A batch that removes no channel is an error ([`ExecError::NothingRemoved`]).
 pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
     let cuts = merge(model, plans)?;
+    if cuts.removed.values().all(|r| r.is_empty()) {
+        return Err(ExecError::NothingRemoved { plans: plans.len() });
+    }
     let mut proto = model.proto.clone();
     let g = &model.graph;
     let mut was_external = Vec::new();
