@@ -113,3 +113,43 @@ fn a_strided_slice_of_channels_blocks_them() {
     let why = blockers_of(slice_model(0, 8, 2, false), "conv1.weight").expect("blocked");
     assert!(why.contains("with step 2"), "{why}");
 }
+
+/// conv1 (8 channels) -> Reshape to [1, 8, 64] -> Reshape back to [1, 8, 8, 8] -> conv2. With
+/// `computed`, the first target's channel entry is `7 + 1`, computed from constants.
+fn reshape_model(computed: bool) -> ModelProto {
+    let mut b = ModelBuilder::new(13);
+    let x = b.input("x", &[1, 3, 8, 8]);
+    let y = b.conv(&x, "conv1", 8, 3, 1, 1, 1, true);
+    let target = if computed {
+        let one = b.vec_i64("one", &[1]);
+        let seven = b.vec_i64("seven", &[7]);
+        let c = b.node("Add", &[&seven, &one], 1, vec![]);
+        b.set_shape(&c[0], &[1]);
+        let hw = b.vec_i64("hw", &[64]);
+        let t = b.node("Concat", &[&one, &c[0], &hw], 1, vec![attr_int("axis", 0)]);
+        b.set_shape(&t[0], &[3]);
+        t[0].clone()
+    } else {
+        b.vec_i64("target", &[1, 8, 64])
+    };
+    let r = b.node("Reshape", &[&y, &target], 1, vec![]);
+    b.set_shape(&r[0], &[1, 8, 64]);
+    let back = b.vec_i64("back", &[1, 8, 8, 8]);
+    let r = b.node("Reshape", &[&r[0], &back], 1, vec![]);
+    b.set_shape(&r[0], &[1, 8, 8, 8]);
+    let out = b.conv(&r[0], "conv2", 4, 1, 1, 0, 1, true);
+    b.output(&out);
+    b.build()
+}
+
+#[test]
+fn a_shape_entry_computed_from_constants_blocks_the_channels_it_sizes() {
+    let why = blockers_of(reshape_model(true), "conv1.weight").expect("blocked");
+    assert!(
+        why.contains("Reshape")
+            && why.contains("entry 1")
+            && why.contains("computed from constants"),
+        "{why}"
+    );
+    assert_eq!(blockers_of(reshape_model(false), "conv1.weight"), None);
+}
