@@ -299,3 +299,56 @@ fn opset9_forms_with_initializer_inputs_group_and_prune_exactly() {
     );
     assert_eq!(prune_every_group(&m, "opset9_forms"), 6);
 }
+
+/// Two convs whose outputs go through Reshapes reading one shared target constant, IR 3
+/// (opset 8), every initializer an input: pruning one conv gives its Reshape a private
+/// rewritten copy of the target, which IR < 4 requires to be declared as a graph input too.
+#[test]
+fn a_private_shape_constant_is_declared_as_an_input_below_ir_4() {
+    let mut b = ModelBuilder::new(8).named("shared_target");
+    let x = b.input("x", &[1, 3, 4, 4]);
+    let target = b.init_i64("target", &[3], &[1, 8, 16]);
+    let mut outs = Vec::new();
+    for name in ["a", "b"] {
+        let w = b.param_random(&format!("{name}.weight"), &[8, 3, 1, 1]);
+        let c = b.node_named(&format!("/{name}/Conv"), "Conv", &[&x, &w], 1, vec![]);
+        let r = b.node_named(
+            &format!("/{name}/Reshape"),
+            "Reshape",
+            &[&c[0], &target],
+            1,
+            vec![],
+        );
+        b.set_shape(&r[0], &[1, 8, 16]);
+        let v = b.param_random(&format!("{name}.proj"), &[4, 8]);
+        let y = b.node_named(
+            &format!("/{name}/MatMul"),
+            "MatMul",
+            &[&v, &r[0]],
+            1,
+            vec![],
+        );
+        b.set_shape(&y[0], &[1, 4, 16]);
+        outs.push(y[0].clone());
+    }
+    let sum = b.node("Add", &[&outs[0], &outs[1]], 1, vec![]);
+    b.set_shape(&sum[0], &[1, 4, 16]);
+    b.output(&sum[0]);
+    let mut proto = b.build();
+    proto.ir_version = 3;
+    builder::initializers_as_inputs(&mut proto);
+    let m = analysed(proto, "shared_target");
+    let graph = DependencyGraph::build(&m);
+    let plan = shears_plan::plan(&m, &graph, "/a/Conv", &[1, 5]).unwrap();
+    let applied = shears_exec::apply(&m, std::slice::from_ref(&plan)).unwrap();
+    let g = applied.proto.graph.as_ref().unwrap();
+    let copy = g
+        .initializer
+        .iter()
+        .find(|t| t.name.starts_with("target.pruned"))
+        .expect("a private copy of the shared target");
+    assert!(g.input.iter().any(|i| i.name == copy.name), "not declared");
+    assert_declarations_follow(&applied.proto, "shared_target");
+    let ex = shears_exec::check_exactness(&m, &[plan], &common::static_shapes(&m), 1, 7).unwrap();
+    assert!(ex.max_rel <= TOLERANCE, "max rel {:.3e}", ex.max_rel);
+}
