@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Tensor};
 use serde::Serialize;
-use shears_onnx::Model;
+use shears_onnx::{Dim, Model};
 
 use crate::dataset::{Dataset, Layout};
 use crate::error::{Result, VerifyError};
@@ -58,6 +58,28 @@ fn scores(name: &str, source: &str, t: &Tensor, size: usize) -> Result<(Vec<f32>
     Ok((v, classes))
 }
 
+/// A reference model with a static batch must take the batches the data is cut into (a short
+/// last batch included).
+fn check_reference_batch(reference: &Model, data: &Dataset) -> Result<()> {
+    let g = &reference.graph;
+    for &v in &g.inputs {
+        let value = g.value(v);
+        if let Some([Dim::Known(b), ..]) = value.declared.as_deref() {
+            let short = data.len() % data.batch_size() != 0 && data.padding() == 0;
+            if *b != data.batch_size() || short {
+                return Err(VerifyError::Mismatch(format!(
+                    "{}: input '{}' takes batches of {b}, but the data runs in batches of {}{}",
+                    reference.source,
+                    value.name,
+                    data.batch_size(),
+                    if short { " with a short last one" } else { "" }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `model` over every batch of `data` (and `reference` on the same batches) and scores
 /// the first output: top-1/top-5 accuracy when `data` has labels, [`Fidelity`] to
 /// `reference` when given. `progress` counts batches.
@@ -71,6 +93,9 @@ pub fn evaluate(
     progress: &dyn Progress,
 ) -> Result<EvalReport> {
     let eval = Evaluator::new(model)?;
+    if let Some(r) = reference {
+        check_reference_batch(r, data)?;
+    }
     let reference_eval = reference.map(Evaluator::new).transpose()?;
     let output = eval
         .output_names()
@@ -237,5 +262,20 @@ mod tests {
         let d = Dataset::open(&m, dir.path(), &opts).unwrap();
         let r = evaluate(&m, &d, None, &NoProgress).unwrap();
         assert_eq!((r.accuracy, r.fidelity, r.batch_size), (None, None, 32));
+        // A static-batch reference cannot follow symbolic batches of another size.
+        let e = evaluate(&m, &d, Some(&scaled(&[1, 6], 1.0)), &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("<builder:scale1>") && e.contains("batches of 1"),
+            "{e}"
+        );
+        let opts = DatasetOptions {
+            labels: LabelSource::Without,
+            batch_size: Some(1),
+        };
+        let d = Dataset::open(&m, dir.path(), &opts).unwrap();
+        let r = evaluate(&m, &d, Some(&scaled(&[1, 6], 1.0)), &NoProgress).unwrap();
+        assert_eq!(r.fidelity.unwrap().top1_agreeing, 3);
     }
 }
