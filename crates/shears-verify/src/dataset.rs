@@ -193,104 +193,8 @@ impl Dataset {
                 model.source
             )));
         }
-        let explicit = match &opts.labels {
-            LabelSource::File(f) => Some(f.clone()),
-            _ => None,
-        };
-        let is_explicit_labels = |p: &Path| explicit.as_ref().is_some_and(|l| same_file(l, p));
-        let (layout, files, label_dir, stacked_stem): (Layout, Vec<Vec<PathBuf>>, PathBuf, _) =
-            if path.is_file() {
-                let stem = file_name(path).strip_prefix("x_").map(str::to_owned);
-                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                if inputs.len() > 1 {
-                    return Err(data_error(
-                        path,
-                        format!(
-                            "the model has {} inputs: give a folder (see docs/eval.md)",
-                            inputs.len()
-                        ),
-                    ));
-                }
-                (Layout::Stacked, vec![vec![path.to_path_buf()]], dir, stem)
-            } else if path.is_dir() {
-                let entries = sorted_entries(path)?;
-                if inputs.len() == 1 {
-                    let stacked: Vec<&PathBuf> = entries
-                        .iter()
-                        .filter(|p| is_npy(p) && file_name(p).starts_with("x_"))
-                        .collect();
-                    match stacked.as_slice() {
-                        [one] => {
-                            let stem = file_name(one).strip_prefix("x_").map(str::to_owned);
-                            (
-                                Layout::Stacked,
-                                vec![vec![(*one).clone()]],
-                                path.into(),
-                                stem,
-                            )
-                        }
-                        [] => {
-                            let files: Vec<Vec<PathBuf>> = entries
-                                .iter()
-                                .filter(|p| {
-                                    is_npy(p)
-                                        && !is_label_name(&file_name(p))
-                                        && !is_explicit_labels(p)
-                                })
-                                .map(|p| vec![p.clone()])
-                                .collect();
-                            if files.is_empty() {
-                                return Err(data_error(path, "no .npy file"));
-                            }
-                            (Layout::PerSample, files, path.into(), None)
-                        }
-                        many => {
-                            let names: Vec<String> = many.iter().map(|p| file_name(p)).collect();
-                            return Err(data_error(
-                                path,
-                                format!(
-                                    "several stacked arrays ({}): pass one as --data FILE",
-                                    names.join(", ")
-                                ),
-                            ));
-                        }
-                    }
-                } else {
-                    let direct: Vec<PathBuf> = inputs
-                        .iter()
-                        .map(|i| path.join(format!("{}.npy", i.name)))
-                        .collect();
-                    if direct.iter().all(|p| is_npy(p)) {
-                        (Layout::Stacked, vec![direct], path.into(), None)
-                    } else {
-                        let mut files = Vec::new();
-                        for sub in entries.iter().filter(|p| p.is_dir()) {
-                            let mut sample = Vec::new();
-                            for i in &inputs {
-                                let p = sub.join(format!("{}.npy", i.name));
-                                if !p.is_file() {
-                                    return Err(data_error(
-                                        sub,
-                                        format!(
-                                            "missing {}.npy (one file per model input)",
-                                            i.name
-                                        ),
-                                    ));
-                                }
-                                sample.push(p);
-                            }
-                            files.push(sample);
-                        }
-                        if files.is_empty() {
-                            return Err(data_error(path, "no sample subfolder"));
-                        }
-                        (Layout::PerSampleFolders, files, path.into(), None)
-                    }
-                }
-            } else {
-                return Err(data_error(path, "no such file or folder"));
-            };
-
+        let found = find_files(path, &inputs, &opts.labels)?;
+        let files = found.files;
         let mut data: Vec<InputData> = inputs
             .iter()
             .map(|i| InputData {
@@ -327,14 +231,14 @@ impl Dataset {
         let label_file = match &opts.labels {
             LabelSource::Without => None,
             LabelSource::File(f) => Some(f.clone()),
-            LabelSource::Auto => find_labels(&label_dir, stacked_stem.as_deref())?,
+            LabelSource::Auto => find_labels(&found.label_dir, found.stacked_stem.as_deref())?,
         };
         let labels = label_file
             .map(|f| read_labels(&f, rows, path))
             .transpose()?;
         Ok(Dataset {
             root: path.to_path_buf(),
-            layout,
+            layout: found.layout,
             inputs: data,
             starts,
             rows,
@@ -456,6 +360,118 @@ fn pad<T: Copy>(v: &mut Vec<T>, row_len: usize, copies: usize) {
             v.extend_from_within(last..last + row_len);
         }
     }
+}
+
+/// The input files `Dataset::open` found, before any is read.
+struct Found {
+    layout: Layout,
+    /// Per sample part: one file per model input, in input order.
+    files: Vec<Vec<PathBuf>>,
+    /// Where labels are looked for.
+    label_dir: PathBuf,
+    /// `S` of a stacked `x_S.npy`, whose labels are `y_S.npy`.
+    stacked_stem: Option<String>,
+}
+
+/// Applies the layout rules of the module docs to `path`.
+fn find_files(path: &Path, inputs: &[ModelInput], labels: &LabelSource) -> Result<Found> {
+    let explicit = match labels {
+        LabelSource::File(f) => Some(f.clone()),
+        _ => None,
+    };
+    let is_explicit_labels = |p: &Path| explicit.as_ref().is_some_and(|l| same_file(l, p));
+    let (layout, files, label_dir, stacked_stem) = if path.is_file() {
+        let stem = file_name(path).strip_prefix("x_").map(str::to_owned);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if inputs.len() > 1 {
+            return Err(data_error(
+                path,
+                format!(
+                    "the model has {} inputs: give a folder (see docs/eval.md)",
+                    inputs.len()
+                ),
+            ));
+        }
+        (Layout::Stacked, vec![vec![path.to_path_buf()]], dir, stem)
+    } else if path.is_dir() {
+        let entries = sorted_entries(path)?;
+        if inputs.len() == 1 {
+            let stacked: Vec<&PathBuf> = entries
+                .iter()
+                .filter(|p| is_npy(p) && file_name(p).starts_with("x_"))
+                .collect();
+            match stacked.as_slice() {
+                [one] => {
+                    let stem = file_name(one).strip_prefix("x_").map(str::to_owned);
+                    (
+                        Layout::Stacked,
+                        vec![vec![(*one).clone()]],
+                        path.into(),
+                        stem,
+                    )
+                }
+                [] => {
+                    let files: Vec<Vec<PathBuf>> = entries
+                        .iter()
+                        .filter(|p| {
+                            is_npy(p) && !is_label_name(&file_name(p)) && !is_explicit_labels(p)
+                        })
+                        .map(|p| vec![p.clone()])
+                        .collect();
+                    if files.is_empty() {
+                        return Err(data_error(path, "no .npy file"));
+                    }
+                    (Layout::PerSample, files, path.into(), None)
+                }
+                many => {
+                    let names: Vec<String> = many.iter().map(|p| file_name(p)).collect();
+                    return Err(data_error(
+                        path,
+                        format!(
+                            "several stacked arrays ({}): pass one as --data FILE",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        } else {
+            let direct: Vec<PathBuf> = inputs
+                .iter()
+                .map(|i| path.join(format!("{}.npy", i.name)))
+                .collect();
+            if direct.iter().all(|p| is_npy(p)) {
+                (Layout::Stacked, vec![direct], path.into(), None)
+            } else {
+                let mut files = Vec::new();
+                for sub in entries.iter().filter(|p| p.is_dir()) {
+                    let mut sample = Vec::new();
+                    for i in inputs {
+                        let p = sub.join(format!("{}.npy", i.name));
+                        if !p.is_file() {
+                            return Err(data_error(
+                                sub,
+                                format!("missing {}.npy (one file per model input)", i.name),
+                            ));
+                        }
+                        sample.push(p);
+                    }
+                    files.push(sample);
+                }
+                if files.is_empty() {
+                    return Err(data_error(path, "no sample subfolder"));
+                }
+                (Layout::PerSampleFolders, files, path.into(), None)
+            }
+        }
+    } else {
+        return Err(data_error(path, "no such file or folder"));
+    };
+    Ok(Found {
+        layout,
+        files,
+        label_dir,
+        stacked_stem,
+    })
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
