@@ -65,7 +65,7 @@ fn check_reference_batch(reference: &Model, data: &Dataset) -> Result<()> {
     for &v in &g.inputs {
         let value = g.value(v);
         if let Some([Dim::Known(b), ..]) = value.declared.as_deref() {
-            let short = data.len() % data.batch_size() != 0 && data.padding() == 0;
+            let short = data.padding() == 0 && data.batches() * data.batch_size() != data.len();
             if *b != data.batch_size() || short {
                 return Err(VerifyError::Mismatch(format!(
                     "{}: input '{}' takes batches of {b}, but the data runs in batches of {}{}",
