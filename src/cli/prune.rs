@@ -254,9 +254,9 @@ fn run_plan_files(args: &Args, model: &Model) -> anyhow::Result<ExitCode> {
 
 fn print_summary(args: &Args, summary: &Summary, extra: &str) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        super::common::out(serde_json::to_string_pretty(summary)? + "\n")?;
     } else {
-        print!("{}{extra}", render_summary(summary));
+        super::common::out(render_summary(summary) + extra)?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub use candle_core;
 pub use compare::{diff, verify, OutputDiff, Report};
 pub use error::{Result, VerifyError};
 pub use evaluator::Evaluator;
+pub use ops::MAX_ELEMENTS;
 pub use random::{random_inputs, Rng};
 
 /// The op types the evaluator implements (default ONNX domain), sorted.

@@ -336,6 +336,7 @@ fn expand(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let target = to_dims(&ints(input(inputs, 1)?)?, "shape")?;
     let out = broadcast_shapes(&[x.dims(), &target])?;
+    super::check_elements(&out, "the output of shape").map_err(super::OpError)?;
     Ok(vec![x.broadcast_as(out)?])
 }
 
@@ -446,7 +447,7 @@ fn pad_axis(
 fn constant_of_shape(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     use shears_onnx::external::ExternalStore;
     use shears_onnx::tensor::{decode_f32, decode_i64};
-    let dims = to_dims(&ints(input(inputs, 0)?)?, "shape")?;
+    let dims = super::alloc_dims(&ints(input(inputs, 0)?)?, "the shape")?;
     let Some(t) = c.attr("value").and_then(|a| a.t.as_ref()) else {
         return Ok(vec![Tensor::zeros(dims, DType::F32, &CPU)?]);
     };
@@ -496,5 +497,12 @@ fn tile(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     if reps.len() != x.rank() {
         bail!("repeats has {} values for rank {}", reps.len(), x.rank());
     }
+    let out: Vec<usize> = x
+        .dims()
+        .iter()
+        .zip(&reps)
+        .map(|(&d, &r)| d.saturating_mul(r))
+        .collect();
+    super::check_elements(&out, "the output of shape").map_err(super::OpError)?;
     Ok(vec![x.repeat(reps)?])
 }
