@@ -20,7 +20,7 @@ pub use build::{resolve_layer, PlanRoot};
 pub use diff::diff_lines;
 pub use error::PlanError;
 pub use file::PlanFile;
-pub use group_plan::{group_layer, plan_units, GroupLayer};
+pub use group_plan::{group_layer, plan_units, plan_units_at, GroupLayer, GroupLayers};
 pub use groups::{group_reports, render_groups_text, GroupBlocker, GroupMember, GroupReport};
 pub use render::{render_lines, render_text, rewrite_line};
 pub use verify::verify_plan;
