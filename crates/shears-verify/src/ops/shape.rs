@@ -475,13 +475,24 @@ fn range(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     }
     let n = ((limit - start) / delta).ceil().max(0.0);
     // Checked before the conversion, which would saturate into an impossible allocation.
-    if !n.is_finite() || n > u32::MAX as f64 {
-        bail!("start {start}, limit {limit}, delta {delta} give too many elements ({n})");
+    if !n.is_finite() || n > super::MAX_ELEMENTS as f64 {
+        bail!(
+            "start {start}, limit {limit}, delta {delta} give {n} elements, over the evaluator's \
+             limit of {}",
+            super::MAX_ELEMENTS
+        );
     }
     let n = n as usize;
     let out = if s.dtype() == DType::I64 {
         let (st, dl) = (start as i64, delta as i64);
-        tensor_i64((0..n as i64).map(|i| st + i * dl).collect(), &[n])?
+        // Every value lies between start and limit, but the f64 bounds may round past i64.
+        let values: Option<Vec<i64>> = (0..n as i64)
+            .map(|i| i.checked_mul(dl).and_then(|x| x.checked_add(st)))
+            .collect();
+        let Some(values) = values else {
+            bail!("start {start}, delta {delta}: the values overflow 64 bits");
+        };
+        tensor_i64(values, &[n])?
     } else {
         tensor_f32(
             (0..n).map(|i| (start + i as f64 * delta) as f32).collect(),
