@@ -1,16 +1,20 @@
 //! Pruning half the channels of every prunable group of a ResNet-50-sized model and writing it,
-//! against reading and writing the same bytes (the floor any tool pays).
+//! against reading and writing the same bytes (the floor any tool pays); and the pruner
+//! (`prune --ratio 0.5`: analyse, score, allocate, plan, apply) on deep chains of 1k, 4k and
+//! 16k conv layers against building their graph (what `shears groups` pays), with throughput in
+//! nodes so that criterion's `elem/s` gives the time per node, which must stay flat.
 //!
-//! `cargo bench --bench prune`
+//! `cargo bench --bench prune` (`-- deep_chain` for the chains only)
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{save_proto, SaveOptions};
 use shears_onnx::{builder::zoo, InputShapes, Model};
 use shears_plan::PruningPlan;
+use shears_pruner::{Goal, NoProgress, PruneConfig};
 
 /// One plan per prunable group, removing the first half of its channels.
 fn half_of_every_group(model: &Model, graph: &DependencyGraph) -> Vec<PruningPlan> {
@@ -91,5 +95,30 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_deep_chains(c: &mut Criterion) {
+    let mut g = c.benchmark_group("deep_chain");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1));
+    for n in [1000, 4000, 16000] {
+        let mut m =
+            Model::from_proto(zoo::deep_chain(n), "chain", ExternalStore::none()).expect("model");
+        shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default()).expect("shapes");
+        g.throughput(Throughput::Elements(m.graph.nodes.len() as u64));
+        g.bench_with_input(BenchmarkId::new("groups", n), &m, |b, m| {
+            b.iter(|| {
+                let gr = DependencyGraph::build(m);
+                shears_plan::group_reports(m, &gr)
+            })
+        });
+        let cfg = PruneConfig {
+            goal: Goal::Ratio(0.5),
+            ..PruneConfig::default()
+        };
+        g.bench_with_input(BenchmarkId::new("prune ratio 0.5", n), &m, |b, m| {
+            b.iter(|| shears_pruner::prune(m, &cfg, &NoProgress).expect("prune"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_deep_chains);
 criterion_main!(benches);

@@ -1,7 +1,8 @@
 //! Bad input at the command line: every malformed model file (empty, truncated, garbage, another
 //! format, cyclic graph, undefined or duplicate values, wrong tensor lengths, missing or unsafe
-//! external data) makes `shears inspect` exit with status 2 and a one-line `error:` naming the
-//! file and the node or tensor, never a panic, and writes nothing.
+//! external data) makes every command (`inspect`, `groups`, `plan`, `prune`, `verify`, `diff`)
+//! exit with status 2 and a one-line `error:` naming the file and the node or tensor, never a
+//! panic, and write nothing.
 //!
 //! The cases are the importer's own (`crates/shears-onnx/tests/common/bad.rs`), so the library
 //! and the CLI are checked against the same list.
@@ -27,20 +28,37 @@ fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-/// Runs `shears inspect` on the case's model, in the case's folder, with and without `--json`.
+/// Every command on `model`, writing (if it wrongly did) into the model's folder.
+fn commands(model: &str) -> Vec<Vec<&str>> {
+    vec![
+        vec!["inspect", model],
+        vec!["inspect", model, "--json"],
+        vec!["groups", model],
+        vec!["groups", model, "--json"],
+        vec!["plan", model, "--layer", "w", "--idxs", "0"],
+        vec![
+            "prune", model, "--layer", "w", "--idxs", "0", "-o", "out.onnx",
+        ],
+        vec!["prune", model, "--ratio", "0.5", "-o", "out.onnx"],
+        vec!["verify", model, model, "--samples", "1"],
+        vec!["diff", model, model, "--layer", "w", "--idxs", "0"],
+    ]
+}
+
+/// Runs every command on the case's model, in the case's folder.
 fn check(case: &bad::Case) {
     let dir = tempfile::tempdir().unwrap();
     let path = case.write(dir.path());
     let before = listing(dir.path());
-    for json in [false, true] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shears"));
-        cmd.current_dir(dir.path()).arg("inspect").arg(&path);
-        if json {
-            cmd.arg("--json");
-        }
-        let out = cmd.output().expect("run shears");
+    let model = path.to_str().unwrap();
+    for args in commands(model) {
+        let out = Command::new(env!("CARGO_BIN_EXE_shears"))
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .expect("run shears");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let what = format!("{} (json: {json})", case.name);
+        let what = format!("{} ({})", case.name, args[0]);
         assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
         assert!(stderr.starts_with("error: "), "{what}: {stderr}");
@@ -48,7 +66,13 @@ fn check(case: &bad::Case) {
             stderr.contains(&path.display().to_string()),
             "{what}: the error does not name the file: {stderr}"
         );
-        for fragment in &case.expect {
+        // `diff` reads a `.json` argument as a plan file, not a model.
+        let expect: Vec<&str> = if args[0] == "diff" && model.ends_with(".json") {
+            vec!["not a Shears plan"]
+        } else {
+            case.expect.clone()
+        };
+        for fragment in &expect {
             assert!(
                 stderr.contains(fragment),
                 "{what}: lacks {fragment:?}: {stderr}"

@@ -100,8 +100,22 @@ enum Mutation {
     Rewire { node: usize, slot: usize, to: usize },
     /// Change a node's op type to another known op.
     OpType { node: usize, op: usize },
-    /// Overwrite an integer initializer's values (Reshape targets, Slice bounds, axes).
+    /// Overwrite an integer initializer's values (Reshape targets, Slice bounds, axes,
+    /// ConstantOfShape shapes), with any `i64`.
     IntConstant { init: usize, value: i64 },
+    /// Declare dims `from..` of a graph input as any `i64` (2^40, negative, zero...): several
+    /// large dims at once are what overflow products (H = W = 2^30).
+    InputDims {
+        input: usize,
+        from: usize,
+        value: i64,
+    },
+    /// Change one dim of an initializer, leaving its payload as it was.
+    TensorDim {
+        init: usize,
+        axis: usize,
+        value: i64,
+    },
     /// Drop a node (its outputs become undefined).
     Drop { node: usize },
 }
@@ -147,7 +161,24 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 0..OPS.len()).prop_map(|(node, op)| Mutation::OpType { node, op }),
         (any::<usize>(), -3i64..300)
             .prop_map(|(init, value)| Mutation::IntConstant { init, value }),
+        (any::<usize>(), huge()).prop_map(|(init, value)| Mutation::IntConstant { init, value }),
+        (any::<usize>(), any::<usize>(), huge())
+            .prop_map(|(input, from, value)| { Mutation::InputDims { input, from, value } }),
+        (any::<usize>(), any::<usize>(), huge())
+            .prop_map(|(init, axis, value)| Mutation::TensorDim { init, axis, value }),
         any::<usize>().prop_map(|node| Mutation::Drop { node }),
+    ]
+}
+
+/// Any `i64`, weighted toward the values that overflow products and allocations.
+fn huge() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        any::<i64>(),
+        (0u32..63).prop_map(|k| 1i64 << k),
+        Just(i64::MAX),
+        Just(i64::MIN),
+        Just(-1i64),
+        Just(0i64),
     ]
 }
 
@@ -204,6 +235,35 @@ fn mutate(bytes: &[u8], ms: &[Mutation]) -> Vec<u8> {
             }
             Mutation::Drop { node } => {
                 g.node.remove(node % n);
+            }
+            Mutation::InputDims { input, from, value } => {
+                use shears_onnx::proto::tensor_shape_proto::dimension;
+                use shears_onnx::proto::type_proto;
+                let k = g.input.len();
+                let Some(vi) = g.input.get_mut(input % k.max(1)) else {
+                    continue;
+                };
+                let Some(type_proto::Value::TensorType(t)) =
+                    vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+                else {
+                    continue;
+                };
+                let Some(shape) = t.shape.as_mut() else {
+                    continue;
+                };
+                let r = shape.dim.len();
+                for d in shape.dim.iter_mut().skip(from % r.max(1)) {
+                    d.value = Some(dimension::Value::DimValue(*value));
+                }
+            }
+            Mutation::TensorDim { init, axis, value } => {
+                let k = g.initializer.len();
+                if let Some(t) = g.initializer.get_mut(init % k.max(1)) {
+                    let r = t.dims.len();
+                    if r > 0 {
+                        t.dims[axis % r] = *value;
+                    }
+                }
             }
         }
     }

@@ -67,6 +67,25 @@ pub fn parse_indices(s: &str) -> anyhow::Result<Vec<usize>> {
     Ok(out)
 }
 
+/// Writes `text` to stdout, returning write errors (a closed pipe among them) instead of
+/// panicking as `print!` does; `main` ends quietly on a closed pipe ([`is_closed_pipe`]).
+pub fn out(text: impl AsRef<str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_ref().as_bytes())?;
+    o.flush()?;
+    Ok(())
+}
+
+/// Whether `e` comes from writing to a closed stdout (`shears ... | head -1`): not the user's
+/// mistake, so no message and no failure status.
+pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();

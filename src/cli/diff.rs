@@ -1,4 +1,5 @@
-//! `shears diff A B`: compares two plans line by line. A and B are saved plan JSON files, or two
+//! `shears diff A B`: compares two plans line by line. A and B are plan files (read by
+//! [`shears_plan::PlanFile`], as `prune --plan` reads them), or two
 //! versions of a model with `--layer` and `--idxs` to plan on both. Exit status 1 when they
 //! differ, like diff(1). Plans are compared in their unaligned one-entry-per-line form
 //! ([`shears_plan::render_lines`]), so one tensor more or less is one changed line.
@@ -12,9 +13,9 @@ use super::common::{load_graph, parse_indices, ShapeArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The first plan (.json) or model (.onnx).
+    /// The first plan file (.json: a plan, an array of plans or a `prune --report`) or model.
     pub a: PathBuf,
-    /// The second plan (.json) or model (.onnx).
+    /// The second plan file (.json) or model (.onnx).
     pub b: PathBuf,
     /// With models: the layer to plan on both.
     #[arg(long)]
@@ -28,10 +29,7 @@ pub struct Args {
 
 fn plan_text(path: &Path, args: &Args) -> anyhow::Result<String> {
     if path.extension().is_some_and(|e| e == "json") {
-        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-        let plan: shears_plan::PruningPlan = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: not a Shears plan", path.display()))?;
-        return Ok(shears_plan::render_lines(&plan));
+        return Ok(shears_plan::PlanFile::read(path)?.render_lines());
     }
     let (layer, idxs) = match (&args.layer, &args.idxs) {
         (Some(l), Some(i)) => (l, parse_indices(i)?),
@@ -52,7 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match shears_plan::diff_lines(&a, &b) {
         None => Ok(ExitCode::SUCCESS),
         Some(d) => {
-            print!("--- {}\n+++ {}\n{d}", args.a.display(), args.b.display());
+            super::common::out(format!(
+                "--- {}\n+++ {}\n{d}",
+                args.a.display(),
+                args.b.display()
+            ))?;
             Ok(ExitCode::from(1))
         }
     }

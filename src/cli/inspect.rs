@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         render_text(&report)
     };
-    print!("{out}");
+    super::common::out(out)?;
     Ok(ExitCode::SUCCESS)
 }
 

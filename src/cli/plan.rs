@@ -31,9 +31,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan = shears_plan::plan(&model, &graph, &args.layer, &idxs)
         .with_context(|| args.model.display().to_string())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        super::common::out(serde_json::to_string_pretty(&plan)? + "\n")?;
     } else {
-        print!("{}", shears_plan::render_text(&plan));
+        super::common::out(shears_plan::render_text(&plan))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -150,19 +150,6 @@ pub struct AutoArgs {
     pub seed: u64,
 }
 
-/// Reads a plan file holding one plan or an array of plans.
-fn read_plans(path: &PathBuf) -> anyhow::Result<Vec<PruningPlan>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))?;
-    let plans = if value.is_array() {
-        serde_json::from_value(value)
-    } else {
-        serde_json::from_value(value).map(|p| vec![p])
-    };
-    plans.with_context(|| format!("{}: not a Shears plan", path.display()))
-}
-
 /// What `--report` writes.
 #[derive(serde::Serialize)]
 struct Report<'a> {
@@ -199,8 +186,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if auto {
         return run_pruner(&args, model);
     }
-    let plans: Vec<PruningPlan> = match (&args.layer, &args.idxs, args.plan.is_empty()) {
-        (Some(layer), Some(idxs), true) => {
+    if !args.plan.is_empty() {
+        return run_plan_files(&args, &model);
+    }
+    let plans: Vec<PruningPlan> = match (&args.layer, &args.idxs) {
+        (Some(layer), Some(idxs)) => {
             let graph = DependencyGraph::build(&model);
             vec![shears_plan::plan(
                 &model,
@@ -208,13 +198,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 layer,
                 &parse_indices(idxs)?,
             )?]
-        }
-        (None, None, false) => {
-            let mut all = Vec::new();
-            for p in &args.plan {
-                all.extend(read_plans(p)?);
-            }
-            all
         }
         _ => bail!(
             "give --ratio, --target-params or --target-macs (automatic), or --layer with --idxs, \
@@ -235,11 +218,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--plan FILE...`: the files' plans, each re-derived on the model of its stage and refused
+/// when it differs ([`shears_exec::apply_stages`]), then applied stage by stage.
+fn run_plan_files(args: &Args, model: &Model) -> anyhow::Result<ExitCode> {
+    let names = || {
+        args.plan
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let file = shears_plan::PlanFile::read_all(&args.plan)?;
+    let staged = shears_exec::apply_stages(model, &file.stages, &args.shapes.parse()?)
+        .with_context(names)?;
+    let summary = write_pruned(model, &staged.model, &args.output, staged.rewrites)?;
+    if let Some(path) = &args.report {
+        let report = Report {
+            summary: &summary,
+            settings: None,
+            target_reached: None,
+            stages: file
+                .stages
+                .iter()
+                .map(|plans| StageOut::Given { plans })
+                .collect(),
+        };
+        write_report(path, &report)?;
+    }
+    print_summary(args, &summary, "")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_summary(args: &Args, summary: &Summary, extra: &str) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        super::common::out(serde_json::to_string_pretty(summary)? + "\n")?;
     } else {
-        print!("{}{extra}", render_summary(summary));
+        super::common::out(render_summary(summary) + extra)?;
     }
     Ok(())
 }

@@ -47,18 +47,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(VerifyError::Mismatch(reason)) => {
             if args.json {
                 let v = serde_json::json!({ "shapes_equal": false, "error": reason });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                super::common::out(serde_json::to_string_pretty(&v)? + "\n")?;
             } else {
-                println!("models differ: {reason}");
+                super::common::out(format!("models differ: {reason}\n"))?;
             }
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::common::out(serde_json::to_string_pretty(&report)? + "\n")?;
     } else {
-        print!("{}", render(&report));
+        super::common::out(render(&report))?;
     }
     Ok(if report.shapes_equal {
         ExitCode::SUCCESS

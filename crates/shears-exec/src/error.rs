@@ -43,6 +43,14 @@ pub enum ExecError {
     Tensor { tensor: String, reason: String },
     #[error("node '{node}': {reason}")]
     Rewrite { node: String, reason: String },
+    #[error("stage {stage}, plan #{plan}: {error}")]
+    Plan {
+        stage: usize,
+        plan: usize,
+        error: shears_plan::PlanError,
+    },
+    #[error("the model stage {stage} leaves is invalid: {reason}")]
+    Stage { stage: usize, reason: String },
     #[error(transparent)]
     Onnx(#[from] shears_onnx::OnnxError),
 }

@@ -21,6 +21,15 @@ use crate::rules::{self, Coupling, DimRef, Link};
 use crate::union_find::UnionFind;
 use rustc_hash::FxHashMap;
 
+/// The longest axis that may carry channels (no layer has more). A longer axis (the spatial,
+/// sequence or batch axis of an absurd declared shape) gets no dim and no atoms, and every dim a
+/// rule links to it keeps its size, so the graph's memory stays bounded by its channels.
+pub const MAX_AXIS_ATOMS: usize = 1 << 24;
+
+/// The most atoms one graph may allocate (over all dims); an axis past the budget is treated as
+/// too long. Keeps every atom counter (`u32`) far from wrapping.
+pub const MAX_ATOMS: usize = 1 << 27;
+
 /// Index of a dim in [`DependencyGraph::dims`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DimId(pub u32);
@@ -226,6 +235,8 @@ struct Builder<'m> {
     uf: UnionFind,
     couplings: UnGraph<DimId, Edge>,
     petgraph_node: Vec<NodeIndex>,
+    /// Axes refused a dim (over [`MAX_AXIS_ATOMS`] or past [`MAX_ATOMS`]), with why.
+    too_long: FxHashMap<DimKey, String>,
 }
 
 /// Dims grouped by identity links: every dim of a class has the same size and shares the
@@ -297,6 +308,7 @@ impl<'m> Builder<'m> {
             uf: UnionFind::new(0),
             couplings: UnGraph::default(),
             petgraph_node: Vec::new(),
+            too_long: FxHashMap::default(),
         }
     }
 
@@ -310,10 +322,32 @@ impl<'m> Builder<'m> {
         })
     }
 
-    /// The dim for `key` with `size` atoms, created on first mention.
-    fn dim(&mut self, key: DimKey, size: usize) -> DimId {
+    /// The dim for `key` with `size` atoms, created on first mention; `None` for an axis too
+    /// long to carry channels or past the graph's atom budget (recorded in `too_long`).
+    fn dim(&mut self, key: DimKey, size: usize) -> Option<DimId> {
         if let Some(&d) = self.dim_of.get(&key) {
-            return d;
+            return Some(d);
+        }
+        if self.too_long.contains_key(&key) {
+            return None;
+        }
+        let what = match key {
+            DimKey::Axis(v, a) => format!("'{}' axis {a}", self.model.graph.value(v).name),
+            DimKey::Virtual(n, k) => format!("'{}' position {k}", self.model.graph.node(n).name),
+        };
+        if size > MAX_AXIS_ATOMS {
+            let why = format!(
+                "{what} has {size} elements, more than the {MAX_AXIS_ATOMS} a channel axis may have"
+            );
+            self.too_long.insert(key, why);
+            return None;
+        }
+        if self.atom_count as usize + size > MAX_ATOMS {
+            let why = format!(
+                "{what} ({size} elements) would take the graph past its limit of {MAX_ATOMS} atoms"
+            );
+            self.too_long.insert(key, why);
+            return None;
         }
         let id = DimId(self.dims.len() as u32);
         let atom_start = self.atom_count;
@@ -341,19 +375,28 @@ impl<'m> Builder<'m> {
             cl.class_dim_start.push(cl.class_dims.len() as u32);
             self.uf.grow(size);
         }
-        id
+        Some(id)
     }
 
     fn value_dim(&mut self, v: ValueId, axis: usize) -> Option<DimId> {
         let size = *self.model.graph.value(v).shape.as_ref()?.get(axis)?;
-        Some(self.dim(DimKey::Axis(v, axis), size))
+        self.dim(DimKey::Axis(v, axis), size)
     }
 
     fn resolve(&mut self, node: NodeId, c: &Coupling, r: DimRef) -> Option<DimId> {
         match r {
             DimRef::Axis(v, a) => self.value_dim(v, a),
-            DimRef::Virtual(k) => Some(self.dim(DimKey::Virtual(node, k), *c.virtuals.get(k)?)),
+            DimRef::Virtual(k) => self.dim(DimKey::Virtual(node, k), *c.virtuals.get(k)?),
         }
+    }
+
+    /// Why `r` has no dim, if it was refused one for its length.
+    fn too_long_reason(&self, node: NodeId, r: DimRef) -> Option<&String> {
+        let key = match r {
+            DimRef::Axis(v, a) => DimKey::Axis(v, a),
+            DimRef::Virtual(k) => DimKey::Virtual(node, k),
+        };
+        self.too_long.get(&key)
     }
 
     fn fix(&mut self, d: DimId, node: Option<NodeId>, reason: String) {
@@ -368,7 +411,16 @@ impl<'m> Builder<'m> {
 
     /// Applies a link; returns false (and links nothing) when the map does not fit the sizes.
     fn link(&mut self, node: NodeId, c: &Coupling, l: &Link) -> bool {
-        let (Some(a), Some(b)) = (self.resolve(node, c, l.a), self.resolve(node, c, l.b)) else {
+        let (ra, rb) = (self.resolve(node, c, l.a), self.resolve(node, c, l.b));
+        let (Some(a), Some(b)) = (ra, rb) else {
+            // A side too long to carry channels cannot follow a cut: the other keeps its size.
+            for (d, other) in [(ra, l.b), (rb, l.a)] {
+                if let (Some(d), Some(why)) = (d, self.too_long_reason(node, other)) {
+                    let n = self.model.graph.node(node);
+                    let why = format!("{} '{}' links it to {why}", n.op_type, n.name);
+                    self.fix(d, Some(node), why);
+                }
+            }
             return false;
         };
         let (ia, ib) = (&self.dims[a.0 as usize], &self.dims[b.0 as usize]);

@@ -11,4 +11,6 @@ pub mod rules;
 pub mod union_find;
 
 pub use channel_map::ChannelMap;
-pub use graph::{DependencyGraph, DimId, DimInfo, DimKey, Fix, Group, GroupId, UnitId};
+pub use graph::{
+    DependencyGraph, DimId, DimInfo, DimKey, Fix, Group, GroupId, UnitId, MAX_ATOMS, MAX_AXIS_ATOMS,
+};

@@ -25,7 +25,7 @@
 
 use std::collections::HashSet;
 
-use crate::error::Result;
+use crate::error::{OnnxError, Result};
 use crate::ir::{NodeId, ValueId, ValueKind};
 use crate::model::Model;
 use crate::proto::tensor_proto::DataType;
@@ -116,41 +116,49 @@ fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
 }
 
 /// The MACs of `node`: `Some(0)` for ops without a formula, `None` when a needed shape is
-/// unknown.
-fn node_macs(model: &Model, id: NodeId) -> Option<u64> {
+/// unknown; an error naming the node when the count does not fit 64 bits (a wrapped or
+/// saturated count would be a wrong number in a report).
+fn node_macs(model: &Model, id: NodeId) -> Result<Option<u64>> {
     let g = &model.graph;
     let n = g.node(id);
     if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-        return Some(0);
+        return Ok(Some(0));
     }
     let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.as_deref());
     let out_shape = || n.output(0).and_then(|v| g.value(v).shape.as_deref());
-    // Saturating: absurd shapes must not panic a report.
-    let prod = |s: &[usize]| s.iter().fold(1u64, |p, &d| p.saturating_mul(d as u64));
-    match n.op_type.as_str() {
-        "Conv" => {
-            let (w, y) = (shape(1)?, out_shape()?);
-            // W = [Cout, Cin/group, k...]; Y = [N, Cout, out...].
-            Some(prod(y).saturating_mul(prod(w.get(1..)?)))
+    let overflow = || OnnxError::Overflow {
+        what: format!("the MACs of node '{}' ({})", n.name, n.op_type),
+    };
+    let prod = |parts: &[&[usize]]| -> Result<u64> {
+        parts
+            .iter()
+            .flat_map(|s| s.iter())
+            .try_fold(1u64, |p, &d| p.checked_mul(d as u64))
+            .ok_or_else(overflow)
+    };
+    let factors: Option<Vec<&[usize]>> = match n.op_type.as_str() {
+        // W = [Cout, Cin/group, k...]; Y = [N, Cout, out...].
+        "Conv" => (|| Some(vec![out_shape()?, shape(1)?.get(1..)?]))(),
+        // W = [Cin, Cout/group, k...]; every input element meets Cout/group * prod(k) weights.
+        "ConvTranspose" => (|| Some(vec![shape(0)?, shape(1)?.get(1..)?]))(),
+        "Gemm" | "MatMul" => {
+            let dims = (|| {
+                let (a, b) = (shape(0)?, shape(1)?);
+                if n.op_type == "Gemm" {
+                    let ta = n.attr_i("transA", 0) != 0;
+                    let tb = n.attr_i("transB", 0) != 0;
+                    let (m, k, nn) = shape::gemm_dims(a, b, ta, tb).ok()?;
+                    Some(vec![m, k, nn])
+                } else {
+                    let (_, [batch, m, k, nn]) = matmul_dims(a, b).ok()?;
+                    Some(vec![batch, m, k, nn])
+                }
+            })();
+            return dims.map(|d| prod(&[&d])).transpose();
         }
-        "ConvTranspose" => {
-            let (x, w) = (shape(0)?, shape(1)?);
-            // W = [Cin, Cout/group, k...]; every input element meets Cout/group * prod(k) weights.
-            Some(prod(x).saturating_mul(prod(w.get(1..)?)))
-        }
-        "Gemm" => {
-            let (a, b) = (shape(0)?, shape(1)?);
-            let ta = n.attr_i("transA", 0) != 0;
-            let tb = n.attr_i("transB", 0) != 0;
-            let (m, k, nn) = shape::gemm_dims(a, b, ta, tb).ok()?;
-            Some(prod(&[m, k, nn]))
-        }
-        "MatMul" => {
-            let (_, [batch, m, k, nn]) = matmul_dims(shape(0)?, shape(1)?).ok()?;
-            Some(prod(&[batch, m, k, nn]))
-        }
-        _ => Some(0),
-    }
+        _ => return Ok(Some(0)),
+    };
+    factors.map(|f| prod(&f)).transpose()
 }
 
 /// Parameters, statistics and MACs of every node of `model` (shapes from
@@ -176,7 +184,7 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
             node: id,
             parameters: 0,
             statistics: 0,
-            macs: node_macs(model, id),
+            macs: node_macs(model, id)?,
         };
         for (slot, v) in n.inputs.iter().enumerate() {
             let Some(v) = *v else { continue };
@@ -187,23 +195,40 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
                 continue;
             };
             if stats.contains(&slot) {
-                cost.statistics += elems;
+                cost.statistics = add(cost.statistics, elems, "the statistics of", n)?;
             } else if weights.contains(&slot) || elems > 1 {
-                cost.parameters += elems;
+                cost.parameters = add(cost.parameters, elems, "the parameters of", n)?;
             } else {
                 continue;
             }
             seen.insert(v);
         }
-        report.parameters += cost.parameters;
-        report.statistics += cost.statistics;
+        report.parameters = add(
+            report.parameters,
+            cost.parameters,
+            "the parameters up to",
+            n,
+        )?;
+        report.statistics = add(
+            report.statistics,
+            cost.statistics,
+            "the statistics up to",
+            n,
+        )?;
         match cost.macs {
-            Some(m) => report.macs += m,
+            Some(m) => report.macs = add(report.macs, m, "the MACs up to", n)?,
             None => report.macs_unknown.push(id),
         }
         report.nodes.push(cost);
     }
     Ok(report)
+}
+
+/// `a + b`, or an error naming what overflowed 64 bits.
+fn add(a: u64, b: u64, what: &str, n: &crate::ir::Node) -> Result<u64> {
+    a.checked_add(b).ok_or_else(|| OnnxError::Overflow {
+        what: format!("{what} node '{}' ({})", n.name, n.op_type),
+    })
 }
 
 #[cfg(test)]
@@ -302,6 +327,29 @@ mod tests {
         // [2, 8, 8] @ [2, 8, 8]: 2 * 8 * 8 * 8.
         assert_eq!(macs("MatMul_4"), Some(2 * 8 * 8 * 8));
         assert_eq!(r.parameters, 72 + 64);
+    }
+
+    #[test]
+    fn counts_past_64_bits_are_errors_naming_the_node_not_wrapped_numbers() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1 << 31, 1 << 31, 4]);
+        b.init_f32("w", &[4, 4]);
+        b.node_named("fc", "MatMul", &["x", "w"], &["y"], vec![]);
+        b.output("y");
+        let e = analyze(&b.infer(&[]).unwrap()).unwrap_err().to_string();
+        assert_eq!(e, "the MACs of node 'fc' (MatMul) overflow 64 bits");
+
+        // Each node fits (2^63 MACs), their sum does not.
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1 << 30, 1 << 29, 4]);
+        b.init_f32("w", &[4, 4]);
+        b.node_named("fc1", "MatMul", &["x", "w"], &["a"], vec![]);
+        b.node_named("fc2", "MatMul", &["a", "w"], &["y"], vec![]);
+        b.output("y");
+        let m = b.infer(&[]).unwrap();
+        assert_eq!(node_macs(&m, NodeId(0)).unwrap(), Some(1 << 63));
+        let e = analyze(&m).unwrap_err().to_string();
+        assert_eq!(e, "the MACs up to node 'fc2' (MatMul) overflow 64 bits");
     }
 
     #[test]

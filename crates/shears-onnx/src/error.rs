@@ -53,6 +53,8 @@ pub enum OnnxError {
     #[error("the encoded model needs {bytes} bytes, over the limit of {limit}, even with every tensor of 1 KiB or more stored as external data")]
     TooLarge { bytes: u64, limit: u64 },
     /// An error about a part of the model file `file` (a tensor, say), with the file named.
+    #[error("{what} overflow 64 bits")]
+    Overflow { what: String },
     #[error("{file}: {error}")]
     InFile { file: String, error: Box<OnnxError> },
     /// A user-supplied `--input-shape` is malformed or names no input.

@@ -103,6 +103,17 @@ impl ExternalStore {
         }
     }
 
+    /// A store resolving the same locations as this one (same folder, same model file), with
+    /// its own cache: what a model derived from this one (a pruned copy) reads its untouched
+    /// external tensors through.
+    pub fn same_folder(&self) -> Self {
+        ExternalStore {
+            base_dir: self.base_dir.clone(),
+            model_file: self.model_file.clone(),
+            files: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The file the model was read from, if known.
     pub fn model_file(&self) -> Option<&Path> {
         self.model_file.as_deref()

@@ -52,11 +52,15 @@ impl Model {
         tensor::validate_all(&self.proto, &self.external)
     }
 
-    /// Decodes an in-memory model (external references will not resolve).
+    /// Decodes an in-memory model (an external reference is an error: there is no folder) and
+    /// validates its tensors as [`Model::load`] does, so a bad length is an error here.
     pub fn from_bytes(bytes: Bytes, source: impl Into<String>) -> Result<Model> {
         let source = source.into();
         let proto = crate::load::decode_model(bytes, &source)?;
-        Model::from_proto(proto, source, ExternalStore::none())
+        let m = Model::from_proto(proto, source.clone(), ExternalStore::none())
+            .map_err(|e| e.in_file(&source))?;
+        m.validate_tensors().map_err(|e| e.in_file(&source))?;
+        Ok(m)
     }
 
     /// Wraps an already decoded or built proto.

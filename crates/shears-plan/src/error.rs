@@ -21,4 +21,8 @@ pub enum PlanError {
     WholeGroup { layer: String, size: usize },
     #[error("node '{node}' cannot be rewritten: {reason}")]
     Rewrite { node: String, reason: String },
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("plan for {plan} does not match this model: {detail}")]
+    Differs { plan: String, detail: String },
 }

@@ -2,7 +2,8 @@
 //! without caring which layer names it.
 
 use shears_graph::{DependencyGraph, DimId, DimKey, GroupId, UnitId};
-use shears_onnx::{Model, NodeId};
+use shears_onnx::Model;
+use shears_onnx::NodeId;
 
 use crate::{plan, PlanError, PruningPlan};
 
@@ -42,6 +43,64 @@ pub fn group_layer(model: &Model, graph: &DependencyGraph, gid: GroupId) -> Opti
     found
 }
 
+/// Every group's layers (nodes whose output-channel axis is one of the group's dims), found in
+/// one pass over the nodes, for callers that ask about every group (a pruner stage) and must
+/// stay linear in the model.
+///
+/// Invariants: `layers(g)` is in node order; `layer(g)` is what [`group_layer`] returns.
+#[derive(Clone, Debug)]
+pub struct GroupLayers {
+    layers: Vec<Vec<NodeId>>,
+    first: Vec<Option<GroupLayer>>,
+}
+
+impl GroupLayers {
+    pub fn new(model: &Model, graph: &DependencyGraph) -> GroupLayers {
+        let n = graph.groups.len();
+        // A dim belongs to one group, or to several when its axis is cut into segments.
+        let mut dim_groups: Vec<Vec<GroupId>> = vec![Vec::new(); graph.dims.len()];
+        for g in &graph.groups {
+            for d in &g.dims {
+                dim_groups[d.0 as usize].push(g.id);
+            }
+        }
+        let mut layers = vec![Vec::new(); n];
+        let mut first: Vec<Option<GroupLayer>> = vec![None; n];
+        for id in model.graph.node_ids() {
+            let Ok(c) = &graph.verdicts[id.index()] else {
+                continue;
+            };
+            let Some((v, a)) = c.out_channels else {
+                continue;
+            };
+            let Some(d) = graph.dim_id(DimKey::Axis(v, a)) else {
+                continue;
+            };
+            for &gid in &dim_groups[d.0 as usize] {
+                let k = gid.0 as usize;
+                layers[k].push(id);
+                let root = graph.group(gid).root;
+                // The first node on the group's root, else the first node at all.
+                match first[k] {
+                    Some(f) if f.dim == root || d != root => {}
+                    _ => first[k] = Some(GroupLayer { node: id, dim: d }),
+                }
+            }
+        }
+        GroupLayers { layers, first }
+    }
+
+    /// The nodes whose output-channel axis is a dim of `gid`, in node order.
+    pub fn layers(&self, gid: GroupId) -> &[NodeId] {
+        &self.layers[gid.0 as usize]
+    }
+
+    /// The layer naming `gid` (see [`group_layer`]).
+    pub fn layer(&self, gid: GroupId) -> Option<GroupLayer> {
+        self.first[gid.0 as usize]
+    }
+}
+
 /// The plan removing `units` (all of group `gid`) from the model: the group's layer with the
 /// indices those units own on its output-channel axis.
 pub fn plan_units(
@@ -54,6 +113,17 @@ pub fn plan_units(
         name: format!("group #{}", gid.0),
         reason: "no node has its output channels in this group".into(),
     })?;
+    plan_units_at(model, graph, gid, layer, units)
+}
+
+/// [`plan_units`] with the group's layer already found ([`GroupLayers::layer`]).
+pub fn plan_units_at(
+    model: &Model,
+    graph: &DependencyGraph,
+    gid: GroupId,
+    layer: GroupLayer,
+    units: &[UnitId],
+) -> Result<PruningPlan, PlanError> {
     let start = graph.dim(layer.dim).atom_start;
     let mut idxs: Vec<usize> = Vec::new();
     for &u in units {
@@ -102,8 +172,38 @@ mod tests {
                 .map(|&i| g.unit_at(dim, i).unwrap())
                 .collect();
             let by_units = plan_units(&m, &g, gid, &units).unwrap();
+            let index = GroupLayers::new(&m, &g);
+            assert_eq!(index.layer(gid), Some(layer), "{name}");
+            assert!(index.layers(gid).contains(&node), "{name}");
             let by_layer = plan(&m, &g, &m.graph.node(node).name, &[1, 3]).unwrap();
             assert_eq!(by_units, by_layer, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_scan_on_every_zoo_group() {
+        for (name, proto) in zoo::all() {
+            let mut m = Model::from_proto(proto, name, ExternalStore::none()).unwrap();
+            let shapes = shears_onnx::InputShapes::dynamic_as(&m.graph, 1);
+            shears_onnx::shape::infer_shapes(&mut m, &shapes).unwrap();
+            let g = DependencyGraph::build(&m);
+            let index = GroupLayers::new(&m, &g);
+            for grp in &g.groups {
+                assert_eq!(index.layer(grp.id), group_layer(&m, &g, grp.id), "{name}");
+                let scanned: Vec<NodeId> = m
+                    .graph
+                    .node_ids()
+                    .filter(|&id| {
+                        let d = g.verdicts[id.index()]
+                            .as_ref()
+                            .ok()
+                            .and_then(|c| c.out_channels)
+                            .and_then(|(v, a)| g.dim_id(DimKey::Axis(v, a)));
+                        d.is_some_and(|d| grp.dims.binary_search(&d).is_ok())
+                    })
+                    .collect();
+                assert_eq!(index.layers(grp.id), &scanned[..], "{name}");
+            }
         }
     }
 }

@@ -9,17 +9,21 @@
 mod build;
 mod diff;
 mod error;
+mod file;
 mod group_plan;
 mod groups;
 mod render;
 mod summary;
+mod verify;
 
 pub use build::{resolve_layer, PlanRoot};
 pub use diff::diff_lines;
 pub use error::PlanError;
-pub use group_plan::{group_layer, plan_units, GroupLayer};
+pub use file::PlanFile;
+pub use group_plan::{group_layer, plan_units, plan_units_at, GroupLayer, GroupLayers};
 pub use groups::{group_reports, render_groups_text, GroupBlocker, GroupMember, GroupReport};
 pub use render::{render_lines, render_text, rewrite_line};
+pub use verify::verify_plan;
 
 use serde::{Deserialize, Serialize};
 use shears_graph::rules::Rewrite;

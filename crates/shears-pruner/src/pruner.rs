@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use shears_graph::{DependencyGraph, DimKey, GroupId, UnitId};
 use shears_onnx::{InputShapes, Model, NodeId, ValueKind};
-use shears_plan::{group_layer, plan_units, PruningPlan};
+use shears_plan::{plan_units_at, GroupLayer, GroupLayers, PruningPlan};
 
 use crate::allocate::{allocate, AllocationConfig, Candidate};
 use crate::calib::{self, Calibration, Sample};
@@ -310,6 +310,8 @@ struct Run<'a> {
 /// A group that may lose channels in this stage.
 struct Cand {
     gid: GroupId,
+    /// The group's layer, where its plans start.
+    at: GroupLayer,
     layer: String,
     root: String,
     alloc: Candidate,
@@ -361,12 +363,15 @@ impl Run<'_> {
         let graph = DependencyGraph::build(model);
         let before = cost(model)?;
         let keys = group_keys(model, &graph);
+        // Nodes indexed to groups once per stage: per-group scans of every node would make a
+        // stage quadratic in the model.
+        let layers = GroupLayers::new(model, &graph);
         if self.originals.is_empty() {
             for (g, k) in graph.groups.iter().zip(&keys) {
                 self.originals.insert(k.clone(), g.units.len());
             }
         }
-        let (mut cands, mut skipped) = self.candidates(model, &graph, &keys, t)?;
+        let (mut cands, mut skipped) = self.candidates(model, &graph, &layers, &keys, t)?;
 
         let target = match cfg.goal {
             Goal::Ratio(r) => StageTarget::Sparsity(cfg.schedule.at(r, t)),
@@ -440,6 +445,7 @@ impl Run<'_> {
         &self,
         model: &Model,
         graph: &DependencyGraph,
+        index: &GroupLayers,
         keys: &[String],
         t: usize,
     ) -> Result<(Vec<Cand>, Vec<Skipped>)> {
@@ -448,9 +454,9 @@ impl Run<'_> {
         let reports = shears_plan::group_reports(model, graph);
         let outputs_layers = output_layers(model, graph);
         let mut skipped = Vec::new();
-        let mut open: Vec<(GroupId, String, Vec<String>)> = Vec::new();
+        let mut open: Vec<(GroupId, GroupLayer, String, Vec<String>)> = Vec::new();
         for (report, group) in reports.iter().zip(&graph.groups) {
-            let layer = group_layer(model, graph, group.id);
+            let layer = index.layer(group.id);
             let layer_name =
                 layer.map_or(report.root_node.clone(), |l| g.node(l.node).name.clone());
             let skip = |reason: String| Skipped {
@@ -471,12 +477,13 @@ impl Run<'_> {
                 skipped.push(skip("a single channel".into()));
                 continue;
             }
-            if layer.is_none() {
+            let Some(at) = layer else {
                 skipped.push(skip("no layer has its output channels in the group".into()));
                 continue;
-            }
-            let names = layer_names(model, graph, group.id);
-            if layers_of(graph, model, group.id)
+            };
+            let names = layer_names(model, index.layers(group.id));
+            if index
+                .layers(group.id)
                 .iter()
                 .any(|n| outputs_layers.contains(n))
             {
@@ -494,7 +501,7 @@ impl Run<'_> {
                 skipped.push(skip(format!("ignored (--ignore {})", p.text)));
                 continue;
             }
-            open.push((group.id, layer_name, names));
+            open.push((group.id, at, layer_name, names));
         }
 
         let gids: Vec<GroupId> = open.iter().map(|o| o.0).collect();
@@ -516,7 +523,7 @@ impl Run<'_> {
         let scorer = Scorer::new(model, graph, &cfg.importance, &gids, stats.as_ref())?;
         let mut cands = Vec::new();
         self.progress.begin("scoring groups", open.len() as u64);
-        for (gid, layer, names) in open {
+        for (gid, at, layer, names) in open {
             let k = gid.0 as usize;
             let root = reports[k].root.clone();
             let key = keys[k].clone();
@@ -551,7 +558,8 @@ impl Run<'_> {
             };
             let ranking = alloc.ranking();
             // A group whose plan cannot be made (a rewrite the model forbids) stays whole.
-            if let Err(e) = plan_units(model, graph, gid, &[graph.group(gid).units[ranking[0]]]) {
+            let first = [graph.group(gid).units[ranking[0]]];
+            if let Err(e) = plan_units_at(model, graph, gid, at, &first) {
                 skipped.push(Skipped {
                     layer,
                     root,
@@ -561,6 +569,7 @@ impl Run<'_> {
             }
             cands.push(Cand {
                 gid,
+                at,
                 layer,
                 root,
                 alloc,
@@ -587,7 +596,7 @@ fn cached_plans<'c>(
         }
         let group = graph.group(c.gid);
         let units: Vec<UnitId> = c.ranking[..n].iter().map(|&p| group.units[p]).collect();
-        cache.insert((k, n), plan_units(model, graph, c.gid, &units)?);
+        cache.insert((k, n), plan_units_at(model, graph, c.gid, c.at, &units)?);
     }
     Ok(counts
         .iter()
@@ -616,29 +625,12 @@ fn group_keys(model: &Model, graph: &DependencyGraph) -> Vec<String> {
         .collect()
 }
 
-/// Nodes whose output-channel axis is a dim of group `gid`.
-fn layers_of(graph: &DependencyGraph, model: &Model, gid: GroupId) -> Vec<NodeId> {
-    let group = graph.group(gid);
-    model
-        .graph
-        .node_ids()
-        .filter(|id| {
-            graph.verdicts[id.index()]
-                .as_ref()
-                .ok()
-                .and_then(|c| c.out_channels)
-                .and_then(|(v, a)| graph.dim_id(DimKey::Axis(v, a)))
-                .is_some_and(|d| group.dims.binary_search(&d).is_ok())
-        })
-        .collect()
-}
-
 /// The names patterns match for a group: its layers' node names and the parameters those
 /// nodes read directly.
-fn layer_names(model: &Model, graph: &DependencyGraph, gid: GroupId) -> Vec<String> {
+fn layer_names(model: &Model, layers: &[NodeId]) -> Vec<String> {
     let g = &model.graph;
     let mut names = Vec::new();
-    for id in layers_of(graph, model, gid) {
+    for &id in layers {
         let n = g.node(id);
         names.push(n.name.clone());
         for v in n.inputs.iter().flatten() {

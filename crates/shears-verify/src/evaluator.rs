@@ -53,6 +53,15 @@ impl Evaluator {
             needed[v.index()] = true;
         }
         for (i, value) in g.values.iter().enumerate() {
+            // Refuse before allocating: a shape the model declares or infers past the limit
+            // would otherwise abort the process on its allocation.
+            if let Some(shape) = &value.shape {
+                ops::check_elements(shape, "its shape").map_err(|reason| VerifyError::Tensor {
+                    file: file.clone(),
+                    tensor: value.name.clone(),
+                    reason,
+                })?;
+            }
             if !needed[i] || value.kind == ValueKind::Input {
                 continue;
             }

@@ -33,6 +33,7 @@ pub use eval_run::{evaluate, EvalReport};
 pub use evaluator::Evaluator;
 pub use metrics::{Accuracy, Fidelity};
 pub use progress::{NoProgress, Progress};
+pub use ops::MAX_ELEMENTS;
 pub use random::{random_inputs, Rng};
 
 /// The op types the evaluator implements (default ONNX domain), sorted.

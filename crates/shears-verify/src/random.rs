@@ -60,7 +60,8 @@ pub fn random_inputs(
                 Some(0) | None => DType::F32,
                 Some(dt) => compute_dtype(dt).map_err(|e| error(name, e.0))?,
             };
-            let count: usize = dims.iter().product();
+            let count = crate::ops::check_elements(dims, "the input of shape")
+                .map_err(|e| error(name, e))? as usize;
             let t = match dtype {
                 DType::F32 => {
                     let v: Vec<f32> = (0..count).map(|_| rng.normal()).collect();

@@ -2095,7 +2095,15 @@ fn degenerate_inputs_give_errors_or_empty_results_not_panics() {
         vec![],
         &[&f(&[], &[0.]), &f(&[], &[1e30]), &f(&[], &[1e-30])],
     );
-    assert!(huge.contains("too many elements"), "{huge}");
+    assert!(huge.contains("over the evaluator's limit"), "{huge}");
+    // Past the element limit, not only past u32: refused before allocating 4G elements.
+    let big = error(
+        "Range",
+        13,
+        vec![],
+        &[&f(&[], &[0.]), &f(&[], &[4e9]), &f(&[], &[1.])],
+    );
+    assert!(big.contains("over the evaluator's limit"), "{big}");
     assert!(error("ArgMax", 13, vec![], &[&f(&[], &[1.])]).contains("rank 1"));
     let w0 = f(&[1, 1, 0, 3], &[]);
     assert!(error("Conv", 17, vec![], &[&iota(&[1, 1, 3, 3]), &w0]).contains("does not fit"));

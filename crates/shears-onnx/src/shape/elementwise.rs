@@ -216,24 +216,28 @@ fn broadcasting(c: &Ctx<'_>, dtype: Option<i32>, f: Option<Fold>) -> R {
     Ok(vec![Out::with_data(out_shape, out_dtype, data)])
 }
 
+/// A binary op: its fold reads `a[0]` and `a[1]`, so both inputs must be there.
+fn binary(c: &Ctx<'_>, f: Fold) -> R {
+    if c.n_inputs() != 2 || !c.has(0) || !c.has(1) {
+        return invalid("takes exactly 2 inputs");
+    }
+    broadcasting(c, None, Some(f))
+}
+
 fn add(c: &Ctx<'_>) -> R {
-    broadcasting(c, None, Some(|a| a[0].checked_add(a[1])))
+    binary(c, |a| a[0].checked_add(a[1]))
 }
 fn sub(c: &Ctx<'_>) -> R {
-    broadcasting(c, None, Some(|a| a[0].checked_sub(a[1])))
+    binary(c, |a| a[0].checked_sub(a[1]))
 }
 fn mul(c: &Ctx<'_>) -> R {
-    broadcasting(c, None, Some(|a| a[0].checked_mul(a[1])))
+    binary(c, |a| a[0].checked_mul(a[1]))
 }
 fn div(c: &Ctx<'_>) -> R {
-    broadcasting(c, None, Some(|a| a[0].checked_div(a[1])))
+    binary(c, |a| a[0].checked_div(a[1]))
 }
 fn pow(c: &Ctx<'_>) -> R {
-    broadcasting(
-        c,
-        None,
-        Some(|a| a[0].checked_pow(u32::try_from(a[1]).ok()?)),
-    )
+    binary(c, |a| a[0].checked_pow(u32::try_from(a[1]).ok()?))
 }
 fn prelu(c: &Ctx<'_>) -> R {
     // The slope broadcasts to the input (unidirectionally); the output has the input's shape.
@@ -337,6 +341,19 @@ fn where_(c: &Ctx<'_>) -> R {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
+
+    #[test]
+    fn a_binary_op_with_one_folded_input_is_an_error_not_a_panic() {
+        for op in ["Add", "Sub", "Mul", "Div", "Pow"] {
+            let mut b = GraphBuilder::new(17);
+            b.input("x", &[2]);
+            b.init_ints("a", &[2], &[1, 2]);
+            b.node(op, &["a"], &["y"], vec![]);
+            b.output("y");
+            let e = b.infer(&[]).unwrap_err().to_string();
+            assert!(e.contains("takes exactly 2 inputs"), "{op}: {e}");
+        }
+    }
 
     #[test]
     fn unary_keeps_the_shape() {

@@ -202,6 +202,28 @@ pub(crate) fn broadcast_shapes(shapes: &[&[usize]]) -> OpResult<Vec<usize>> {
 }
 
 /// Converts `shape` values read from a tensor into dims, rejecting negative ones.
+/// The most elements one tensor may have (4 GiB of f32): a larger one is refused with an error
+/// rather than allocated (and possibly aborted on), whatever shape a model declares or computes.
+pub const MAX_ELEMENTS: u64 = 1 << 30;
+
+/// The element count of `dims`, or an error naming `what` when it exceeds [`MAX_ELEMENTS`]
+/// (or `u64`).
+pub(crate) fn check_elements(dims: &[usize], what: &str) -> Result<u64, String> {
+    dims.iter()
+        .try_fold(1u64, |p, &d| p.checked_mul(d as u64))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            format!("{what} {dims:?} has more than {MAX_ELEMENTS} elements, the evaluator's limit")
+        })
+}
+
+/// [`to_dims`] of a tensor shape the op will allocate, refused past [`MAX_ELEMENTS`].
+pub(crate) fn alloc_dims(v: &[i64], what: &str) -> OpResult<Vec<usize>> {
+    let dims = to_dims(v, what)?;
+    check_elements(&dims, what).map_err(OpError)?;
+    Ok(dims)
+}
+
 pub(crate) fn to_dims(v: &[i64], what: &str) -> OpResult<Vec<usize>> {
     v.iter()
         .map(|&d| usize::try_from(d).map_err(|_| OpError(format!("{what}: negative dim {d}"))))

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Tensor};
 
 use super::{
-    bail, floats, input, ints, norm_axis, opt_input, tensor_f32, tensor_i64, to_dims, Ctx, OpFn,
-    OpResult,
+    bail, floats, input, ints, norm_axis, opt_input, tensor_f32, tensor_i64, Ctx, OpFn, OpResult,
 };
 
 pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
@@ -55,7 +54,7 @@ fn resize(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let mut out = x.dims().to_vec();
     match (sizes, scales) {
         (Some(s), _) => {
-            let s = to_dims(&ints(s)?, "sizes")?;
+            let s = super::alloc_dims(&ints(s)?, "sizes")?;
             if s.len() != axes.len() {
                 bail!("sizes has {} values for {} axes", s.len(), axes.len());
             }

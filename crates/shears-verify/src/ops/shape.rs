@@ -336,6 +336,7 @@ fn expand(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let target = to_dims(&ints(input(inputs, 1)?)?, "shape")?;
     let out = broadcast_shapes(&[x.dims(), &target])?;
+    super::check_elements(&out, "the output of shape").map_err(super::OpError)?;
     Ok(vec![x.broadcast_as(out)?])
 }
 
@@ -446,7 +447,7 @@ fn pad_axis(
 fn constant_of_shape(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     use shears_onnx::external::ExternalStore;
     use shears_onnx::tensor::{decode_f32, decode_i64};
-    let dims = to_dims(&ints(input(inputs, 0)?)?, "shape")?;
+    let dims = super::alloc_dims(&ints(input(inputs, 0)?)?, "the shape")?;
     let Some(t) = c.attr("value").and_then(|a| a.t.as_ref()) else {
         return Ok(vec![Tensor::zeros(dims, DType::F32, &CPU)?]);
     };
@@ -474,13 +475,24 @@ fn range(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     }
     let n = ((limit - start) / delta).ceil().max(0.0);
     // Checked before the conversion, which would saturate into an impossible allocation.
-    if !n.is_finite() || n > u32::MAX as f64 {
-        bail!("start {start}, limit {limit}, delta {delta} give too many elements ({n})");
+    if !n.is_finite() || n > super::MAX_ELEMENTS as f64 {
+        bail!(
+            "start {start}, limit {limit}, delta {delta} give {n} elements, over the evaluator's \
+             limit of {}",
+            super::MAX_ELEMENTS
+        );
     }
     let n = n as usize;
     let out = if s.dtype() == DType::I64 {
         let (st, dl) = (start as i64, delta as i64);
-        tensor_i64((0..n as i64).map(|i| st + i * dl).collect(), &[n])?
+        // Every value lies between start and limit, but the f64 bounds may round past i64.
+        let values: Option<Vec<i64>> = (0..n as i64)
+            .map(|i| i.checked_mul(dl).and_then(|x| x.checked_add(st)))
+            .collect();
+        let Some(values) = values else {
+            bail!("start {start}, delta {delta}: the values overflow 64 bits");
+        };
+        tensor_i64(values, &[n])?
     } else {
         tensor_f32(
             (0..n).map(|i| (start + i as f64 * delta) as f32).collect(),
@@ -496,5 +508,12 @@ fn tile(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     if reps.len() != x.rank() {
         bail!("repeats has {} values for rank {}", reps.len(), x.rank());
     }
+    let out: Vec<usize> = x
+        .dims()
+        .iter()
+        .zip(&reps)
+        .map(|(&d, &r)| d.saturating_mul(r))
+        .collect();
+    super::check_elements(&out, "the output of shape").map_err(super::OpError)?;
     Ok(vec![x.repeat(reps)?])
 }
