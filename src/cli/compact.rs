@@ -104,7 +104,8 @@ fn render_findings(groups: &[GroupFindings]) -> String {
                     o,
                     "  removed {}: constant {} folded into {}{approx}",
                     r.channel,
-                    r.constant,
+                    // Shown at the model's float32 precision; JSON keeps the f64.
+                    r.constant as f32,
                     r.folded_into.join(", ")
                 );
             }

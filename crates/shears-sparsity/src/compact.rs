@@ -248,11 +248,11 @@ fn unit_verdict(
                     if m.axis != 1 {
                         return Verdict::Kept(format!(
                             "`{}` ({}) reads the constant {} on axis {}",
-                            n.name, n.op_type, kst.value, m.axis
+                            n.name, n.op_type, kst.value as f32, m.axis
                         ));
                     }
                     if let Some(r) = refusal(model, node) {
-                        return Verdict::Kept(format!("constant {}: {r}", kst.value));
+                        return Verdict::Kept(format!("constant {}: {r}", kst.value as f32));
                     }
                     folds.push((node, i, kst.value));
                     constant.get_or_insert(kst);
@@ -266,7 +266,7 @@ fn unit_verdict(
                         "`{}` ({}) reads the constant {} of `{}`",
                         n.name,
                         n.op_type,
-                        kst.value,
+                        kst.value as f32,
                         g.value(m.value).name
                     ));
                 }
