@@ -10,7 +10,7 @@ use shears_onnx::{Model, NodeId, ValueId};
 use shears_pruner::members::members;
 
 use crate::constants::{channel_constants, ChannelConsts, Konst};
-use crate::fold::{apply_folds, reads_data, refusal};
+use crate::fold::{apply_folds, refusal};
 use crate::CompactError;
 
 /// Options of [`compact`].
@@ -240,10 +240,11 @@ fn unit_verdict(
             if kst.value == 0.0 {
                 continue;
             }
-            for &(node, _) in &g.value(m.value).consumers {
+            for &(node, slot) in &g.value(m.value).consumers {
                 let n = g.node(node);
-                let contracts = matches!(n.op_type.as_str(), "Conv" | "Gemm" | "MatMul")
-                    && reads_data(model, node, m.value);
+                // One entry per (node, slot): a layer reading the channel as data folds once.
+                let contracts =
+                    matches!(n.op_type.as_str(), "Conv" | "Gemm" | "MatMul") && slot == 0;
                 if contracts {
                     if m.axis != 1 {
                         return Verdict::Kept(format!(

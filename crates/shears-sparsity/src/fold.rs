@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use shears_onnx::proto::tensor_proto::DataType;
 use shears_onnx::proto::ModelProto;
-use shears_onnx::{tensor, Model, NodeId, ValueId};
+use shears_onnx::{tensor, Model, NodeId};
 
 use crate::CompactError;
 
@@ -51,6 +51,13 @@ pub(crate) fn refusal(model: &Model, node: NodeId) -> Option<String> {
         }
     }
     let out_count = out_count(model, node)?;
+    if n.input(2).is_none() && model.proto.ir_version < 4 {
+        // Below IR 4 every initializer must also be declared as a graph input.
+        return Some(format!(
+            "`{}` has no bias and IR < 4 cannot add one",
+            n.name
+        ));
+    }
     if let Some(b) = n.input(2) {
         let ok = model.initializer(b).is_some_and(|t| {
             t.data_type == DataType::Float as i32
@@ -181,9 +188,4 @@ fn lost(model: &Model, node: NodeId) -> CompactError {
     CompactError::Fold {
         node: model.graph.node(node).name.clone(),
     }
-}
-
-/// Whether `v` is read by `node` at its data slot.
-pub(crate) fn reads_data(model: &Model, node: NodeId, v: ValueId) -> bool {
-    model.graph.node(node).input(0) == Some(v)
 }
