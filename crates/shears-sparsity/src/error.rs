@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-/// Errors of [`crate::compact`].
+/// Errors of [`crate::compact()`].
 #[derive(Debug, Error)]
 pub enum CompactError {
     #[error(transparent)]

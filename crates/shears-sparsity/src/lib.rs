@@ -1,4 +1,4 @@
-//! Sparsity for Shears. For now one job: [`compact`] physically removes the channels a
+//! Sparsity for Shears. For now one job: [`compact()`] physically removes the channels a
 //! mask-based pruner left dead (zero weights, and a zero or foldable constant activation),
 //! through the dependency graph like any plan.
 //!
