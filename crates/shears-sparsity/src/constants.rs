@@ -87,6 +87,7 @@ impl Cx<'_> {
             "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish"
             | "Identity" | "Dropout" | "Clip" | "Elu" | "Neg" | "Abs" => self.unary(),
             "Add" | "Sub" | "Mul" | "Div" => self.binary(),
+            "Cast" => self.cast(),
             "MaxPool" | "GlobalMaxPool" | "GlobalAveragePool" => self.pool(false),
             "AveragePool" => self.pool(n.attr_i("count_include_pad", 0) != 0),
             "Flatten" => self.flatten(),
@@ -338,6 +339,32 @@ impl Cx<'_> {
         })
     }
 
+    /// A cast between float types keeps a constant: exactly 0 always, any other value only
+    /// into float32 or float64 (half precision would round it); other casts are not followed.
+    fn cast(&self) -> Option<ChannelConsts> {
+        use shears_onnx::proto::tensor_proto::DataType as D;
+        let n = self.node;
+        let wide = |t: i32| t == D::Float as i32 || t == D::Double as i32;
+        let float = |t: i32| wide(t) || t == D::Float16 as i32 || t == D::Bfloat16 as i32;
+        let (from, to) = (
+            self.model.graph.value(n.input(0)?).dtype,
+            n.attr_i("to", 0) as i32,
+        );
+        if !(float(from) && float(to)) {
+            return None;
+        }
+        let s = self.input_state(0)?;
+        let consts = s
+            .consts
+            .iter()
+            .map(|k| k.filter(|k| k.value == 0.0 || wide(to)))
+            .collect();
+        Some(ChannelConsts {
+            axis: s.axis,
+            consts,
+        })
+    }
+
     fn clip_bounds(&self) -> Option<(f64, f64)> {
         let n = self.node;
         if self.model.graph.opset < 11 {
@@ -363,14 +390,19 @@ impl Cx<'_> {
             "Mul" => a * b,
             _ => a / b,
         };
-        let same = |slot: usize| {
-            let v = n.input(slot)?;
-            (self.shape(v)? == out_shape.as_slice()).then_some(())
+        // A stateful operand keeps its property under broadcasting as long as its channel axis
+        // is not itself broadcast: the output axis it lands on, if it keeps its length.
+        let out_axis = |slot: usize, s: &ChannelConsts| {
+            let shape = self.shape(n.input(slot)?)?;
+            let axis = s.axis + out_shape.len().checked_sub(shape.len())?;
+            (shape.get(s.axis) == out_shape.get(axis)).then_some(axis)
         };
         match (self.input_state(0), self.input_state(1)) {
-            (Some(a), Some(b)) if a.axis == b.axis => {
-                same(0)?;
-                same(1)?;
+            (Some(a), Some(b)) => {
+                let axis = out_axis(0, a)?;
+                if out_axis(1, b)? != axis {
+                    return None;
+                }
                 let consts = a
                     .consts
                     .iter()
@@ -383,13 +415,12 @@ impl Cx<'_> {
                         })
                     })
                     .collect();
-                Some(ChannelConsts {
-                    axis: a.axis,
-                    consts,
-                })
+                Some(ChannelConsts { axis, consts })
             }
             (Some(s), None) => {
-                same(0)?;
+                if out_axis(0, s)? != s.axis {
+                    return None;
+                }
                 let other = self.per_channel(1, s, &out_shape)?;
                 let consts = s
                     .consts
@@ -403,7 +434,9 @@ impl Cx<'_> {
                 })
             }
             (None, Some(s)) => {
-                same(1)?;
+                if out_axis(1, s)? != s.axis {
+                    return None;
+                }
                 let other = self.per_channel(0, s, &out_shape)?;
                 let consts = s
                     .consts

@@ -97,22 +97,27 @@ fn removed_keys(c: &Compacted) -> BTreeSet<(String, u32)> {
 }
 
 /// Zoo models whose dead units travel only through ops the constant analysis follows (Conv,
-/// BatchNorm, activations, Add/Mul, pools, Flatten, Gemm, Concat): there every dead unit must
-/// be found. Elsewhere (reshapes and transposes, slices, Cast, Instance/Group/LayerNorm, Pad,
-/// Resize) compact may keep a dead unit, but never removes a live one.
+/// BatchNorm, activations, Add/Mul with broadcasting, pools, Flatten, Gemm, Concat, float
+/// Casts) and reach their readers as 0: there every dead unit must be found. Elsewhere compact
+/// may keep a dead unit (reshapes and transposes, slices, Instance/Group/LayerNorm, Pad, Resize
+/// are not followed; a Sigmoid turns 0 into 0.5, which a padded conv cannot absorb), but never
+/// removes a live one.
 const FULLY_TRACED: &[&str] = &[
     "bn_folded",
     "bottleneck_block",
+    "cast_identity_dropout",
     "constant_weights_residual",
     "conv_bn_relu_chain",
     "dense_block",
     "dynamic_batch_chain",
+    "efficientnet_mbconv",
     "flatten_gemm",
     "grouped_conv",
     "inception_block",
     "mobilenetv2_inverted_residual",
     "residual_basic_block",
     "residual_downsample_block",
+    "squeeze_excitation",
 ];
 
 #[test]
