@@ -160,10 +160,15 @@ fn random_dead_units_of_zoo_models_are_removed_and_outputs_kept() {
 /// conv1 (3x3, 8 channels) -> BN -> ReLU -> `consumer`; channel 3 of conv1 has zero weights and
 /// a BN shift of 0.7, so after the ReLU it carries the constant 0.7 (BN mean 0).
 fn constant_channel_model(consumer_kernel: i64, consumer_pad: i64) -> Model {
+    with_consumer(|b, y| b.conv(y, "conv2", 4, consumer_kernel, 1, consumer_pad, 1, false))
+}
+
+/// The same conv1 -> BN -> ReLU with channel 3 constant, read by `consumer`.
+fn with_consumer(consumer: impl FnOnce(&mut ModelBuilder, &str) -> String) -> Model {
     let mut b = ModelBuilder::new(17).named("constant_channel").seed(3);
     let x = b.input("input", &[1, 3, 8, 8]);
     let y = b.conv_bn_relu(&x, "conv1", "bn1", 8, 3, 1, 1, 1);
-    let y = b.conv(&y, "conv2", 4, consumer_kernel, 1, consumer_pad, 1, false);
+    let y = consumer(&mut b, &y);
     b.output(&y);
     let mut proto = b.build();
     let g = proto.graph.as_mut().unwrap();
@@ -206,6 +211,26 @@ fn a_constant_channel_before_a_1x1_conv_is_folded_into_its_bias() {
     assert_eq!(w.shape.as_deref(), Some(&[4, 7, 1, 1][..]));
     let d = rel_diff(&m, &out);
     assert!(d <= 1e-5, "relative difference {d}");
+}
+
+#[test]
+fn a_constant_channel_through_pooling_and_flatten_is_folded_into_a_gemm_bias() {
+    for trans_b in [true, false] {
+        let m = with_consumer(|b, y| {
+            let y = b.global_avgpool(y);
+            let y = b.flatten(&y, 1);
+            b.gemm(&y, "fc", 5, trans_b)
+        });
+        let c = compact(&m, &CompactOptions::default()).unwrap();
+        let g = &c.findings[0];
+        assert_eq!(g.removed.len(), 1, "{:?}", c.findings);
+        assert_eq!(g.removed[0].channel, 3);
+        let gemm = m.graph.nodes.iter().find(|n| n.op_type == "Gemm").unwrap();
+        assert_eq!(g.removed[0].folded_into, vec![gemm.name.clone()]);
+        let out = shaped(c, &m);
+        let d = rel_diff(&m, &out);
+        assert!(d <= 1e-5, "transB {trans_b}: relative difference {d}");
+    }
 }
 
 #[test]
