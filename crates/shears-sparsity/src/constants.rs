@@ -195,6 +195,9 @@ impl Cx<'_> {
         };
         let (k_count, n_count) = if trans_b { (r1, r0) } else { (r0, r1) };
         let b = self.constant(1)?;
+        if b.len() != k_count * n_count {
+            return None;
+        }
         let (alpha, beta) = (
             f64::from(n.attr_f("alpha", 1.0)),
             f64::from(n.attr_f("beta", 1.0)),
@@ -260,6 +263,9 @@ impl Cx<'_> {
         };
         let out_rank = self.shape(n.output(0)?)?.len();
         let b = self.constant(1)?;
+        if b.len() != k_count * n_count {
+            return None;
+        }
         let consts = (0..n_count)
             .map(|j| {
                 let col = (0..k_count).map(|k| b[k * n_count + j]);

@@ -15,10 +15,16 @@ use crate::CompactError;
 pub(crate) fn refusal(model: &Model, node: NodeId) -> Option<String> {
     let g = &model.graph;
     let n = g.node(node);
-    let weight_ok = n
-        .input(1)
-        .and_then(|w| model.constant(w))
-        .is_some_and(|t| t.data_type == DataType::Float as i32);
+    // The weight's payload must agree with its inferred shape (at least 2-D), so the fold's
+    // indexing is in bounds.
+    let weight_ok = n.input(1).is_some_and(|w| {
+        let shape = g.value(w).shape.as_deref().unwrap_or(&[]);
+        model.constant(w).is_some_and(|t| {
+            t.data_type == DataType::Float as i32
+                && shape.len() >= 2
+                && tensor::num_elements(&t).ok() == Some(shape.iter().product())
+        })
+    });
     if !weight_ok {
         return Some(format!("`{}` has no constant float32 weight", n.name));
     }
@@ -104,6 +110,9 @@ pub(crate) fn apply_folds(
             let ipg = ws[1].max(1);
             let group = usize::try_from(n.attr_i("group", 1)).unwrap_or(1).max(1);
             let opg = outs / group;
+            if outs % group != 0 || chans.keys().any(|&i| i as usize / ipg >= group) {
+                return Err(lost(model, node));
+            }
             let row = w.len() / outs.max(1);
             let ksize = row / ipg;
             for (&i, &c) in chans {
@@ -118,6 +127,9 @@ pub(crate) fn apply_folds(
         } else {
             let trans_b = n.attr_i("transB", 0) != 0;
             let k_count = if trans_b { ws[1] } else { ws[0] };
+            if chans.keys().any(|&k| k as usize >= k_count) {
+                return Err(lost(model, node));
+            }
             let scale = f64::from(n.attr_f("alpha", 1.0)) / f64::from(n.attr_f("beta", 1.0));
             for (&k, &c) in chans {
                 for (j, d) in delta.iter_mut().enumerate() {
