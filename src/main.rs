@@ -35,6 +35,8 @@ enum Command {
     Diff(cli::diff::Args),
     /// Write a physically smaller model: channels chosen by importance, or given plans.
     Prune(cli::prune::Args),
+    /// Physically remove the channels a mask-based pruner left dead (zero or foldable constant).
+    Compact(cli::compact::Args),
     /// Accuracy on a folder of .npy inputs and labels, and fidelity to a reference model.
     Eval(cli::eval::Args),
 }
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Groups(args) => cli::groups::run(args),
         Command::Diff(args) => cli::diff::run(args),
         Command::Prune(args) => cli::prune::run(args),
+        Command::Compact(args) => cli::compact::run(args),
         Command::Eval(args) => cli::eval::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod common;
+pub mod compact;
 pub mod diff;
 pub mod eval;
 pub mod groups;
