@@ -36,6 +36,7 @@ mod reduce;
 mod resize;
 mod shape_ops;
 mod slicing;
+pub mod symbolic;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -238,8 +239,24 @@ fn is_default_domain(domain: &str) -> bool {
 ///
 /// Re-running it (for example with other input shapes) recomputes everything node outputs
 /// carry. See the module documentation for what is left unknown and what is an error.
+///
+/// Input dimensions that are symbolic and left unbound by `inputs` are inferred at
+/// [`symbolic::BASE`], and [`Model::symbolic`] records which axes and shape tensors depend on
+/// them (see [`symbolic`]).
 pub fn infer_shapes(model: &mut Model, inputs: &InputShapes) -> Result<()> {
-    let resolved = inputs.resolve(&model.graph)?;
+    let symbols = inputs.symbols(&model.graph)?;
+    let base = vec![symbolic::BASE; symbols.len()];
+    let resolved = inputs.resolve_with(&model.graph, &symbols, &base)?;
+    model.symbolic = symbolic::Symbolic::default();
+    infer_resolved(model, resolved)?;
+    if !symbols.is_empty() {
+        model.symbolic = symbolic::probe(model, inputs, symbols)?;
+    }
+    Ok(())
+}
+
+/// One inference run from concrete input shapes.
+fn infer_resolved(model: &mut Model, resolved: Vec<(String, Vec<usize>)>) -> Result<()> {
     for v in &mut model.graph.values {
         if matches!(v.kind, ValueKind::NodeOutput { .. }) {
             v.shape = None;
