@@ -289,4 +289,54 @@ mod tests {
             assert!(InputShapes::parse(&specs).is_err(), "{bad} accepted");
         }
     }
+
+    fn graph(inputs: &[(&str, &[i64])]) -> Graph {
+        let mut b = crate::builder::ModelBuilder::new(17);
+        for (name, dims) in inputs {
+            b.input(name, dims);
+            let out = format!("{name}_out");
+            b.node_with_outputs(&format!("r_{name}"), "Relu", &[name], &[&out], vec![]);
+            b.output(&out);
+        }
+        Graph::build(&b.build(), "test").unwrap()
+    }
+
+    #[test]
+    fn one_dim_param_is_one_symbol_and_binding_it_once_binds_it_everywhere() {
+        // The builder names a dynamic axis 0 'N' and a dynamic axis k 'dk'.
+        let g = graph(&[("a", &[-1, 3]), ("b", &[-1, 5, -1])]);
+        let syms = InputShapes::default().symbols(&g).unwrap();
+        let names: Vec<String> = syms.iter().map(|s| s.to_string()).collect();
+        assert_eq!(names, ["'N'", "'d2'"]);
+        assert_eq!(syms[0].uses, [("a".to_string(), 0), ("b".to_string(), 0)]);
+        let r = InputShapes::default()
+            .resolve_with(&g, &syms, &[7, 2])
+            .unwrap();
+        assert_eq!(r[0].1, [7, 3]);
+        assert_eq!(r[1].1, [7, 5, 2]);
+        // Binding 'N' through input a binds it for b too; only 'd2' stays symbolic.
+        let user = InputShapes::parse(&["a=4,3"]).unwrap();
+        let syms = user.symbols(&g).unwrap();
+        assert_eq!(syms.len(), 1);
+        assert_eq!(syms[0].param, "d2");
+        assert_eq!(user.resolve_with(&g, &syms, &[9]).unwrap()[1].1, [4, 5, 9]);
+        let e = user.resolve(&g).unwrap_err().to_string();
+        assert!(e.contains("'d2'") && e.contains("--input-shape b="), "{e}");
+    }
+
+    #[test]
+    fn a_dim_param_bound_to_two_sizes_is_an_error_naming_it() {
+        let g = graph(&[("a", &[-1, 3]), ("b", &[-1, 5])]);
+        let user = InputShapes::parse(&["a=2,3", "b=3,5"]).unwrap();
+        for e in [
+            user.symbols(&g).unwrap_err().to_string(),
+            user.resolve(&g).unwrap_err().to_string(),
+        ] {
+            assert!(e.contains("'N'") && e.contains("input 'a'"), "{e}");
+        }
+        InputShapes::parse(&["a=2,3", "b=2,5"])
+            .unwrap()
+            .resolve(&g)
+            .unwrap();
+    }
 }
