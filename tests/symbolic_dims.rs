@@ -3,6 +3,8 @@
 //! `dim_param`; the plans are exact by the zeroing check at another batch size. A channel that
 //! really depends on the batch is blocked or refused, naming the dimension and the node.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -31,33 +33,9 @@ fn write(dir: &Path, name: &str, proto: &ModelProto) -> String {
     p.to_str().unwrap().to_string()
 }
 
-/// Batch `N`: conv + BatchNorm + Relu, a Reshape to `[0, 16, -1]` and back (`0` copies the
-/// batch), conv, a TorchScript-style flatten whose target is computed from the batch at run
-/// time, Gemm.
-fn dynbatch_model() -> ModelProto {
-    let mut b = ModelBuilder::new(17).named("dynbatch");
-    let x = b.input("input", &[-1, 3, 8, 8]);
-    let y = b.conv_bn_relu(&x, "conv1", "bn1", 16, 3, 1, 1, 1);
-    let y = b.reshape(&y, &[0, 16, -1]);
-    let y = b.reshape(&y, &[0, 16, 8, 8]);
-    let y = b.conv(&y, "conv2", 8, 3, 2, 1, 1, true);
-    let y = b.relu(&y);
-    let s = b.shape(&y);
-    let n = b.gather(&s, 0, 0);
-    let n = b.unsqueeze(&n, &[0]);
-    let minus_one = b.constant_i64("", &[1], &[-1]);
-    let target = b.concat(&[&n, &minus_one], 0);
-    let y = b.reshape_dynamic(&y, &target, &[-1, 8 * 4 * 4]);
-    let y = b.gemm(&y, "fc", 10, true);
-    b.node_with_outputs("/output/Identity", "Identity", &[&y], &["output"], vec![]);
-    b.set_shape("output", &[-1, 10]);
-    b.output("output");
-    b.build()
-}
-
 /// The symbolic model with its batch axis written as 1.
 fn static_twin() -> ModelProto {
-    let mut p = dynbatch_model();
+    let mut p = common::dynbatch_model();
     let g = p.graph.as_mut().unwrap();
     for vi in g.input.iter_mut().chain(g.output.iter_mut()) {
         use shears_onnx::proto::{tensor_shape_proto::dimension, type_proto};
@@ -77,7 +55,7 @@ fn static_twin() -> ModelProto {
 #[test]
 fn a_symbolic_batch_groups_and_plans_like_the_bound_model() {
     let dir = tempfile::tempdir().unwrap();
-    let dyn_path = write(dir.path(), "dyn.onnx", &dynbatch_model());
+    let dyn_path = write(dir.path(), "dyn.onnx", &common::dynbatch_model());
     let static_path = write(dir.path(), "static.onnx", &static_twin());
     let body = |t: String| t.lines().skip(1).collect::<Vec<_>>().join("\n");
     let dyn_groups = body(stdout(&shears(&["groups", &dyn_path])));
@@ -110,7 +88,7 @@ fn a_symbolic_batch_groups_and_plans_like_the_bound_model() {
 #[test]
 fn pruning_keeps_the_batch_symbolic_and_is_exact_at_other_batch_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "dyn.onnx", &dynbatch_model());
+    let path = write(dir.path(), "dyn.onnx", &common::dynbatch_model());
     let out = dir.path().join("small.onnx");
     stdout(&shears(&[
         "prune",

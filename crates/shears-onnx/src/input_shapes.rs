@@ -125,6 +125,18 @@ impl InputShapes {
         self.resolve_with(graph, &[], &[])
     }
 
+    /// [`InputShapes::resolve`] with every symbolic dimension the user left unbound at `size`
+    /// (what shape inference analyses them at, [`crate::shape::symbolic::BASE`], for inputs
+    /// that must be concrete: random calibration samples).
+    pub fn resolve_symbols_at(
+        &self,
+        graph: &Graph,
+        size: usize,
+    ) -> Result<Vec<(String, Vec<usize>)>> {
+        let symbols = self.symbols(graph)?;
+        self.resolve_with(graph, &symbols, &vec![size; symbols.len()])
+    }
+
     /// [`InputShapes::resolve`] with each of `symbols` (from [`InputShapes::symbols`]) set to
     /// the size at the same position of `sizes`.
     pub fn resolve_with(
