@@ -2,7 +2,8 @@
 //!
 //! **Parameters** are the elements of the floating-point constant tensors (initializers and
 //! `Constant` outputs) that nodes read, each tensor counted once, at its first reader in
-//! topological order:
+//! topological order (through `Identity` chains, which exporters use to de-duplicate equal
+//! tensors: the reader behind the `Identity` decides the role):
 //! - every such tensor a *layer* reads in a weight slot: `Conv`/`ConvTranspose` W and B, `Gemm`
 //!   A/B/C, `MatMul` either side, `BatchNormalization`/`LayerNormalization`/
 //!   `InstanceNormalization`/`GroupNormalization` scale and bias, `PRelu` slope, whatever its size;
