@@ -158,6 +158,13 @@ fn a_channel_whose_size_involves_the_batch_is_blocked_naming_the_dimension_and_n
             && conv1.contains("--input-shape"),
         "{conv1}"
     );
+    let refused = shears(&["plan", &path, "--layer", "/conv1/Conv", "--idxs", "0"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not prunable") && err.contains("symbolic dimension 'N'"),
+        "{err}"
+    );
     let bound = stdout(&shears(&[
         "groups",
         &path,
