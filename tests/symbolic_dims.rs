@@ -1,7 +1,8 @@
 //! Symbolic input dimensions: a model with a `dim_param` batch groups, plans and prunes without
 //! `--input-shape`, exactly as the same model with the batch bound; the pruned file keeps its
 //! `dim_param`; the plans are exact by the zeroing check at another batch size. A channel that
-//! really depends on the batch is blocked or refused, naming the dimension and the node.
+//! really depends on the batch is blocked or refused, naming the dimension and the node; every
+//! zoo model groups alike with its batch made symbolic, or says why it cannot.
 
 mod common;
 
@@ -207,4 +208,64 @@ fn a_model_valid_only_at_one_batch_size_is_refused_naming_the_dimension_and_node
         "--input-shape",
         "input=1,3,8,8",
     ]));
+}
+
+/// `proto` with every graph input's, output's and `value_info`'s leading dimension of 1 made
+/// the symbolic `N`.
+fn batch_symbolic(mut proto: ModelProto) -> ModelProto {
+    use shears_onnx::proto::{tensor_shape_proto::dimension, type_proto};
+    let g = proto.graph.as_mut().unwrap();
+    for vi in g
+        .input
+        .iter_mut()
+        .chain(g.output.iter_mut())
+        .chain(g.value_info.iter_mut())
+    {
+        let Some(type_proto::Value::TensorType(t)) =
+            vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            continue;
+        };
+        if let Some(d) = t.shape.as_mut().and_then(|s| s.dim.first_mut()) {
+            if d.value == Some(dimension::Value::DimValue(1)) {
+                d.value = Some(dimension::Value::DimParam("N".into()));
+            }
+        }
+    }
+    proto
+}
+
+#[test]
+fn every_zoo_model_groups_alike_with_a_symbolic_batch_or_says_why_not() {
+    use shears_onnx::{builder::zoo, external::ExternalStore};
+    let groups = |proto: ModelProto| -> Result<String, String> {
+        let mut m = Model::from_proto(proto, "m", ExternalStore::none()).unwrap();
+        shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default())
+            .map_err(|e| e.to_string())?;
+        let graph = shears_graph::DependencyGraph::build(&m);
+        let reports = shears_plan::group_reports(&m, &graph);
+        Ok(shears_plan::render_groups_text("m", &reports))
+    };
+    let (mut alike, mut refused) = (0, Vec::new());
+    for (name, build) in zoo::MODELS {
+        let plain = groups(build()).unwrap();
+        match groups(batch_symbolic(build())) {
+            Ok(symbolic) => {
+                assert_eq!(symbolic, plain, "{name}");
+                alike += 1;
+            }
+            Err(e) => {
+                // Only a model whose shapes hold at batch 1 alone (a constant `[1, -1]`
+                // Reshape target, say) may refuse, and it must say which dimension and node.
+                assert!(
+                    e.contains("symbolic dimension 'N'") && e.contains("node '"),
+                    "{name}: {e}"
+                );
+                refused.push(*name);
+            }
+        }
+    }
+    // Five zoo models write `[1, ...]` Reshape targets (channel shuffles, a ViT, a decomposed
+    // GroupNorm, a `[1, -1]` flatten): they only hold at batch 1, and say so.
+    assert!(alike >= 25, "only {alike} alike; refused: {refused:?}");
 }
