@@ -139,9 +139,17 @@ fn bad_requests_exit_2_and_write_nothing() {
     let o = shears(&["prune", s(&model), "--plan", s(&bad_plan), "-o", s(&out)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a Shears plan"));
+    // A plan file that removes nothing: an error, never a success message for a copy.
+    let no_plans = dir.path().join("none.json");
+    std::fs::write(&no_plans, b"[]").unwrap();
+    let o = shears(&["prune", s(&model), "--plan", s(&no_plans), "-o", s(&out)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("nothing to prune"), "{err}");
+    assert!(o.stdout.is_empty());
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "only bad.json"
+        2,
+        "only bad.json and none.json"
     );
 }

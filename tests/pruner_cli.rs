@@ -287,3 +287,40 @@ fn bad_settings_exit_2_and_name_the_option() {
         assert!(!out.exists(), "{args:?} wrote a file");
     }
 }
+
+#[test]
+fn a_run_that_removes_nothing_exits_2_with_every_group_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.onnx");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        // Every group left whole: ignored, or blocked by the graph's input and output.
+        (
+            vec!["--ratio", "0.5", "--ignore", "*"],
+            vec![
+                "nothing pruned: of 11 groups, 11 are left whole",
+                "/layer1/layer1.0/conv1/Conv (layer1.0.conv1.weight[0]): ignored (--ignore *)",
+                "/conv1/Conv (conv1.weight[1]): blocked (input[1]: 'input' is a graph input)",
+            ],
+        ),
+        // Prunable groups, but the goal gives none a channel to lose.
+        (
+            vec!["--ratio", "0"],
+            vec![
+                "of 11 groups, 2 are left whole, and at ratio 0.0000 none of the other 9 loses a channel",
+                "/fc/Gemm (fc.weight[0]): blocked (output[1]: 'output' is a graph output)",
+            ],
+        ),
+    ] {
+        let mut a = vec!["prune", MODEL, "-o", o];
+        a.extend(args.iter().copied());
+        let r = shears(&a);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        for s in says {
+            assert!(err.contains(s), "{args:?}: lacks {s:?}: {err}");
+        }
+        assert!(r.stdout.is_empty(), "{args:?}: printed a summary");
+        assert!(!out.exists(), "{args:?} wrote a file");
+    }
+}

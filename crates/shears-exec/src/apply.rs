@@ -26,8 +26,12 @@ pub struct Applied {
 }
 
 /// Applies `plans` (all made for `model`) in one pass; see the crate docs for the invariants.
+/// A batch that removes no channel is an error ([`ExecError::NothingRemoved`]).
 pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
     let cuts = merge(model, plans)?;
+    if cuts.removed.values().all(|r| r.is_empty()) {
+        return Err(ExecError::NothingRemoved { plans: plans.len() });
+    }
     let mut proto = model.proto.clone();
     let g = &model.graph;
     let mut was_external = Vec::new();
@@ -288,11 +292,42 @@ fn apply_rewrite(
                         name: fresh.clone(),
                         ..replacement
                     });
+                    // IR < 4 requires every initializer to be declared as a graph input too.
+                    if model.proto.ir_version < 4 {
+                        graph
+                            .input
+                            .push(param_input(graph.initializer.last().expect("pushed")));
+                    }
                     graph.node[pi].input[*slot] = fresh;
                     Ok(None)
                 }
             }
         }
+    }
+}
+
+/// The graph input declaring initializer `t` (its element type and dims).
+fn param_input(t: &TensorProto) -> shears_onnx::proto::ValueInfoProto {
+    use shears_onnx::proto::{tensor_shape_proto::Dimension, TensorShapeProto, TypeProto};
+    shears_onnx::proto::ValueInfoProto {
+        name: t.name.clone(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: t.data_type,
+                shape: Some(TensorShapeProto {
+                    dim: t
+                        .dims
+                        .iter()
+                        .map(|&n| Dimension {
+                            value: Some(dimension::Value::DimValue(n)),
+                            denotation: String::new(),
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
@@ -328,8 +363,9 @@ fn int_tensor(
     })
 }
 
-/// Shrinks the declared dims of `value_info` entries for cut values, and sets those of shape
-/// constants rewritten in place to their new dims, so no shape in the file contradicts a tensor.
+/// Shrinks the declared dims of `value_info` entries and graph inputs (initializers listed as
+/// inputs declare their shape there) for cut values, and sets those of shape constants rewritten
+/// in place to their new dims, so no shape in the file contradicts a tensor.
 fn update_value_info(
     model: &Model,
     proto: &mut ModelProto,
@@ -338,7 +374,7 @@ fn update_value_info(
 ) {
     let g = &model.graph;
     let graph = proto.graph.as_mut().expect("checked at load");
-    for vi in graph.value_info.iter_mut() {
+    for vi in graph.input.iter_mut().chain(graph.value_info.iter_mut()) {
         let Some(v) = g.value_id(&vi.name) else {
             continue;
         };

@@ -29,6 +29,10 @@ pub enum ExecError {
         index: u32,
         size: usize,
     },
+    /// The batch removes no channel (no plan, or plans with no index): applying it would
+    /// write the model unchanged, which is never what a caller asked for.
+    #[error("nothing to prune: the {plans} plan(s) given remove no channel")]
+    NothingRemoved { plans: usize },
     #[error("'{tensor}' axis {axis} would lose all {size} channels")]
     Emptied {
         tensor: String,

@@ -136,3 +136,14 @@ fn depthwise_groups_shrink_with_their_channels() {
     let group = node.attribute.iter().find(|a| a.name == "group").unwrap().i;
     assert_eq!(group, groups_before - 3);
 }
+
+#[test]
+fn a_batch_that_removes_nothing_is_an_error() {
+    let m = model("conv_bn_relu_chain");
+    let err = shears_exec::apply(&m, &[]).unwrap_err();
+    assert!(
+        matches!(err, ExecError::NothingRemoved { plans: 0 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nothing to prune"), "{err}");
+}

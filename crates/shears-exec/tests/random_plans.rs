@@ -41,6 +41,16 @@ proptest! {
             let shapes = common::static_shapes(model);
             let graph = DependencyGraph::build(model);
             let plans = shears_exec::random_plans(model, &graph, seed);
+            if plans.is_empty() {
+                // No prunable group: applying nothing is refused, never a silent copy.
+                let err = shears_exec::apply(model, &plans).err();
+                assert!(
+                    matches!(err, Some(shears_exec::ExecError::NothingRemoved { .. })),
+                    "{} seed {seed}: {err:?}",
+                    model.source
+                );
+                return Ok(());
+            }
             let applied = shears_exec::apply(model, &plans)
                 .unwrap_or_else(|e| panic!("{} seed {seed}: {e}", model.source));
             let mut pruned = Model::from_proto(applied.proto, "pruned", ExternalStore::none())

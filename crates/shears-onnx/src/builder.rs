@@ -465,6 +465,23 @@ impl ModelBuilder {
     }
 }
 
+/// Declares every initializer of `proto`'s main graph as a graph input too, with its element
+/// type and dims, after the existing inputs: the layout IR < 4 requires and PyTorch's
+/// `keep_initializers_as_inputs=True` writes. Initializers already listed are left as they are.
+pub fn initializers_as_inputs(proto: &mut ModelProto) {
+    let Some(g) = proto.graph.as_mut() else {
+        return;
+    };
+    let listed: HashSet<String> = g.input.iter().map(|i| i.name.clone()).collect();
+    let extra: Vec<ValueInfoProto> = g
+        .initializer
+        .iter()
+        .filter(|t| !listed.contains(&t.name))
+        .map(|t| value_info(&t.name, t.data_type, Some(&t.dims)))
+        .collect();
+    g.input.extend(extra);
+}
+
 /// Number of elements of `dims` (1 for a scalar); panics on a negative dim.
 fn num_elements(dims: &[i64]) -> usize {
     dims.iter()

@@ -132,6 +132,12 @@ pub struct Graph {
     pub values: Vec<Value>,
     /// Runtime inputs (graph inputs that are not initializers), in file order.
     pub inputs: Vec<ValueId>,
+    /// Initializers the file also lists as graph inputs (IR < 4 requires it; exporters write
+    /// it with `keep_initializers_as_inputs`), in input order. They are parameters (a runtime
+    /// uses the initializer when the input is not fed), never in `inputs`; their declared type
+    /// and shape agree with the initializer (checked when the graph is built), and a pruned
+    /// model must keep both in step.
+    pub param_inputs: Vec<ValueId>,
     /// Graph outputs, in file order.
     pub outputs: Vec<ValueId>,
     /// Version of the default (`ai.onnx`) opset.
@@ -216,8 +222,11 @@ impl Graph {
                     vi.name
                 )));
             }
-            // IR < 4 lists initializers among the inputs too; those are not runtime inputs.
-            if graph.value_by_name.contains_key(&vi.name) {
+            // IR < 4 lists initializers among the inputs too; those are parameters, not
+            // runtime inputs, and their declaration must describe the initializer.
+            if let Some(&id) = graph.value_by_name.get(&vi.name) {
+                check_param_input(g, vi, &graph.values[id.index()])?;
+                graph.param_inputs.push(id);
                 continue;
             }
             let id = define(&mut graph, &vi.name, ValueKind::Input, "a graph input")?;
@@ -384,6 +393,58 @@ impl Graph {
     pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
         (0..self.nodes.len() as u32).map(NodeId)
     }
+}
+
+/// Checks that the graph input `vi`, which names the initializer `v`, declares its element type
+/// and dims (a symbolic or absent dim matches any size; an absent type or shape matches all).
+fn check_param_input(g: &GraphProto, vi: &crate::proto::ValueInfoProto, v: &Value) -> Result<()> {
+    let ValueKind::Initializer(i) = v.kind else {
+        return Ok(());
+    };
+    let t = &g.initializer[i];
+    let Some(type_proto::Value::TensorType(decl)) =
+        vi.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Ok(());
+    };
+    let fail = |what: String| {
+        Err(OnnxError::tensor(
+            &t.name,
+            format!("is also a graph input, declared with {what}"),
+        ))
+    };
+    if decl.elem_type != 0 && decl.elem_type != t.data_type {
+        return fail(format!(
+            "element type {} but the initializer holds {}",
+            crate::tensor::dtype_name(decl.elem_type),
+            crate::tensor::dtype_name(t.data_type)
+        ));
+    }
+    let Some(shape) = &decl.shape else {
+        return Ok(());
+    };
+    let agrees = shape.dim.len() == t.dims.len()
+        && shape.dim.iter().zip(&t.dims).all(|(d, &n)| match &d.value {
+            Some(dimension::Value::DimValue(v)) => *v == n,
+            _ => true,
+        });
+    if !agrees {
+        let dims: Vec<String> = shape
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(dimension::Value::DimValue(v)) => v.to_string(),
+                Some(dimension::Value::DimParam(p)) => p.clone(),
+                None => "?".into(),
+            })
+            .collect();
+        return fail(format!(
+            "shape [{}] but the initializer has shape {:?}",
+            dims.join(", "),
+            t.dims
+        ));
+    }
+    Ok(())
 }
 
 /// (dtype, declared dims) of every value the graph's inputs, outputs and value_info describe.

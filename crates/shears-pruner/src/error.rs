@@ -18,6 +18,10 @@ pub enum PrunerError {
     /// Calibration inputs that cannot be read or do not fit the model.
     #[error("calibration input {path}: {reason}")]
     Calibration { path: String, reason: String },
+    /// The run removed no channel: every group was left whole (blocked, ignored, too small...)
+    /// or the goal gave none a channel to lose. The reason lists the groups and why.
+    #[error("nothing pruned: {reason}")]
+    NothingPruned { reason: String },
     /// A pruned stage that fails re-analysis (should not happen; reported rather than written).
     #[error("stage {stage}: the pruned model is not valid: {reason}")]
     Stage { stage: usize, reason: String },

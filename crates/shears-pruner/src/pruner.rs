@@ -2,6 +2,7 @@
 //! stages.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 
 use shears_graph::{DependencyGraph, DimKey, GroupId, UnitId};
 use shears_onnx::{InputShapes, Model, NodeId, ValueKind};
@@ -248,6 +249,10 @@ pub fn prune_iterative(
             break;
         }
     }
+    // A run that removes nothing is a failure to report, never a success to print.
+    if stages.iter().all(|s| s.plans.is_empty()) {
+        return Err(nothing_pruned(model, &stages));
+    }
     let model = match current {
         Some(m) => m,
         None => run.copy(model, 0)?,
@@ -265,6 +270,26 @@ pub fn prune_iterative(
         stages,
         target_reached,
     })
+}
+
+/// Why a run removed no channel: the groups the first stage left whole, each with its reason,
+/// and how many others the goal gave no channel to lose.
+fn nothing_pruned(model: &Model, stages: &[StageReport]) -> PrunerError {
+    let groups = DependencyGraph::build(model).groups.len();
+    let skipped = stages.first().map_or(&[][..], |s| &s.skipped[..]);
+    let open = groups.saturating_sub(skipped.len());
+    let mut reason = format!("of {groups} groups, {} are left whole", skipped.len());
+    if open > 0 {
+        let ratio = stages.last().map_or(0.0, |s| s.ratio);
+        let _ = write!(
+            reason,
+            ", and at ratio {ratio:.4} none of the other {open} loses a channel"
+        );
+    }
+    for s in skipped {
+        let _ = write!(reason, "\n  {} ({}): {}", s.layer, s.root, s.reason);
+    }
+    PrunerError::NothingPruned { reason }
 }
 
 /// Whether `value` is within 2% of `fraction * original`.

@@ -143,6 +143,10 @@ fn couple_reshape(ctx: &Ctx) -> RuleResult {
     if !fact.splits.is_empty() {
         out.deferred = Some(fact);
     }
+    out.fixed
+        .extend(super::shape_ops::unrewritable_entries(ctx, 1, |k, _| {
+            Some(k)
+        }));
     Ok(out)
 }
 

@@ -223,6 +223,24 @@ fn couple_split(ctx: &Ctx) -> RuleResult {
             xs[axis]
         ));
     }
+    // What the rewrite could not write is found here, so the groups through it are blocked
+    // rather than refused when planned.
+    let parts = ctx.node.outputs.iter().flatten().count();
+    let why = if ctx.node.attr_ints("split").is_some() || parts < 2 {
+        None
+    } else if let Some(v) = ctx.input(1) {
+        ctx.const_ints(1).is_none().then(|| {
+            format!(
+                "takes its split sizes '{}' from a computation, which cannot follow removed channels",
+                ctx.model.graph.value(v).name
+            )
+        })
+    } else {
+        Some("splits this axis into equal parts implicitly; removing channels would make them unequal".to_string())
+    };
+    if let Some(why) = why {
+        out.fixed.push((x, axis, why));
+    }
     Ok(out)
 }
 
@@ -290,6 +308,8 @@ struct SliceAxis {
     start: usize,
     step: i64,
     len: usize,
+    /// The end bound reaches the end of the axis (and stays there whatever is removed).
+    to_end: bool,
 }
 
 fn slice_params(ctx: &Ctx) -> Result<Vec<SliceAxis>, String> {
@@ -329,12 +349,13 @@ fn slice_params(ctx: &Ctx) -> Result<Vec<SliceAxis>, String> {
         } else {
             clamp(norm(starts[k]), 0, dim - 1)
         };
-        let _ = ends[k];
+        let len = ys[axis];
         out.push(SliceAxis {
             axis,
             start: start as usize,
             step,
-            len: ys[axis],
+            len,
+            to_end: ends[k] >= dim && start + len as i64 >= dim,
         });
     }
     Ok(out)
@@ -348,6 +369,33 @@ fn couple_slice(ctx: &Ctx) -> RuleResult {
         shape_only: (1..ctx.node.inputs.len()).collect(),
         ..Default::default()
     };
+    // Bounds the rewrite would have to move but cannot: found here, so the groups through
+    // them are blocked rather than refused when planned.
+    for s in &sliced {
+        if s.step != 1 {
+            let why = format!(
+                "slices this axis with step {}; its bounds cannot follow removed channels",
+                s.step
+            );
+            out.fixed.push((x, s.axis, why));
+            continue;
+        }
+        if ctx.opset() < 10 {
+            continue; // attribute bounds are always rewritable
+        }
+        for (slot, what, moves) in [(1, "starts", s.start > 0), (2, "ends", !s.to_end)] {
+            if moves && ctx.const_ints(slot).is_none() {
+                let name = ctx
+                    .input(slot)
+                    .map_or(String::new(), |v| ctx.model.graph.value(v).name.clone());
+                out.fixed.push((
+                    x,
+                    s.axis,
+                    format!("has computed {what} '{name}', which cannot follow removed channels"),
+                ));
+            }
+        }
+    }
     for ax in 0..rank {
         match sliced.iter().find(|s| s.axis == ax) {
             None => out.links.push(Link::identity((x, ax), (y, ax))),
@@ -769,14 +817,55 @@ fn couple_same_sized_axes(ctx: &Ctx) -> RuleResult {
     if xs.len() != ys.len() {
         return Err("input and output ranks differ".into());
     }
+    // Resize's `sizes` (opset 11+) is rewritten like a Reshape target.
+    let fixed = if ctx.node.op_type == "Resize" && ctx.opset() >= 11 {
+        unrewritable_entries(ctx, 3, |k, _| Some(k))
+    } else {
+        Vec::new()
+    };
     Ok(Coupling {
         links: (0..xs.len())
             .filter(|&a| xs[a] == ys[a])
             .map(|a| Link::identity((x, a), (y, a)))
             .collect(),
         shape_only: (1..ctx.node.inputs.len()).collect(),
+        fixed,
         ..Default::default()
     })
+}
+
+/// The output axes whose entry in the shape-like input `slot` [`rewrite_shape_input`] could not
+/// edit (an entry computed from constants by arithmetic), each with the reason. Rules fix them
+/// while grouping, so a group crossing one is blocked instead of refused when planned.
+pub(super) fn unrewritable_entries(
+    ctx: &Ctx,
+    slot: usize,
+    entry_axis: impl Fn(usize, usize) -> Option<usize>,
+) -> Vec<(ValueId, usize, String)> {
+    use super::shape_trace::trace_entry;
+    let (Some(v), Some(y)) = (ctx.input(slot), ctx.output(0)) else {
+        return Vec::new();
+    };
+    let (Some(target), Ok(ys)) = (ctx.folded(slot), ctx.out_shape(0)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, &entry) in target.iter().enumerate() {
+        let Some(ax) = entry_axis(k, target.len()) else {
+            continue;
+        };
+        if ys.get(ax).is_none_or(|&d| entry != d as i64) {
+            continue; // 0 and -1 follow the input by themselves
+        }
+        if trace_entry(ctx.model, ctx.id, slot, v, k).is_none() {
+            let why = format!(
+                "reads this axis's size from entry {k} of '{}', computed from constants, which cannot follow removed channels",
+                ctx.model.graph.value(v).name
+            );
+            out.push((y, ax, why));
+        }
+    }
+    out
 }
 
 /// Rewrites the entries of a constant shape-like input (`slot`) at the output axes that lose
@@ -883,6 +972,10 @@ fn couple_expand(ctx: &Ctx) -> RuleResult {
             out.links.push(Link::identity((x, ia), (y, lead + ia)));
         }
     }
+    let rank = ys.len();
+    out.fixed.extend(unrewritable_entries(ctx, 1, move |k, n| {
+        (k + rank).checked_sub(n)
+    }));
     Ok(out)
 }
 

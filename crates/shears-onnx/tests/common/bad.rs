@@ -171,6 +171,23 @@ pub fn cases() -> Vec<Case> {
     let mut short = weights();
     short.raw_data = short.raw_data.slice(..12);
 
+    // An initializer also listed as a graph input (IR < 4 layout) must be declared as it is.
+    let declared_as = |dims: &[i64], elem_type: DataType| {
+        let mut m = model(mul(), vec![weights()]);
+        let mut input = f32_input("w", dims);
+        if let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.elem_type = elem_type as i32;
+        }
+        m.graph
+            .as_mut()
+            .expect("built with a graph")
+            .input
+            .push(input);
+        encode(&m)
+    };
+
     let ext = |location: &str, offset, length| {
         encode(&model(
             mul(),
@@ -237,6 +254,18 @@ pub fn cases() -> Vec<Case> {
             files: vec![("short.onnx", encode(&model(mul(), vec![short])))],
             model: "short.onnx",
             expect: vec!["tensor 'w'", "12 bytes", "need 16"],
+        },
+        Case {
+            name: "an initializer-input declared with another shape",
+            files: vec![("init_shape.onnx", declared_as(&[2, 3], DataType::Float))],
+            model: "init_shape.onnx",
+            expect: vec!["tensor 'w'", "graph input", "[2, 3]", "[2, 2]"],
+        },
+        Case {
+            name: "an initializer-input declared with another type",
+            files: vec![("init_type.onnx", declared_as(&[2, 2], DataType::Int64))],
+            model: "init_type.onnx",
+            expect: vec!["tensor 'w'", "graph input", "element type i64", "holds f32"],
         },
         Case {
             name: "a missing external data file",

@@ -1,0 +1,112 @@
+//! The style fixtures of `../shared/fixtures/styles` written with every initializer also a graph
+//! input: `kiai13` (opset 13, `keep_initializers_as_inputs=True`, constant folding on, so
+//! BatchNorm is folded as in the plain `-fused` export) and `op9` (opset 9, the same layout, no
+//! constant folding, so BatchNorm stays as in the plain `-keepbn` export). Each groups exactly
+//! like its plain original, and every prunable group prunes exactly by the zeroing check.
+//! (`dynbatch` needs symbolic dimensions, `fp16` and `qdq` other work: not covered here.)
+#![cfg(feature = "shared-suite")]
+
+mod common;
+
+use common::shared;
+use shears_graph::DependencyGraph;
+use shears_onnx::{InputShapes, Model};
+
+const MODELS: [&str; 3] = ["tiny_resnet", "tiny_mobilenet_v2", "tiny_densenet"];
+/// Style -> the plain export written with the same exporter settings.
+const STYLES: [(&str, &str); 2] = [("kiai13", "fused"), ("op9", "keepbn")];
+
+fn analysed(path: &std::path::Path) -> Model {
+    let mut m = Model::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default()).unwrap();
+    m
+}
+
+/// Per group: root, channels, prunable, blockers and parameter members, as `groups` reports
+/// them.
+fn groups(m: &Model) -> Vec<String> {
+    let g = DependencyGraph::build(m);
+    shears_plan::group_reports(m, &g)
+        .iter()
+        .map(|r| {
+            let blockers: Vec<String> = r
+                .blockers
+                .iter()
+                .map(|b| format!("{}: {}", b.dim, b.reason))
+                .collect();
+            let params: Vec<String> = r
+                .members
+                .iter()
+                .filter(|m| m.parameter)
+                .map(|m| format!("{}[{}]", m.tensor, m.axis))
+                .collect();
+            format!(
+                "{} {} ch prunable={} blockers={blockers:?} params={params:?}",
+                r.root, r.channels, r.prunable
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_style_groups_like_its_plain_original() {
+    for model in MODELS {
+        for (style, plain) in STYLES {
+            let s = analysed(&shared().join(format!("fixtures/styles/{model}-{style}.onnx")));
+            let p = analysed(&shared().join(format!("fixtures/{model}-{plain}.onnx")));
+            assert!(
+                !s.graph.param_inputs.is_empty(),
+                "{model}-{style}: no initializer is an input"
+            );
+            assert_eq!(s.graph.inputs.len(), 1, "{model}-{style}: runtime inputs");
+            let (gs, gp) = (groups(&s), groups(&p));
+            assert!(gs.iter().any(|g| g.contains("prunable=true")));
+            assert_eq!(gs, gp, "{model}-{style} vs {model}-{plain}");
+        }
+    }
+}
+
+#[test]
+fn every_group_of_each_style_prunes_exactly() {
+    for model in MODELS {
+        for (style, _) in STYLES {
+            let what = format!("{model}-{style}");
+            let m = analysed(&shared().join(format!("fixtures/styles/{what}.onnx")));
+            let graph = DependencyGraph::build(&m);
+            let shapes = InputShapes::default();
+            let mut checked = 0;
+            for (report, group) in shears_plan::group_reports(&m, &graph)
+                .iter()
+                .zip(&graph.groups)
+            {
+                if !report.prunable || group.units.len() < 2 {
+                    continue;
+                }
+                let Some(layer) = shears_plan::group_layer(&m, &graph, group.id) else {
+                    continue;
+                };
+                // Every third of the group's channels on its layer, as `--layer/--idxs` gives.
+                let name = m.graph.node(layer.node).name.clone();
+                let idxs: Vec<usize> = (0..graph.dim(layer.dim).size)
+                    .filter(|&i| graph.group_at(layer.dim, i) == Some(group.id))
+                    .enumerate()
+                    .filter(|(k, _)| k % 3 == 1)
+                    .map(|(_, i)| i)
+                    .collect();
+                let plan = shears_plan::plan(&m, &graph, &name, &idxs)
+                    .unwrap_or_else(|e| panic!("{what}: {name} {idxs:?}: {e}"));
+                let ex = shears_exec::check_exactness(&m, &[plan], &shapes, 1, 7)
+                    .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
+                assert!(ex.shapes_equal, "{what}: {name}: output shapes changed");
+                assert!(ex.exact_expected, "{what}: {name}: not expected exact");
+                assert!(
+                    ex.max_rel <= 1e-5,
+                    "{what}: {name} {idxs:?}: max rel {:.3e}",
+                    ex.max_rel
+                );
+                checked += 1;
+            }
+            assert!(checked >= 9, "{what}: only {checked} groups checked");
+        }
+    }
+}
