@@ -263,7 +263,6 @@ pub static RULES: &[&OpRule] = &[
     &shape_ops::UNSQUEEZE,
     &shape_ops::GATHER,
     &shape_ops::GATHER_ELEMENTS,
-    &shape_ops::GATHER_ND,
     &shape_ops::PAD,
     &shape_ops::RESIZE,
     &shape_ops::EXPAND,

@@ -16,10 +16,6 @@
 //!   indices' shape. Other axes of data are Y's where the sizes agree; data's `axis` is fixed
 //!   (the indices point into it). Runtime indices share every axis with Y; constant indices
 //!   are rewritten instead (the slices of the removed channels dropped).
-//! - GatherND (opset 11+, `batch_dims` from 12): indices `[..., k]` address the first k axes
-//!   of data after the `batch_dims` leading ones; `Y = indices.shape[:-1] + data.shape[b+k:]`.
-//!   Batch axes are shared by all three, the indices' leading axes and data's trailing axes pass
-//!   into Y; the addressed axes and the indices' last axis are fixed.
 //! - Pad [pads attribute < 11, input from 11, `axes` input from 18]: unpadded axes pass through.
 //! - Resize [inputs X, roi, scales, sizes from 11; X, scales in 10]: axes whose size does not
 //!   change pass through; a constant `sizes` entry is rewritten.
@@ -79,11 +75,6 @@ pub static GATHER_ELEMENTS: OpRule = OpRule {
     ops: &["GatherElements"],
     couple: couple_gather_elements,
     rewrite: Some(rewrite_gather_elements),
-};
-pub static GATHER_ND: OpRule = OpRule {
-    ops: &["GatherND"],
-    couple: couple_gather_nd,
-    rewrite: None,
 };
 pub static PAD: OpRule = OpRule {
     ops: &["Pad"],
@@ -708,33 +699,6 @@ fn rewrite_gather_elements(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewri
         new,
         new_dims,
     }])
-}
-
-fn couple_gather_nd(ctx: &Ctx) -> RuleResult {
-    let (x, y) = data_io(ctx)?;
-    let idx = ctx.input(1).ok_or("indices are missing")?;
-    let xs = ctx.in_shape(0)?;
-    let is = ctx.in_shape(1)?;
-    let b = usize::try_from(ctx.node.attr_i("batch_dims", 0)).map_err(|_| "negative batch_dims")?;
-    let q = is.len();
-    let k = *is.last().ok_or("indices are a scalar")?;
-    if q < b + 1 || b + k > xs.len() {
-        return Err(format!(
-            "indices {is:?} do not address data {xs:?} with batch_dims {b}"
-        ));
-    }
-    let mut out = Coupling::default();
-    for a in 0..b {
-        out.links.push(Link::identity((x, a), (y, a)));
-    }
-    for a in 0..q - 1 {
-        out.links.push(Link::identity((idx, a), (y, a)));
-    }
-    for a in b + k..xs.len() {
-        out.links
-            .push(Link::identity((x, a), (y, q - 1 + a - (b + k))));
-    }
-    Ok(out)
 }
 
 /// Constant selection indices drop removed entries and renumber the rest.

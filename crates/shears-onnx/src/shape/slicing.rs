@@ -1,6 +1,5 @@
 //! Ops that cut, join or pick along axes: `Concat`, `Split`, `Slice`, `Gather`,
-//! `GatherElements`, `GatherND`, `Pad`. Folded contents go through all but `GatherElements`,
-//! `GatherND` and `Pad`.
+//! `GatherElements`, `Pad`. Folded contents go through all but `GatherElements` and `Pad`.
 //!
 //! Opset differences: `Split` sizes are the `split` attribute before opset 13, an input since,
 //! and may be `num_outputs` (uneven: the last part smaller) from 18; `Slice` takes
@@ -8,7 +7,7 @@
 //! takes `paddings` (opset 1), `pads` (2-10) as attributes and `pads`/`axes` as inputs since 11.
 
 use super::fold::gather_by;
-use super::{dim_of, format_shape, invalid, norm_axes, norm_axis, numel, Ctx, Fail, Out, ShapeFn};
+use super::{dim_of, invalid, norm_axes, norm_axis, numel, Ctx, Fail, Out, ShapeFn};
 
 type R = Result<Vec<Out>, Fail>;
 
@@ -18,7 +17,6 @@ pub(super) const RULES: &[(&str, ShapeFn)] = &[
     ("Slice", slice),
     ("Gather", gather),
     ("GatherElements", gather_elements),
-    ("GatherND", gather_nd),
     ("Pad", pad),
 ];
 
@@ -259,26 +257,6 @@ fn gather_elements(c: &Ctx<'_>) -> R {
     }
     norm_axis(c.attr_i("axis", 0), x.len())?;
     Ok(vec![Out::new(idx.to_vec(), c.dtype(0)?)])
-}
-
-/// `indices.shape[:-1] + data.shape[batch_dims + k:]`, `k` the indices' last dimension.
-fn gather_nd(c: &Ctx<'_>) -> R {
-    let x = c.shape(0)?;
-    let idx = c.shape(1)?;
-    let b = dim_of(c.attr_i("batch_dims", 0), "batch_dims")?;
-    let Some((&k, lead)) = idx.split_last() else {
-        return invalid("indices are a scalar");
-    };
-    if lead.len() < b || b + k > x.len() || x[..b] != idx[..b] {
-        return invalid(format!(
-            "indices {} do not address data {} with batch_dims {b}",
-            format_shape(idx),
-            format_shape(x)
-        ));
-    }
-    let mut out = lead.to_vec();
-    out.extend_from_slice(&x[b + k..]);
-    Ok(vec![Out::new(out, c.dtype(0)?)])
 }
 
 fn pad(c: &Ctx<'_>) -> R {
@@ -529,48 +507,6 @@ mod tests {
             vec![ai("axis", 1)],
             &[s(&[3, 4]), s(&[3, 2])],
             &[&[3, 2]],
-        );
-    }
-
-    #[test]
-    fn gather_nd_shapes() {
-        // indices [2, 1]: two rows of data [3, 4] -> [2, 4].
-        check(
-            17,
-            "GatherND",
-            vec![],
-            &[s(&[3, 4]), In::I(vec![2, 1], vec![0, 2])],
-            &[&[2, 4]],
-        );
-        // indices [2, 2]: two elements -> [2].
-        check(
-            17,
-            "GatherND",
-            vec![],
-            &[s(&[3, 4]), In::I(vec![2, 2], vec![0, 1, 2, 3])],
-            &[&[2]],
-        );
-        // batch_dims 1: data [2, 3, 4], indices [2, 5, 1] -> [2, 5, 4].
-        check(
-            17,
-            "GatherND",
-            vec![ai("batch_dims", 1)],
-            &[s(&[2, 3, 4]), In::I(vec![2, 5, 1], vec![0; 10])],
-            &[&[2, 5, 4]],
-        );
-        check_err(
-            17,
-            "GatherND",
-            vec![],
-            &[s(&[3, 4]), In::I(vec![1, 3], vec![0; 3])],
-            "do not address",
-        );
-        check_err(
-            17,
-            "GatherND",
-            vec![ai("batch_dims", 1)],
-            &[s(&[2, 3]), In::I(vec![3, 1], vec![0; 3])],
-            "do not address",
         );
     }
 

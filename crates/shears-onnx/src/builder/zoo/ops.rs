@@ -1,6 +1,6 @@
 //! Models exercising specific ops: Flatten/Reshape into Gemm (constant and computed shapes),
-//! Pad/Resize/AveragePool, pass-through casts, a dynamic batch, Instance and Group norms, LRN,
-//! GatherElements and GatherND.
+//! Pad/Resize/AveragePool, pass-through casts, a dynamic batch, Instance and Group norms, LRN
+//! and GatherElements.
 
 use super::{finish, new_builder, start};
 use crate::builder::{attr_int, tensor_i64};
@@ -115,11 +115,10 @@ pub fn group_norm_decomposed() -> ModelProto {
     finish(b, &y)
 }
 
-/// AlexNet-style LRN after a conv (mixes neighbouring channels), a GatherElements picking
-/// columns by constant indices (channels pass through), and a GatherND selecting along the
-/// batch (channels pass through), each followed by a conv.
-pub fn lrn_gather_elements_nd() -> ModelProto {
-    let (mut b, x) = start("lrn_gather_elements_nd", &[1, 3, 8, 8]);
+/// AlexNet-style LRN after a conv (mixes neighbouring channels) and a GatherElements picking
+/// columns by constant indices (channels pass through), each followed by a conv.
+pub fn lrn_gather_elements() -> ModelProto {
+    let (mut b, x) = start("lrn_gather_elements", &[1, 3, 8, 8]);
     let y = b.conv(&x, "conv1", 8, 3, 1, 1, 1, true);
     let y = b.relu(&y);
     b.set_scope("lrn1");
@@ -139,9 +138,5 @@ pub fn lrn_gather_elements_nd() -> ModelProto {
         vec![1, 8, 8, 4],
     );
     let y = b.conv(&y, "conv3", 6, 3, 1, 1, 1, true);
-    // Batch element 0, twice: indices [2, 1] -> [2, 6, 8, 4].
-    let idx = b.initializer(tensor_i64("gather_nd.indices", &[2, 1], &[0, 0]));
-    let y = b.op("GatherND", &[&y, &idx], vec![], vec![2, 6, 8, 4]);
-    let y = b.conv(&y, "conv4", 4, 3, 1, 1, 1, true);
     finish(b, &y)
 }
