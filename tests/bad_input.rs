@@ -109,3 +109,49 @@ fn a_missing_model_file_exits_2() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_symbolic_dimension_bound_to_two_sizes_exits_2_naming_it() {
+    // Inputs a and b both declare their batch as 'N'; the user gives it two sizes.
+    let mut b = shears_onnx::builder::ModelBuilder::new(17);
+    b.input("a", &[-1, 3]);
+    b.input("b", &[-1, 3]);
+    b.node_with_outputs("add", "Add", &["a", "b"], &["y"], vec![]);
+    b.output("y");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two_inputs.onnx");
+    shears_onnx::save::save_proto(
+        &b.build(),
+        &shears_onnx::external::ExternalStore::none(),
+        &path,
+        &shears_onnx::save::SaveOptions::default(),
+    )
+    .unwrap();
+    let out = dir.path().join("out.onnx");
+    let before = listing(dir.path());
+    let (p, o) = (path.to_str().unwrap(), out.to_str().unwrap());
+    let shapes = ["--input-shape", "a=2,3", "--input-shape", "b=3,3"];
+    for cmd in [
+        vec!["inspect", p],
+        vec!["groups", p],
+        vec!["plan", p, "--layer", "add", "--idxs", "0"],
+        vec!["prune", p, "--ratio", "0.5", "-o", o],
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_shears"))
+            .args(&cmd)
+            .args(shapes)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{cmd:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{cmd:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ")
+                && stderr.contains("two_inputs.onnx")
+                && stderr.contains("symbolic dimension 'N'")
+                && stderr.contains("input 'a'"),
+            "{cmd:?}: {stderr}"
+        );
+        assert_eq!(listing(dir.path()), before, "{cmd:?}: wrote something");
+    }
+}

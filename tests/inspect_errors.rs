@@ -1,5 +1,5 @@
 //! `shears inspect` on bad input and on models whose shapes need help: errors exit with status 2
-//! and name the file, input or node; dynamic inputs take `--input-shape`; ops without a shape
+//! and name the file, input or node; a symbolic batch is counted per batch element unless `--input-shape` sets it; ops without a shape
 //! rule leave shapes unknown without failing the report.
 
 use std::path::{Path, PathBuf};
@@ -68,15 +68,32 @@ fn unreadable_models_are_errors_naming_the_file() {
 }
 
 #[test]
-fn dynamic_dims_need_an_input_shape() {
+fn a_symbolic_batch_is_counted_per_batch_element_and_an_input_shape_sets_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "dyn.onnx", &dynamic_batch_model());
     let p = p.to_str().unwrap();
-    check_fails(&[p], &["input 'input'", "--input-shape input="]);
+    let text = succeeds(&[p]);
+    // 4 * 6 * 6 outputs per batch element, each 3 * 3 * 3 MACs = 3,888.
+    assert!(
+        text.contains("MACs          3,888 (3.89 K) per batch element\n"),
+        "{text}"
+    );
+    assert!(text.contains("input  f32   Nx3x8x8"), "{text}");
+    assert!(
+        text.contains("note: symbolic input dimension 'N': MACs and shapes are per batch element"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&succeeds(&[p, "--json"])).unwrap();
+    assert_eq!(
+        json["symbolic_dimensions"],
+        serde_json::json!([{"counted_at": 1, "dimension": "N", "inputs": ["input[0]"]}])
+    );
+    assert_eq!(json["totals"]["macs"], 3888);
     let text = succeeds(&[p, "--input-shape", "input=2,3,8,8"]);
     assert!(text.contains("2x4x6x6"), "{text}");
     // 2 * 4 * 6 * 6 outputs, each 3 * 3 * 3 MACs = 7,776.
-    assert!(text.contains("MACs          7,776 "), "{text}");
+    assert!(text.contains("MACs          7,776 (7.78 K)\n"), "{text}");
+    assert!(!text.contains("symbolic"), "{text}");
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! test fails with a clear message when they are missing, rather than passing silently.
 #![cfg(feature = "interop")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -108,4 +110,75 @@ fn pruned_models_pass_the_onnx_checker_and_run_in_onnxruntime() {
     }
     assert!(files.len() > 100, "only {} pruned models", files.len());
     check_with_onnxruntime(&files);
+}
+
+/// `shears prune --ratio 0.5` on each model; returns (pruned, original) pairs.
+fn prune_half(dir: &Path, originals: &[PathBuf]) -> Vec<PathBuf> {
+    let mut pairs = Vec::new();
+    for (k, original) in originals.iter().enumerate() {
+        let out = dir.join(format!("pruned{k}.onnx"));
+        let run = Command::new(env!("CARGO_BIN_EXE_shears"))
+            .arg("prune")
+            .arg(original)
+            .args(["--ratio", "0.5", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}: {}",
+            original.display(),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        pairs.push(out);
+        pairs.push(original.clone());
+    }
+    pairs
+}
+
+/// Runs `check_symbolic.py` over (pruned, original) pairs; panics with its report on failure.
+fn check_symbolic(pairs: &[PathBuf]) {
+    let script = repo().join("tests/interop/check_symbolic.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(pairs)
+        .output()
+        .expect("python3 is needed for the interop test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => panic!("interop test cannot run: {stderr}"),
+        _ => panic!("symbolic dimensions check failed:\n{stdout}\n{stderr}"),
+    }
+    assert_eq!(
+        stdout.lines().count(),
+        pairs.len() / 2,
+        "one report per pair"
+    );
+}
+
+#[test]
+fn pruning_a_symbolic_batch_model_keeps_it_symbolic_and_runnable_at_any_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("dynbatch.onnx");
+    save_proto(
+        &common::dynbatch_model(),
+        &ExternalStore::none(),
+        &original,
+        &SaveOptions::default(),
+    )
+    .unwrap();
+    let mut originals = vec![original];
+    if cfg!(feature = "shared-suite") {
+        let styles = repo().join("../shared/fixtures/styles");
+        for m in ["tiny_resnet", "tiny_mobilenet_v2", "tiny_densenet"] {
+            originals.push(styles.join(format!("{m}-dynbatch.onnx")));
+        }
+        let transformers = repo().join("../shared/models/transformers");
+        for m in ["bert-ts", "gpt2-ts", "llama-ts", "vit-ts", "vit-dynamo"] {
+            originals.push(transformers.join(format!("{m}.onnx")));
+        }
+    }
+    check_symbolic(&prune_half(dir.path(), &originals));
 }

@@ -49,8 +49,21 @@ struct Report {
     outputs: Vec<TensorInfo>,
     producer: String,
     schema: &'static str,
+    /// Symbolic input dimensions, counted at [`shape::symbolic::BASE`]; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    symbolic_dimensions: Vec<SymbolInfo>,
     totals: Totals,
     unknown_shapes: Vec<Blocked>,
+}
+
+#[derive(Serialize)]
+struct SymbolInfo {
+    /// Shapes and MACs are counted with the dimension at this size.
+    counted_at: usize,
+    /// The `dim_param`; empty when the dimension is unnamed.
+    dimension: String,
+    /// `input[axis]` of every declaration.
+    inputs: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +77,9 @@ struct TensorInfo {
     dtype: String,
     name: String,
     shape: Option<Vec<usize>>,
+    /// The shape as the file declares it where an axis is symbolic (`batchx3x32x32`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declared: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -123,10 +139,20 @@ fn build(m: &Model, costs: &CostReport) -> Report {
     let g = &m.graph;
     let tensor_info = |v: shears_onnx::ValueId| {
         let value = g.value(v);
+        let symbolic = value
+            .declared
+            .iter()
+            .flatten()
+            .any(|d| matches!(d, shears_onnx::Dim::Dynamic(_)));
         TensorInfo {
             dtype: tensor::dtype_name(value.dtype).to_string(),
             name: value.name.clone(),
             shape: value.shape.clone(),
+            declared: value
+                .declared
+                .as_deref()
+                .filter(|_| symbolic && !m.symbolic.is_empty())
+                .map(shape::format_declared),
         }
     };
     let mut op_histogram = BTreeMap::new();
@@ -190,6 +216,16 @@ fn build(m: &Model, costs: &CostReport) -> Report {
             .trim()
             .to_string(),
         schema: SCHEMA,
+        symbolic_dimensions: m
+            .symbolic
+            .symbols
+            .iter()
+            .map(|s| SymbolInfo {
+                counted_at: shape::symbolic::BASE,
+                dimension: s.param.clone(),
+                inputs: s.uses.iter().map(|(i, a)| format!("{i}[{a}]")).collect(),
+            })
+            .collect(),
         totals: Totals {
             macs: costs.macs,
             macs_complete: costs.macs_unknown.is_empty(),
@@ -308,7 +344,10 @@ fn render_text(r: &Report) -> String {
         let _ = writeln!(o, "\n{title}");
         let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|t| vec![t.name.clone(), t.dtype.clone(), shape_text(&t.shape)])
+            .map(|t| {
+                let shape = t.declared.clone().unwrap_or_else(|| shape_text(&t.shape));
+                vec![t.name.clone(), t.dtype.clone(), shape]
+            })
             .collect();
         table(
             &mut o,
@@ -376,13 +415,43 @@ fn render_text(r: &Report) -> String {
     } else {
         ", incomplete: some layer shapes are unknown".into()
     };
+    let batch_only = !r.symbolic_dimensions.is_empty()
+        && r.symbolic_dimensions
+            .iter()
+            .all(|s| s.inputs.iter().all(|i| i.ends_with("[0]")));
     let _ = writeln!(
         o,
-        "{:<14}{} ({}{incomplete})",
+        "{:<14}{} ({}{incomplete}){}",
         "MACs",
         thousands(r.totals.macs),
-        human(r.totals.macs)
+        human(r.totals.macs),
+        if batch_only { " per batch element" } else { "" }
     );
+    if !r.symbolic_dimensions.is_empty() {
+        let names: Vec<String> = r
+            .symbolic_dimensions
+            .iter()
+            .map(|s| match s.inputs.first() {
+                Some(i) if s.dimension.is_empty() => format!("unnamed {i}"),
+                _ => format!("'{}'", s.dimension),
+            })
+            .collect();
+        let per = if batch_only {
+            "MACs and shapes are per batch element".to_string()
+        } else {
+            format!(
+                "MACs and shapes are counted with {} at {}",
+                names.join(", "),
+                shape::symbolic::BASE
+            )
+        };
+        let _ = writeln!(
+            o,
+            "note: symbolic input dimension{} {}: {per}; --input-shape sets a size",
+            if names.len() > 1 { "s" } else { "" },
+            names.join(", ")
+        );
+    }
     for b in &r.unknown_shapes {
         let _ = writeln!(
             o,

@@ -29,3 +29,27 @@ pub fn onnx_files(dir: &Path) -> Vec<PathBuf> {
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
+
+/// Batch `N`: conv + BatchNorm + Relu, a Reshape to `[0, 16, -1]` and back (`0` copies the
+/// batch), conv, a TorchScript-style flatten whose target is computed from the batch at run
+/// time, Gemm.
+pub fn dynbatch_model() -> shears_onnx::proto::ModelProto {
+    let mut b = shears_onnx::builder::ModelBuilder::new(17).named("dynbatch");
+    let x = b.input("input", &[-1, 3, 8, 8]);
+    let y = b.conv_bn_relu(&x, "conv1", "bn1", 16, 3, 1, 1, 1);
+    let y = b.reshape(&y, &[0, 16, -1]);
+    let y = b.reshape(&y, &[0, 16, 8, 8]);
+    let y = b.conv(&y, "conv2", 8, 3, 2, 1, 1, true);
+    let y = b.relu(&y);
+    let s = b.shape(&y);
+    let n = b.gather(&s, 0, 0);
+    let n = b.unsqueeze(&n, &[0]);
+    let minus_one = b.constant_i64("", &[1], &[-1]);
+    let target = b.concat(&[&n, &minus_one], 0);
+    let y = b.reshape_dynamic(&y, &target, &[-1, 8 * 4 * 4]);
+    let y = b.gemm(&y, "fc", 10, true);
+    b.node_with_outputs("/output/Identity", "Identity", &[&y], &["output"], vec![]);
+    b.set_shape("output", &[-1, 10]);
+    b.output("output");
+    b.build()
+}

@@ -588,6 +588,7 @@ impl<'m> Builder<'m> {
             }
         }
 
+        self.fix_symbolic();
         self.form_classes();
 
         // Phase 2: reshape factors, in topological order, each seeing what is fixed so far.
@@ -657,6 +658,31 @@ impl<'m> Builder<'m> {
             atom_count: self.atom_count,
             unit_atoms: OnceLock::new(),
             groups: tables.groups,
+        }
+    }
+
+    /// Fixes every node output axis whose size depends on a symbolic input dimension: shapes
+    /// were inferred with a placeholder there, so nothing coupled to it may change size (graph
+    /// inputs are fixed already). Done after phase 1 so that dim ids, and with them group
+    /// order, are those of the same model with the dimension bound.
+    fn fix_symbolic(&mut self) {
+        let model = self.model;
+        let g = &model.graph;
+        for (&v, axes) in &model.symbolic.axes {
+            let Some(node) = g.producer(v) else { continue };
+            let n = g.node(node);
+            for &(axis, s) in axes {
+                let Some(symbol) = model.symbolic.symbols.get(s) else {
+                    continue;
+                };
+                if let Some(d) = self.value_dim(v, axis) {
+                    let why = format!(
+                        "{} '{}' gives this axis a size that depends on the symbolic dimension {symbol}; pass --input-shape to give it a size",
+                        n.op_type, n.name
+                    );
+                    self.fix(d, Some(node), why);
+                }
+            }
         }
     }
 

@@ -326,3 +326,43 @@ fn reductions_over_channels() {
 "#,
     );
 }
+
+/// LRN mixes the channel axis (prunable, not exact); GatherElements passes every axis but the
+/// gathered one (constant indices are rewritten, runtime ones share Y's axes).
+#[test]
+fn lrn_gather_elements() {
+    check(
+        "lrn_gather_elements",
+        r#"
+        /conv1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /lrn1/LRN => LRN: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 | mixes out0.1
+        /conv2/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /GatherElements => GatherElements: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /conv3/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+#[test]
+fn gather_elements_with_runtime_indices_shares_their_axes() {
+    use shears_onnx::proto::tensor_proto::DataType;
+    let mut b = ModelBuilder::new(17);
+    b.input("x", &[1, 4, 3]);
+    b.input_typed("idx", &[1, 4, 2], DataType::Int64 as i32);
+    b.node_with_outputs(
+        "ge",
+        "GatherElements",
+        &["x", "idx"],
+        &["y"],
+        vec![attr_int("axis", 2)],
+    );
+    b.set_shape("y", &[1, 4, 2]);
+    b.output("y");
+    check_proto(
+        "gather_elements_runtime",
+        b.build(),
+        "ge => GatherElements: in1.0=out0.0 in0.0=out0.0 in1.1=out0.1 in0.1=out0.1 in1.2=out0.2",
+    );
+}

@@ -2,7 +2,8 @@
 //!
 //! **Parameters** are the elements of the floating-point constant tensors (initializers and
 //! `Constant` outputs) that nodes read, each tensor counted once, at its first reader in
-//! topological order:
+//! topological order (through `Identity` chains, which exporters use to de-duplicate equal
+//! tensors: the reader behind the `Identity` decides the role):
 //! - every such tensor a *layer* reads in a weight slot: `Conv`/`ConvTranspose` W and B, `Gemm`
 //!   A/B/C, `MatMul` either side, `BatchNormalization`/`LayerNormalization`/
 //!   `InstanceNormalization`/`GroupNormalization` scale and bias, `PRelu` slope, whatever its size;
@@ -86,6 +87,34 @@ fn is_float(dtype: i32) -> bool {
             | D::Float8e8m0
             | D::Float4e2m1)
     )
+}
+
+/// The tensor that input `v` of node `reader` counts as: `v`, or the constant an `Identity`
+/// chain copies (exporters de-duplicate equal tensors, BatchNorm statistics included, behind
+/// an `Identity`), so that it is counted once, in the role of a real reader. `None` for the
+/// input of an `Identity` whose output is read: its readers count it.
+fn counted_as(model: &Model, reader: NodeId, v: ValueId) -> Option<ValueId> {
+    let g = &model.graph;
+    let is_identity = |n: &crate::ir::Node| {
+        n.op_type == "Identity" && (n.domain.is_empty() || n.domain == "ai.onnx")
+    };
+    let r = g.node(reader);
+    if is_identity(r)
+        && r.output(0)
+            .is_some_and(|o| !g.value(o).consumers.is_empty())
+    {
+        return None;
+    }
+    let mut v = v;
+    // Terminates: producers come earlier in the topological order.
+    while let Some(p) = g.producer(v) {
+        let n = g.node(p);
+        match n.input(0) {
+            Some(src) if is_identity(n) => v = src,
+            _ => break,
+        }
+    }
+    Some(v)
 }
 
 /// Elements of `v` if it is a floating-point constant (initializer or `Constant` output).
@@ -187,7 +216,9 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
             macs: node_macs(model, id)?,
         };
         for (slot, v) in n.inputs.iter().enumerate() {
-            let Some(v) = *v else { continue };
+            let Some(v) = v.and_then(|v| counted_as(model, id, v)) else {
+                continue;
+            };
             if seen.contains(&v) {
                 continue;
             }
@@ -374,6 +405,48 @@ mod tests {
         let (_, r) = costs(&b);
         assert_eq!(r.parameters, 17 * 2 + 2);
         assert_eq!(r.macs, 0);
+    }
+
+    #[test]
+    fn a_tensor_shared_through_identity_counts_once_in_its_readers_role() {
+        // The exporter de-duplicated BN2's running mean behind an Identity placed first: it is
+        // one statistic tensor, not a parameter; a weight shared the same way counts once.
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 4, 2, 2]);
+        for t in ["s1", "b1", "m1", "v1", "s2", "b2", "v2"] {
+            b.init_f32(t, &[4]);
+        }
+        b.init_f32("w", &[4, 4, 1, 1]);
+        b.node("Identity", &["m1"], &["m2"], vec![]);
+        b.node("Identity", &["w"], &["w_copy"], vec![]);
+        b.node("Identity", &["w_copy"], &["w2"], vec![]);
+        b.node(
+            "BatchNormalization",
+            &["x", "s1", "b1", "m1", "v1"],
+            &["y1"],
+            vec![],
+        );
+        b.node("Conv", &["y1", "w"], &["c1"], vec![]);
+        b.node(
+            "BatchNormalization",
+            &["c1", "s2", "b2", "m2", "v2"],
+            &["y2"],
+            vec![],
+        );
+        b.node("Conv", &["y2", "w2"], &["y"], vec![]);
+        b.output("y");
+        let (_, r) = costs(&b);
+        assert_eq!(r.statistics, 3 * 4, "m1 once, v1, v2");
+        assert_eq!(r.parameters, 4 * 4 + 16, "s1 b1 s2 b2, and w once");
+        let per: Vec<(u64, u64)> = r
+            .nodes
+            .iter()
+            .map(|c| (c.parameters, c.statistics))
+            .collect();
+        assert_eq!(
+            per,
+            [(0, 0), (0, 0), (0, 0), (8, 8), (16, 0), (8, 4), (0, 0)]
+        );
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub enum OnnxError {
         dim: usize,
         param: String,
     },
+    /// A symbolic input dimension cannot stay symbolic: the model's shapes are inconsistent
+    /// unless it has one particular size.
+    #[error("the symbolic dimension {dim} must be given a size (--input-shape): {reason}")]
+    Symbolic { dim: String, reason: String },
     /// Writing would replace a file the model is read from (or one the caller protected).
     #[error("{}: refusing to overwrite {what}; write to another path", path.display())]
     WouldOverwrite { path: PathBuf, what: String },

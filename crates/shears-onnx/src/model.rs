@@ -25,6 +25,9 @@ pub struct Model {
     pub source: String,
     /// Size of the model file in bytes, when read from a file.
     pub file_size: Option<u64>,
+    /// The symbolic input dimensions shape inference left symbolic, and what depends on them
+    /// (empty until [`crate::shape::infer_shapes`] runs, and when every dimension is bound).
+    pub symbolic: crate::shape::symbolic::Symbolic,
 }
 
 impl Model {
@@ -77,6 +80,7 @@ impl Model {
             external,
             source,
             file_size: None,
+            symbolic: Default::default(),
         })
     }
 

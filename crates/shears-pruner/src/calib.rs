@@ -33,7 +33,9 @@ pub type Sample = Vec<(String, Tensor)>;
 pub fn inputs(model: &Model, shapes: &InputShapes, calib: &Calibration) -> Result<Vec<Sample>> {
     match calib {
         Calibration::Random { samples, seed } => {
-            let resolved = shapes.resolve(&model.graph)?;
+            // Symbolic dimensions at the size the model was analysed at.
+            let resolved =
+                shapes.resolve_symbols_at(&model.graph, shears_onnx::shape::symbolic::BASE)?;
             let mut rng = Rng::new(*seed);
             (0..*samples)
                 .map(|_| Ok(random_inputs(model, &resolved, &mut rng)?))

@@ -81,6 +81,7 @@ pub fn estimate<'p>(
         external: ExternalStore::none(),
         source: model.source.clone(),
         file_size: None,
+        symbolic: Default::default(),
     };
     cost(&shrunk)
 }

@@ -2199,3 +2199,115 @@ fn index_based_ops_read_transposed_inputs() {
         [1., 1.75, 3.25, 4., 2., 2.75, 4.25, 5., 3., 3.75, 5.25, 6.]
     );
 }
+
+#[test]
+fn lrn_scales_by_the_squares_of_neighbouring_channels() {
+    // size 3, alpha 3, beta 1, bias 1: y = x / (1 + sum of x² over c-1..=c+1), per position.
+    // Position 0 holds channels [1, 2, 3]: 1/(1+5), 2/(1+14), 3/(1+13); position 1 holds
+    // [-1, 0, 1]: -1/(1+1), 0/(1+2), 1/(1+1). (onnxruntime agrees.)
+    let x = f(&[1, 3, 1, 2], &[1.0, -1.0, 2.0, 0.0, 3.0, 1.0]);
+    let attrs = vec![
+        ai("size", 3),
+        af("alpha", 3.0),
+        af("beta", 1.0),
+        af("bias", 1.0),
+    ];
+    let want = [1.0 / 6.0, -0.5, 2.0 / 15.0, 0.0, 3.0 / 14.0, 0.5];
+    check("LRN", 17, attrs, &[&x], &[f(&[1, 3, 1, 2], &want)]);
+    // Even sizes look one channel further ahead than behind (spec): size 2 sums c..=c+1.
+    let x = f(&[1, 3, 1, 1], &[1.0, 2.0, 3.0]);
+    let attrs = vec![
+        ai("size", 2),
+        af("alpha", 2.0),
+        af("beta", 1.0),
+        af("bias", 1.0),
+    ];
+    let want = [1.0 / 6.0, 2.0 / 14.0, 3.0 / 10.0];
+    check("LRN", 17, attrs, &[&x], &[f(&[1, 3, 1, 1], &want)]);
+    assert!(error("LRN", 17, vec![], &[&x]).contains("size"));
+}
+
+#[test]
+fn gather_elements_picks_along_the_axis() {
+    // The spec's examples: axis 1 on [[1, 2], [3, 4]] with [[0, 0], [1, 0]] -> [[1, 1], [4, 3]];
+    // axis 0 on 1..9 (3x3) with [[1, 2, 0], [2, 0, 0]] -> [[4, 8, 3], [7, 2, 3]]; a negative
+    // index counts from the end.
+    let x = f(&[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let idx = i(&[2, 2], &[0, 0, 1, 0]);
+    check(
+        "GatherElements",
+        13,
+        vec![ai("axis", 1)],
+        &[&x, &idx],
+        &[f(&[2, 2], &[1.0, 1.0, 4.0, 3.0])],
+    );
+    let x = iota(&[3, 3]);
+    let idx = i(&[2, 3], &[1, -1, 0, 2, 0, 0]);
+    let want = f(&[2, 3], &[4.0, 8.0, 3.0, 7.0, 2.0, 3.0]);
+    check(
+        "GatherElements",
+        13,
+        vec![ai("axis", 0)],
+        &[&x, &idx],
+        &[want],
+    );
+    let ints = i(&[2, 2], &[5, 6, 7, 8]);
+    let idx = i(&[2, 1], &[1, 0]);
+    check(
+        "GatherElements",
+        13,
+        vec![ai("axis", 1)],
+        &[&ints, &idx],
+        &[i(&[2, 1], &[6, 7])],
+    );
+    let bad = i(&[2, 1], &[2, 0]);
+    assert!(
+        error("GatherElements", 13, vec![ai("axis", 1)], &[&ints, &bad]).contains("out of range")
+    );
+}
+
+#[test]
+fn gather_nd_reads_index_tuples() {
+    // The spec's examples, on data 0..7.
+    let d2 = i(&[2, 2], &[0, 1, 2, 3]);
+    check(
+        "GatherND",
+        13,
+        vec![],
+        &[&d2, &i(&[2, 2], &[0, 0, 1, 1])],
+        &[i(&[2], &[0, 3])],
+    );
+    check(
+        "GatherND",
+        13,
+        vec![],
+        &[&d2, &i(&[2, 1], &[1, 0])],
+        &[i(&[2, 2], &[2, 3, 0, 1])],
+    );
+    let d3 = i(&[2, 2, 2], &[0, 1, 2, 3, 4, 5, 6, 7]);
+    check(
+        "GatherND",
+        13,
+        vec![],
+        &[&d3, &i(&[2, 2], &[0, 1, 1, 0])],
+        &[i(&[2, 2], &[2, 3, 4, 5])],
+    );
+    // batch_dims 1: batch 0 takes row 1 ([2, 3]), batch 1 row 0 ([4, 5]).
+    check(
+        "GatherND",
+        13,
+        vec![ai("batch_dims", 1)],
+        &[&d3, &i(&[2, 1], &[1, 0])],
+        &[i(&[2, 2], &[2, 3, 4, 5])],
+    );
+    // Floats, with a negative index: row -1 of 1..6 (3x2) is [5, 6].
+    let x = iota(&[3, 2]);
+    check(
+        "GatherND",
+        13,
+        vec![],
+        &[&x, &i(&[1, 1], &[-1])],
+        &[f(&[1, 2], &[5.0, 6.0])],
+    );
+    assert!(error("GatherND", 13, vec![], &[&x, &i(&[1, 1], &[3])]).contains("out of range"));
+}

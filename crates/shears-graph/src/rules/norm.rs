@@ -14,6 +14,9 @@
 //! - `GroupNormalization(X[N,C,...], scale, bias)`, opset 18 (`scale`/`bias` of size
 //!   `num_groups`) and 21 (size C): groups must keep equal sizes, so channel c ties to position
 //!   `c % (C/G)` of a per-group virtual axis; statistics mix channels within a group.
+//! - `LRN(X[N,C,...]) -> Y` (`size` neighbouring channels, opset 1+): every axis passes through;
+//!   each output channel is scaled by the squares of its `size` neighbours, so the channel axis
+//!   is mixed: prunable (no weight), not exact.
 
 use super::{Coupling, Ctx, DimRef, Link, OpRule, RuleResult};
 use crate::channel_map::ChannelMap;
@@ -41,6 +44,26 @@ pub static GROUP_NORM: OpRule = OpRule {
     couple: couple_group_norm,
     rewrite: None,
 };
+
+pub static LRN: OpRule = OpRule {
+    ops: &["LRN"],
+    couple: couple_lrn,
+    rewrite: None,
+};
+
+fn couple_lrn(ctx: &Ctx) -> RuleResult {
+    let x = ctx.input(0).ok_or("input X is missing")?;
+    let y = ctx.output(0).ok_or("output Y is missing")?;
+    let rank = ctx.in_shape(0)?.len();
+    if rank < 2 {
+        return Err("input has no channel axis".into());
+    }
+    Ok(Coupling {
+        links: ctx.same_axes(x, y, rank),
+        mixing: vec![(y, 1)],
+        ..Default::default()
+    })
+}
 
 /// X and Y share every axis; every parameter input (slots 1..) is per channel (axis 1).
 fn couple_per_channel(ctx: &Ctx) -> RuleResult {

@@ -12,6 +12,10 @@
 //! - Squeeze/Unsqueeze [axes attribute < 13, input from 13]: the surviving axes pass through.
 //! - Gather: `Y = data` with `axis` replaced by the indices' axes. Constant indices along one
 //!   axis select channels (`Y[j] = data[idx[j]]`); a scalar index removes the axis.
+//! - GatherElements (opset 11+): `Y[i] = data[i with axis replaced by idx[i]]`; Y has the
+//!   indices' shape. Other axes of data are Y's where the sizes agree; data's `axis` is fixed
+//!   (the indices point into it). Runtime indices share every axis with Y; constant indices
+//!   are rewritten instead (the slices of the removed channels dropped).
 //! - Pad [pads attribute < 11, input from 11, `axes` input from 18]: unpadded axes pass through.
 //! - Resize [inputs X, roi, scales, sizes from 11; X, scales in 10]: axes whose size does not
 //!   change pass through; a constant `sizes` entry is rewritten.
@@ -66,6 +70,11 @@ pub static GATHER: OpRule = OpRule {
     ops: &["Gather"],
     couple: couple_gather,
     rewrite: Some(rewrite_gather),
+};
+pub static GATHER_ELEMENTS: OpRule = OpRule {
+    ops: &["GatherElements"],
+    couple: couple_gather_elements,
+    rewrite: Some(rewrite_gather_elements),
 };
 pub static PAD: OpRule = OpRule {
     ops: &["Pad"],
@@ -623,6 +632,73 @@ fn couple_gather(ctx: &Ctx) -> RuleResult {
         }
     }
     Ok(out)
+}
+
+fn couple_gather_elements(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let idx = ctx.input(1).ok_or("indices are missing")?;
+    let xs = ctx.in_shape(0)?;
+    let is = ctx.in_shape(1)?;
+    if xs.len() != is.len() {
+        return Err("data and indices ranks differ".into());
+    }
+    let axis = normalize_axis(ctx.node.attr_i("axis", 0), xs.len())?;
+    let constant = super::is_stored(ctx.model, idx);
+    let mut out = Coupling::default();
+    if constant {
+        out.shape_only.push(1);
+    }
+    for a in 0..is.len() {
+        if !constant {
+            out.links.push(Link::identity((idx, a), (y, a)));
+        }
+        if a != axis && xs[a] == is[a] {
+            out.links.push(Link::identity((x, a), (y, a)));
+        }
+    }
+    Ok(out)
+}
+
+/// Constant indices lose the slices of Y's removed channels (their values, positions along
+/// data's fixed `axis`, do not change).
+fn rewrite_gather_elements(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    let y = ctx.output(0).ok_or("output is missing")?;
+    let is = ctx.in_shape(1)?;
+    let gone: Vec<&[u32]> = (0..is.len()).map(|a| removed.removed(y, a)).collect();
+    if gone.iter().all(|g| g.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let Some(values) = ctx.const_ints(1) else {
+        return Ok(Vec::new());
+    };
+    if values.len() != is.iter().product::<usize>() {
+        return Err("indices do not match their shape".into());
+    }
+    let mut strides = vec![1usize; is.len()];
+    for a in (0..is.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * is[a + 1];
+    }
+    let new: Vec<i64> = values
+        .iter()
+        .enumerate()
+        .filter(|&(flat, _)| {
+            (0..is.len()).all(|a| {
+                let coord = ((flat / strides[a]) % is[a]) as u32;
+                gone[a].binary_search(&coord).is_err()
+            })
+        })
+        .map(|(_, &v)| v)
+        .collect();
+    let new_dims: Vec<usize> = is.iter().zip(&gone).map(|(&n, g)| n - g.len()).collect();
+    let v = ctx.input(1).ok_or("indices are missing")?;
+    Ok(vec![Rewrite::ConstInts {
+        node: ctx.node.name.clone(),
+        slot: 1,
+        tensor: ctx.model.graph.value(v).name.clone(),
+        old: values,
+        new,
+        new_dims,
+    }])
 }
 
 /// Constant selection indices drop removed entries and renumber the rest.

@@ -107,6 +107,7 @@ pub const MODELS: &[ZooEntry] = &[
     ("instance_norm_prelu", instance_norm_prelu),
     ("group_norm_block", group_norm_block),
     ("group_norm_decomposed", group_norm_decomposed),
+    ("lrn_gather_elements", lrn_gather_elements),
 ];
 
 /// Every small zoo model by name, built.

@@ -36,6 +36,7 @@ mod reduce;
 mod resize;
 mod shape_ops;
 mod slicing;
+pub mod symbolic;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -238,8 +239,24 @@ fn is_default_domain(domain: &str) -> bool {
 ///
 /// Re-running it (for example with other input shapes) recomputes everything node outputs
 /// carry. See the module documentation for what is left unknown and what is an error.
+///
+/// Input dimensions that are symbolic and left unbound by `inputs` are inferred at
+/// [`symbolic::BASE`], and [`Model::symbolic`] records which axes and shape tensors depend on
+/// them (see [`symbolic`]).
 pub fn infer_shapes(model: &mut Model, inputs: &InputShapes) -> Result<()> {
-    let resolved = inputs.resolve(&model.graph)?;
+    let symbols = inputs.symbols(&model.graph)?;
+    let base = vec![symbolic::BASE; symbols.len()];
+    let resolved = inputs.resolve_with(&model.graph, &symbols, &base)?;
+    model.symbolic = symbolic::Symbolic::default();
+    infer_resolved(model, resolved)?;
+    if !symbols.is_empty() {
+        model.symbolic = symbolic::probe(model, inputs, symbols)?;
+    }
+    Ok(())
+}
+
+/// One inference run from concrete input shapes.
+fn infer_resolved(model: &mut Model, resolved: Vec<(String, Vec<usize>)>) -> Result<()> {
     for v in &mut model.graph.values {
         if matches!(v.kind, ValueKind::NodeOutput { .. }) {
             v.shape = None;
@@ -399,7 +416,8 @@ pub fn format_shape(shape: &[usize]) -> String {
         .join("x")
 }
 
-fn format_declared(decl: &[Dim]) -> String {
+/// A declared shape, symbolic dimensions by name (`batchx3x224x224`; `?` when unnamed).
+pub fn format_declared(decl: &[Dim]) -> String {
     if decl.is_empty() {
         return "[]".into();
     }
@@ -773,15 +791,73 @@ mod tests {
         b.input_dyn("x", &[None, Some(3)]);
         b.node("Relu", &["x"], &["y"], vec![]);
         b.output("y");
-        let e = b.clone().infer(&[]).unwrap_err().to_string();
-        assert!(e.contains("--input-shape x="), "{e}");
         let m = b.clone().infer(&["x=2,3"]).unwrap();
         assert_eq!(
             m.graph.value(m.graph.value_id("y").unwrap()).shape,
             Some(vec![2, 3])
         );
+        assert!(m.symbolic.is_empty(), "a bound dimension is not symbolic");
         let e = b.infer(&["x=2,4"]).unwrap_err().to_string();
         assert!(e.contains("dimension 1 is 4, declared 3"), "{e}");
+    }
+
+    #[test]
+    fn an_unbound_dimension_is_inferred_at_the_placeholder_and_its_dependents_recorded() {
+        // x: [N, 4, 6]. y = Relu(x) keeps N on axis 0; z merges N into axis 0 (Reshape to
+        // [-1, 6]: 4N); the Shape of x folds to contents that depend on N; w is a weight
+        // product that depends on nothing symbolic.
+        let mut b = GraphBuilder::new(17);
+        b.input_dyn("x", &[None, Some(4), Some(6)]);
+        b.init_ints("t", &[2], &[-1, 6]);
+        b.init_f32("a", &[6, 5]);
+        b.node("Relu", &["x"], &["y"], vec![]);
+        b.node("Reshape", &["y", "t"], &["z"], vec![]);
+        b.node("MatMul", &["z", "a"], &["w"], vec![]);
+        b.node("Shape", &["x"], &["s"], vec![]);
+        b.output("w");
+        b.output("s");
+        let m = b.infer(&[]).unwrap();
+        let g = &m.graph;
+        let id = |n: &str| g.value_id(n).unwrap();
+        assert_eq!(g.value(id("y")).shape, Some(vec![symbolic::BASE, 4, 6]));
+        assert_eq!(g.value(id("z")).shape, Some(vec![4 * symbolic::BASE, 6]));
+        assert_eq!(
+            g.value(id("s")).folded,
+            Some(vec![symbolic::BASE as i64, 4, 6])
+        );
+        let sym = &m.symbolic;
+        assert_eq!(sym.symbols.len(), 1);
+        assert_eq!(sym.symbols[0].to_string(), "'N'");
+        assert_eq!(sym.axes[&id("y")], vec![(0, 0)]);
+        assert_eq!(
+            sym.axes[&id("z")],
+            vec![(0, 0)],
+            "4N depends on N, 6 does not"
+        );
+        assert_eq!(sym.axes[&id("w")], vec![(0, 0)]);
+        assert!(sym.axis(id("y"), 1).is_none());
+        assert_eq!(sym.contents(id("s")).map(|s| s.param.as_str()), Some("N"));
+        assert!(!sym.contents.contains_key(&id("t")));
+        assert!(sym.only_batch());
+    }
+
+    #[test]
+    fn a_model_that_only_holds_at_the_placeholder_is_an_error_naming_the_dimension() {
+        // The file declares the output with a fixed first dimension of 1: true at the
+        // placeholder, false at any other size of 'N'.
+        let mut b = GraphBuilder::new(17);
+        b.input_dyn("x", &[None, Some(3)]);
+        b.node_named("r", "Relu", &["x"], &["y"], vec![]);
+        b.declare("y", &[1, 3]);
+        b.output("y");
+        let e = b.clone().infer(&[]).unwrap_err().to_string();
+        assert!(
+            e.contains("symbolic dimension 'N'")
+                && e.contains("'r'")
+                && e.contains("--input-shape"),
+            "{e}"
+        );
+        b.infer(&["x=1,3"]).unwrap();
     }
 
     #[test]

@@ -16,6 +16,46 @@ pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
     t.insert("LayerNormalization", layer_norm);
     t.insert("InstanceNormalization", instance_norm);
     t.insert("GroupNormalization", group_norm);
+    t.insert("LRN", lrn);
+}
+
+/// `y = x / (bias + alpha / size * sum of x² over the channels c - (size-1)/2 ..= c +
+/// ceil((size-1)/2))^beta`, over `[N, C, rest]`.
+fn lrn(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let x = float_input(inputs)?;
+    let dims = x.dims();
+    if dims.len() < 2 {
+        bail!("input has no channel axis");
+    }
+    let size = c.attr_i("size", 0);
+    if size < 1 {
+        bail!("size must be positive, found {size}");
+    }
+    let (alpha, beta, bias) = (
+        c.attr_f("alpha", 1e-4) as f64,
+        c.attr_f("beta", 0.75) as f64,
+        c.attr_f("bias", 1.0) as f64,
+    );
+    let (n, ch) = (dims[0], dims[1]);
+    let inner: usize = dims[2..].iter().product();
+    let (before, after) = ((size - 1) / 2, size - 1 - (size - 1) / 2);
+    let out = with_f32(x, |v| {
+        let mut out = vec![0f32; v.len()];
+        for b in 0..n {
+            for k in 0..ch {
+                let lo = (k as i64 - before).max(0) as usize;
+                let hi = ((k as i64 + after) as usize).min(ch - 1);
+                for i in 0..inner {
+                    let at = |c: usize| v[(b * ch + c) * inner + i] as f64;
+                    let sq: f64 = (lo..=hi).map(|c| at(c) * at(c)).sum();
+                    let scale = (bias + alpha / size as f64 * sq).powf(beta);
+                    out[(b * ch + k) * inner + i] = (at(k) / scale) as f32;
+                }
+            }
+        }
+        out
+    })?;
+    Ok(vec![tensor_f32(out, dims)?])
 }
 
 fn float_input(inputs: &[Option<Tensor>]) -> OpResult<&Tensor> {

@@ -1,6 +1,6 @@
 //! Ops that move, select or create data without arithmetic on it: Reshape, Flatten, Transpose,
 //! Concat, Split, Slice, Squeeze/Unsqueeze, Shape, Size, Gather, Expand, Pad, ConstantOfShape,
-//! Range, Tile.
+//! Range, Tile, GatherElements, GatherND.
 
 use std::collections::HashMap;
 
@@ -25,6 +25,8 @@ pub(crate) fn register(t: &mut HashMap<&'static str, OpFn>) {
         Ok(vec![Tensor::new(input(i, 0)?.elem_count() as i64, &CPU)?])
     });
     t.insert("Gather", gather);
+    t.insert("GatherElements", gather_elements);
+    t.insert("GatherND", gather_nd);
     t.insert("Expand", expand);
     t.insert("Pad", pad);
     t.insert("ConstantOfShape", constant_of_shape);
@@ -330,6 +332,98 @@ fn gather(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     out.extend_from_slice(idx.dims());
     out.extend_from_slice(&x.dims()[axis + 1..]);
     Ok(vec![picked.reshape(out)?])
+}
+
+/// An index into an axis of `size`, negatives counting from the end, checked.
+fn index_in(i: i64, size: usize, what: &str) -> OpResult<usize> {
+    let n = size as i64;
+    let j = if i < 0 { i + n } else { i };
+    if !(0..n).contains(&j) {
+        bail!("{what} index {i} is out of range for size {size}");
+    }
+    Ok(j as usize)
+}
+
+/// The elements of `x` at the flat (row-major) `offsets`, shaped `dims`, in any dtype.
+fn take_flat(x: &Tensor, offsets: Vec<i64>, dims: Vec<usize>) -> OpResult<Tensor> {
+    let n = offsets.len();
+    let flat = x.contiguous()?.flatten_all()?;
+    Ok(flat
+        .index_select(&tensor_i64(offsets, &[n])?, 0)?
+        .reshape(dims)?)
+}
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for d in (0..dims.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * dims[d + 1];
+    }
+    s
+}
+
+fn gather_elements(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let (x, idx) = (input(inputs, 0)?, input(inputs, 1)?);
+    let (xd, id) = (x.dims(), idx.dims());
+    if xd.len() != id.len() {
+        bail!(
+            "data rank {} and indices rank {} differ",
+            xd.len(),
+            id.len()
+        );
+    }
+    let axis = norm_axis(c.attr_i("axis", 0), xd.len())?;
+    if let Some(d) = (0..xd.len()).find(|&d| d != axis && id[d] > xd[d]) {
+        bail!("indices axis {d} ({}) exceeds data's ({})", id[d], xd[d]);
+    }
+    let (xs, is) = (strides(xd), strides(id));
+    let values = ints(idx)?;
+    let mut offsets = Vec::with_capacity(values.len());
+    for (flat, &v) in values.iter().enumerate() {
+        let mut off = 0;
+        for d in 0..id.len() {
+            let coord = if d == axis {
+                index_in(v, xd[axis], "GatherElements")?
+            } else {
+                (flat / is[d]) % id[d]
+            };
+            off += coord * xs[d];
+        }
+        offsets.push(off as i64);
+    }
+    Ok(vec![take_flat(x, offsets, id.to_vec())?])
+}
+
+fn gather_nd(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let (x, idx) = (input(inputs, 0)?, input(inputs, 1)?);
+    let (xd, id) = (x.dims(), idx.dims());
+    let Ok(b) = usize::try_from(c.attr_i("batch_dims", 0)) else {
+        bail!("batch_dims is negative");
+    };
+    let Some((&k, lead)) = id.split_last() else {
+        bail!("indices are a scalar");
+    };
+    if lead.len() < b || b + k > xd.len() || xd[..b] != id[..b] {
+        bail!("indices {id:?} do not address data {xd:?} with batch_dims {b}");
+    }
+    let xs = strides(xd);
+    let inner: usize = xd[b + k..].iter().product();
+    // Index tuples per batch element: the indices' axes between the batch and the last.
+    let per_batch: usize = lead[b..].iter().product();
+    let batch_stride: usize = xd[b..].iter().product();
+    let values = ints(idx)?;
+    let tuples = lead.iter().product::<usize>();
+    let mut offsets = Vec::with_capacity(tuples * inner);
+    for t in 0..tuples {
+        let mut base = (t / per_batch.max(1)) * batch_stride;
+        for j in 0..k {
+            base += index_in(values[t * k + j], xd[b + j], "GatherND")? * xs[b + j];
+        }
+        offsets.extend((base..base + inner).map(|o| o as i64));
+    }
+    let mut dims = lead.to_vec();
+    dims.extend_from_slice(&xd[b + k..]);
+    Ok(vec![take_flat(x, offsets, dims)?])
 }
 
 fn expand(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {

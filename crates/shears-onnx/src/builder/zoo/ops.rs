@@ -1,7 +1,9 @@
 //! Models exercising specific ops: Flatten/Reshape into Gemm (constant and computed shapes),
-//! Pad/Resize/AveragePool, pass-through casts, a dynamic batch, Instance and Group norms.
+//! Pad/Resize/AveragePool, pass-through casts, a dynamic batch, Instance and Group norms, LRN
+//! and GatherElements.
 
 use super::{finish, new_builder, start};
+use crate::builder::{attr_int, tensor_i64};
 use crate::proto::ModelProto;
 
 /// VGG-like: two conv-relu-maxpool stages, Flatten, Gemm-Relu-Gemm classifier (the first
@@ -110,5 +112,31 @@ pub fn group_norm_decomposed() -> ModelProto {
     let y = b.group_norm(&y, "gn1", 4);
     let y = b.relu(&y);
     let y = b.conv(&y, "conv2", 8, 3, 1, 1, 1, true);
+    finish(b, &y)
+}
+
+/// AlexNet-style LRN after a conv (mixes neighbouring channels) and a GatherElements picking
+/// columns by constant indices (channels pass through), each followed by a conv.
+pub fn lrn_gather_elements() -> ModelProto {
+    let (mut b, x) = start("lrn_gather_elements", &[1, 3, 8, 8]);
+    let y = b.conv(&x, "conv1", 8, 3, 1, 1, 1, true);
+    let y = b.relu(&y);
+    b.set_scope("lrn1");
+    let attrs = vec![attr_int("size", 3)];
+    let y = b.op("LRN", &[&y], attrs, vec![1, 8, 8, 8]);
+    b.set_scope("");
+    let y = b.conv(&y, "conv2", 8, 3, 1, 1, 1, true);
+    // Column j of every row takes column (j * 2 + row) % 8: indices [1, 8, 8, 4].
+    let idx: Vec<i64> = (0..8 * 8 * 4)
+        .map(|k| ((k % 4) * 2 + (k / 4) % 8) % 8)
+        .collect();
+    let idx = b.initializer(tensor_i64("gather_elements.indices", &[1, 8, 8, 4], &idx));
+    let y = b.op(
+        "GatherElements",
+        &[&y, &idx],
+        vec![attr_int("axis", 3)],
+        vec![1, 8, 8, 4],
+    );
+    let y = b.conv(&y, "conv3", 6, 3, 1, 1, 1, true);
     finish(b, &y)
 }
