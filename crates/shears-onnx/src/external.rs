@@ -103,6 +103,16 @@ impl ExternalStore {
         }
     }
 
+    /// A store reading the same side files (with its own cache), for a copy of the model
+    /// made by a transformation.
+    pub fn same_files(&self) -> Self {
+        ExternalStore {
+            base_dir: self.base_dir.clone(),
+            model_file: self.model_file.clone(),
+            files: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The file the model was read from, if known.
     pub fn model_file(&self) -> Option<&Path> {
         self.model_file.as_deref()

@@ -22,7 +22,7 @@ pub mod random;
 pub use candle_core;
 pub use compare::{diff, verify, OutputDiff, Report};
 pub use error::{Result, VerifyError};
-pub use evaluator::Evaluator;
+pub use evaluator::{Evaluator, State};
 pub use random::{random_inputs, Rng};
 
 /// The op types the evaluator implements (default ONNX domain), sorted.
