@@ -203,7 +203,7 @@ fn redundant_channel() -> Model {
 fn a_removed_linear_combination_is_restored_exactly() {
     let model = redundant_channel();
     let graph = DependencyGraph::build(&model);
-    let plan = shears_plan::plan(&model, &graph, "a", &[3]).unwrap();
+    let plan = shears_plan::plan(&model, &graph, "a.weight", &[3]).unwrap();
     let small = pruned(&model, std::slice::from_ref(&plan));
     let xs = samples(&model, 4, 3);
     let want = outputs(&model, &xs);
@@ -219,10 +219,10 @@ fn a_removed_linear_combination_is_restored_exactly() {
         after < 1e-4,
         "refit should restore the output: {before} -> {after}"
     );
-    let b = report.layers.iter().find(|l| l.node == "b").unwrap();
+    let b = report.layers.iter().find(|l| l.node == "/b/Conv").unwrap();
     assert!(b.error_after < 1e-4 && !b.kept_old, "{b:?}");
     // Layer a's input kept every channel: it is not refitted.
-    assert!(report.layers.iter().all(|l| l.node != "a"));
+    assert!(report.layers.iter().all(|l| l.node != "/a/Conv"));
     // The same refit on samples a layer away from the truth is checked on held-out inputs.
     let held_out = samples(&model, 2, 99);
     let e = error(&outputs(&rec, &held_out), &outputs(&model, &held_out));
@@ -233,7 +233,7 @@ fn a_removed_linear_combination_is_restored_exactly() {
 fn bad_samples_are_refused() {
     let model = redundant_channel();
     let graph = DependencyGraph::build(&model);
-    let plan = shears_plan::plan(&model, &graph, "a", &[3]).unwrap();
+    let plan = shears_plan::plan(&model, &graph, "a.weight", &[3]).unwrap();
     let small = pruned(&model, std::slice::from_ref(&plan));
     let cfg = RecoverConfig::default();
     let none = recover(&model, &small, &[plan.clone()], &[], &cfg, &NoProgress);
