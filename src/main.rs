@@ -35,6 +35,8 @@ enum Command {
     Diff(cli::diff::Args),
     /// Write a physically smaller model: channels chosen by importance, or given plans.
     Prune(cli::prune::Args),
+    /// Accuracy on a folder of .npy inputs and labels, and fidelity to a reference model.
+    Eval(cli::eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Groups(args) => cli::groups::run(args),
         Command::Diff(args) => cli::diff::run(args),
         Command::Prune(args) => cli::prune::run(args),
+        Command::Eval(args) => cli::eval::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 pub mod common;
 pub mod diff;
+pub mod eval;
 pub mod groups;
 pub mod inspect;
 pub mod plan;
+pub mod progress;
 pub mod prune;
 pub mod verify;

@@ -10,16 +10,12 @@
 //! data) is never overwritten. The pruned model is re-analysed (IR and shape inference) before
 //! anything is written, so an inconsistent result is an error, not a file.
 
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shears_graph::{DependencyGraph, DimKey};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{save_proto, SaveOptions};
@@ -31,6 +27,7 @@ use shears_pruner::{
 };
 
 use super::common::{load_with_shapes, parse_indices, thousands, ShapeArgs};
+use super::progress::CliProgress;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ImportanceArg {
@@ -679,58 +676,4 @@ fn render_outcome(cfg: &PruneConfig, out: &Outcome) -> String {
         Goal::Ratio(_) => {}
     }
     o
-}
-
-/// Progress bars on stderr, for tasks that take over a second, only when stderr is a terminal.
-struct CliProgress {
-    enabled: bool,
-    bar: RefCell<Option<(ProgressBar, Instant, bool)>>,
-}
-
-impl CliProgress {
-    fn new() -> Self {
-        CliProgress {
-            enabled: std::io::stderr().is_terminal(),
-            bar: RefCell::new(None),
-        }
-    }
-}
-
-impl shears_pruner::Progress for CliProgress {
-    fn begin(&self, task: &str, total: u64) {
-        if !self.enabled {
-            return;
-        }
-        let bar = if total > 0 {
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
-        } else {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
-        };
-        let template = if total > 0 {
-            "{msg} [{bar:30}] {pos}/{len} {elapsed}"
-        } else {
-            "{msg} {spinner} {pos} {elapsed}"
-        };
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message(task.to_string());
-        *self.bar.borrow_mut() = Some((bar, Instant::now(), false));
-    }
-
-    fn advance(&self, n: u64) {
-        if let Some((bar, start, shown)) = self.bar.borrow_mut().as_mut() {
-            bar.inc(n);
-            if !*shown && start.elapsed() > Duration::from_secs(1) {
-                bar.set_draw_target(ProgressDrawTarget::stderr());
-                *shown = true;
-            }
-        }
-    }
-
-    fn end(&self) {
-        if let Some((bar, _, _)) = self.bar.borrow_mut().take() {
-            bar.finish_and_clear();
-        }
-    }
 }

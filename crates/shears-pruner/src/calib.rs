@@ -1,4 +1,5 @@
-//! Calibration: inputs (seeded random, or a folder of `.npy` files) run through Shears'
+//! Calibration: inputs (seeded random, or a folder of `.npy` files read by
+//! [`shears_verify::Dataset`]) run through Shears'
 //! evaluator, with the activations that criteria read observed as they are produced.
 
 use std::collections::HashMap;
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model, ValueId};
 use shears_verify::candle_core::{DType, Tensor};
-use shears_verify::{random_inputs, Evaluator, Rng};
+use shears_verify::{random_inputs, Dataset, DatasetOptions, Evaluator, LabelSource, Rng};
 
 use crate::error::{PrunerError, Result};
 use crate::importance::{ActivationStats, ChannelStats};
@@ -19,9 +20,9 @@ use crate::progress::Progress;
 pub enum Calibration {
     /// `samples` standard-normal inputs at the model's static input shapes, from `seed`.
     Random { samples: usize, seed: u64 },
-    /// A folder of `.npy` files: for a model with one runtime input, every `.npy` file (in name
-    /// order) is one sample; for several inputs, every subfolder (in name order) is one sample
-    /// holding `<input name>.npy` per input.
+    /// A folder of `.npy` files in any layout [`shears_verify::Dataset`] reads (one sample per
+    /// file in name order, one subfolder per sample for several inputs, or a stacked `x_*.npy`),
+    /// cut into the model's batches (a static batch's last one padded by repeating a sample).
     Dir(PathBuf),
 }
 
@@ -38,71 +39,33 @@ pub fn inputs(model: &Model, shapes: &InputShapes, calib: &Calibration) -> Resul
                 .map(|_| Ok(random_inputs(model, &resolved, &mut rng)?))
                 .collect()
         }
-        Calibration::Dir(dir) => from_dir(model, dir),
+        Calibration::Dir(dir) => from_dir(model, shapes, dir),
     }
 }
 
-fn calib_error(path: &Path, reason: impl Into<String>) -> PrunerError {
-    PrunerError::Calibration {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| calib_error(dir, e.to_string()))?;
-    let mut out = Vec::new();
-    for e in rd {
-        out.push(e.map_err(|e| calib_error(dir, e.to_string()))?.path());
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn read_npy(path: &Path) -> Result<Tensor> {
-    Tensor::read_npy(path).map_err(|e| calib_error(path, format!("not a readable .npy: {e}")))
-}
-
-fn from_dir(model: &Model, dir: &Path) -> Result<Vec<Sample>> {
+/// The batches of the `.npy` folder `dir` (read by [`shears_verify::Dataset`], the project's
+/// one dataset reader; labels are never read): for a symbolic batch, the batch size the user
+/// gave in `shapes` for the first input, else [`shears_verify::dataset::DEFAULT_BATCH`].
+fn from_dir(model: &Model, shapes: &InputShapes, dir: &Path) -> Result<Vec<Sample>> {
     let g = &model.graph;
-    let names: Vec<String> = g.inputs.iter().map(|&v| g.value(v).name.clone()).collect();
-    let is_npy = |p: &PathBuf| p.extension().is_some_and(|e| e == "npy");
-    let samples: Vec<Sample> = if names.len() == 1 {
-        sorted_entries(dir)?
-            .into_iter()
-            .filter(is_npy)
-            .map(|p| Ok(vec![(names[0].clone(), read_npy(&p)?)]))
-            .collect::<Result<_>>()?
-    } else {
-        sorted_entries(dir)?
-            .into_iter()
-            .filter(|p| p.is_dir())
-            .map(|sub| {
-                names
-                    .iter()
-                    .map(|n| {
-                        let p = sub.join(format!("{n}.npy"));
-                        if !p.is_file() {
-                            return Err(calib_error(
-                                &sub,
-                                format!("missing {n}.npy (one file per model input)"),
-                            ));
-                        }
-                        Ok((n.clone(), read_npy(&p)?))
-                    })
-                    .collect::<Result<Sample>>()
-            })
-            .collect::<Result<_>>()?
+    let first = g.inputs.first().map(|&v| g.value(v).name.as_str());
+    let asked = first
+        .and_then(|n| shapes.0.get(n))
+        .and_then(|s| s.first().copied());
+    let static_batch = g.inputs.first().is_some_and(|&v| {
+        matches!(
+            g.value(v).declared.as_deref(),
+            Some([shears_onnx::Dim::Known(_), ..])
+        )
+    });
+    let opts = DatasetOptions {
+        labels: LabelSource::Without,
+        batch_size: if static_batch { None } else { asked },
     };
-    if samples.is_empty() {
-        let what = if names.len() == 1 {
-            "no .npy file"
-        } else {
-            "no sample subfolder"
-        };
-        return Err(calib_error(dir, what));
-    }
-    Ok(samples)
+    let data = Dataset::open(model, dir, &opts)?;
+    (0..data.batches())
+        .map(|b| Ok(data.batch(b)?.inputs))
+        .collect()
 }
 
 /// The external store of a model, for a copy of it that reads the same side files.

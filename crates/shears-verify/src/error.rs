@@ -46,6 +46,9 @@ pub enum VerifyError {
     /// different numbers of outputs.
     #[error("{0}")]
     Mismatch(String),
+    /// A data file (model inputs or labels) that cannot be read or does not fit the model.
+    #[error("{path}: {reason}")]
+    Data { path: String, reason: String },
     /// An output could not be read for comparison.
     #[error("output '{output}': {reason}")]
     Output { output: String, reason: String },

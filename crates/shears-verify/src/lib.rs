@@ -1,5 +1,6 @@
 //! Shears' evaluator: runs ONNX models on CPU [candle](candle_core) tensors with opset-correct
-//! semantics, and compares two models' outputs on the same seeded random inputs.
+//! semantics, compares two models' outputs on the same seeded random inputs, and scores a model
+//! on a dataset of `.npy` files ([`Dataset`], [`evaluate`]: accuracy, fidelity to a reference).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,15 +15,24 @@
 //! Ops live in `ops/`, one file per family, registered in a table from op type to function.
 
 pub mod compare;
+pub mod dataset;
 pub mod error;
+pub mod eval_run;
 pub mod evaluator;
+pub mod metrics;
+pub mod npy;
 mod ops;
+pub mod progress;
 pub mod random;
 
 pub use candle_core;
 pub use compare::{diff, verify, OutputDiff, Report};
+pub use dataset::{Batch, Dataset, DatasetOptions, LabelSource, Labels, Layout};
 pub use error::{Result, VerifyError};
+pub use eval_run::{evaluate, EvalReport};
 pub use evaluator::{Evaluator, State};
+pub use metrics::{Accuracy, Fidelity};
+pub use progress::{NoProgress, Progress};
 pub use random::{random_inputs, Rng};
 
 /// The op types the evaluator implements (default ONNX domain), sorted.
