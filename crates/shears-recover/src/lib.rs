@@ -39,6 +39,7 @@ mod layer;
 mod pass;
 mod report;
 mod solve;
+mod staged;
 
 use std::time::Instant;
 
@@ -52,6 +53,7 @@ pub use config::{Method, RecoverConfig};
 pub use error::{RecoverError, Result};
 pub use kept::Kept;
 pub use report::{LayerRecovery, NotRecovered, RecoveryReport};
+pub use staged::StagedRecovery;
 
 /// One calibration sample: a tensor per runtime input, by name (as
 /// `shears_pruner::calib::inputs` gives them).
@@ -160,7 +162,7 @@ fn output_error(a: &[Vec<Tensor>], b: &[Vec<Tensor>]) -> Result<f64> {
 }
 
 /// A copy of `model` with `edits` written into its float32 initializers (same graph).
-fn copy_with(model: &Model, edits: &pass::Edits) -> Result<Model> {
+pub(crate) fn copy_with(model: &Model, edits: &pass::Edits) -> Result<Model> {
     let mut proto = model.proto.clone();
     if let Some(g) = proto.graph.as_mut() {
         for t in g.initializer.iter_mut() {
