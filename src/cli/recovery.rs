@@ -21,6 +21,9 @@ pub struct RecoverySummary {
     pub stages: Vec<RecoveryReport>,
 }
 
+/// Recovery settings and the calibration samples to run them on.
+pub type Planned = (RecoverConfig, Vec<Sample>);
+
 /// The recovery to run: settings and samples, or `None` with the summary saying why not.
 pub fn plan(
     recover: Option<&str>,
@@ -28,7 +31,7 @@ pub fn plan(
     calibration: Option<&Calibration>,
     model: &Model,
     shapes: &InputShapes,
-) -> anyhow::Result<(Option<(RecoverConfig, Vec<Sample>)>, RecoverySummary)> {
+) -> anyhow::Result<(Option<Planned>, RecoverySummary)> {
     let methods = match recover {
         Some(text) => RecoverConfig::parse_methods(text)?,
         None if calibration.is_some() => RecoverConfig::default().methods,

@@ -236,7 +236,14 @@ fn bad_samples_are_refused() {
     let plan = shears_plan::plan(&model, &graph, "a.weight", &[3]).unwrap();
     let small = pruned(&model, std::slice::from_ref(&plan));
     let cfg = RecoverConfig::default();
-    let none = recover(&model, &small, &[plan.clone()], &[], &cfg, &NoProgress);
+    let none = recover(
+        &model,
+        &small,
+        std::slice::from_ref(&plan),
+        &[],
+        &cfg,
+        &NoProgress,
+    );
     assert!(none.unwrap_err().to_string().contains("at least one"));
     let nan = Tensor::from_vec(
         vec![f32::NAN; 108],
