@@ -8,4 +8,5 @@ pub mod inspect;
 pub mod plan;
 pub mod progress;
 pub mod prune;
+pub mod recovery;
 pub mod verify;

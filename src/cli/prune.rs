@@ -22,12 +22,14 @@ use shears_onnx::save::{save_proto, SaveOptions};
 use shears_onnx::Model;
 use shears_plan::PruningPlan;
 use shears_pruner::{
-    AllocationConfig, Calibration, Criterion, Goal, ImportanceConfig, Normalizer, Outcome, Pattern,
-    PruneConfig, Reduction, Schedule, ScheduleKind, StageReport,
+    AllocationConfig, Calibration, Control, Criterion, Goal, ImportanceConfig, Normalizer, Outcome,
+    Pattern, PruneConfig, Reduction, Schedule, ScheduleKind, StageReport,
 };
+use shears_recover::StagedRecovery;
 
 use super::common::{load_with_shapes, parse_indices, thousands, ShapeArgs};
 use super::progress::CliProgress;
+use super::recovery::{self, RecoverySummary};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ImportanceArg {
@@ -148,6 +150,14 @@ pub struct AutoArgs {
     /// Seed of random calibration inputs and of `--importance random`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Recover the pruned model from the calibration inputs: none, bn, reconstruct, or a list
+    /// applied in the order given (bn,reconstruct). Default with calibration inputs:
+    /// reconstruct. See docs/recover.md.
+    #[arg(long, value_name = "METHODS")]
+    pub recover: Option<String>,
+    /// Ridge factor of reconstruction: lambda = F * trace(X'X) / d.
+    #[arg(long, value_name = "F", default_value_t = 0.01)]
+    pub ridge: f64,
 }
 
 /// What `--report` writes.
@@ -204,7 +214,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
              or --plan"
         ),
     };
-    let summary = prune_and_write(&model, &plans, &args.output, &args.shapes)?;
+    let calibration = calibration(&args.auto);
+    let (recovery, mut rsummary) = recovery::plan(
+        args.auto.recover.as_deref(),
+        args.auto.ridge,
+        calibration.as_ref(),
+        &model,
+        &args.shapes.parse()?,
+    )?;
+    let (pruned, rewrites) = apply_plans(&model, &plans, &args.output, &args.shapes)?;
+    let pruned = match &recovery {
+        Some((cfg, samples)) => {
+            let (m, r) = shears_recover::recover(
+                &model,
+                &pruned,
+                &plans,
+                samples,
+                cfg,
+                &CliProgress::new(),
+            )?;
+            rsummary.stages.push(r);
+            m
+        }
+        None => pruned,
+    };
+    let mut summary = write_pruned(&model, &pruned, &args.output, rewrites)?;
+    summary.recovery = rsummary;
     if let Some(path) = &args.report {
         let report = Report {
             summary: &summary,
@@ -263,6 +298,18 @@ fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
     std::fs::write(path, text + "\n").with_context(|| format!("{}", path.display()))
 }
 
+/// The calibration inputs the flags name, if any.
+fn calibration(auto: &AutoArgs) -> Option<Calibration> {
+    match (auto.calib_random, &auto.calib_dir) {
+        (Some(samples), None) => Some(Calibration::Random {
+            samples,
+            seed: auto.seed,
+        }),
+        (None, Some(dir)) => Some(Calibration::Dir(dir.clone())),
+        _ => None,
+    }
+}
+
 /// The pruner's settings from the command line.
 fn config(args: &Args) -> anyhow::Result<PruneConfig> {
     let goal = match (
@@ -302,14 +349,7 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         .iter()
         .map(|n| Pattern::new(n).context("--ignore: empty name"))
         .collect::<anyhow::Result<_>>()?;
-    let calibration = match (args.auto.calib_random, &args.auto.calib_dir) {
-        (Some(samples), None) => Some(Calibration::Random {
-            samples,
-            seed: args.auto.seed,
-        }),
-        (None, Some(dir)) => Some(Calibration::Dir(dir.clone())),
-        _ => None,
-    };
+    let calibration = calibration(&args.auto);
     Ok(PruneConfig {
         importance: ImportanceConfig {
             criterion,
@@ -352,14 +392,42 @@ fn run_pruner(args: &Args, model: Model) -> anyhow::Result<ExitCode> {
     let cfg = config(args)?;
     cfg.validate()?;
     let progress = CliProgress::new();
-    let outcome = shears_pruner::prune(&model, &cfg, &progress)?;
+    let (recovery, mut rsummary) = recovery::plan(
+        args.auto.recover.as_deref(),
+        args.auto.ridge,
+        cfg.calibration.as_ref(),
+        &model,
+        &cfg.input_shapes,
+    )?;
+    let outcome = match &recovery {
+        None => shears_pruner::prune(&model, &cfg, &progress)?,
+        Some((rcfg, samples)) => {
+            let mut staged = StagedRecovery::new(&model, samples, rcfg);
+            let mut failure = None;
+            let outcome = shears_pruner::prune_iterative(&model, &cfg, &progress, |stage| {
+                match staged.after_stage(stage, &progress) {
+                    Ok(()) => Control::Continue,
+                    Err(e) => {
+                        failure = Some(e);
+                        Control::Stop
+                    }
+                }
+            })?;
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            rsummary.stages = staged.reports;
+            outcome
+        }
+    };
     let rewrites = outcome
         .stages
         .iter()
         .flat_map(|s| &s.plans)
         .map(|p| p.rewrites.len())
         .sum();
-    let summary = write_pruned(&model, &outcome.model, &args.output, rewrites)?;
+    let mut summary = write_pruned(&model, &outcome.model, &args.output, rewrites)?;
+    summary.recovery = rsummary;
     if let Some(path) = &args.report {
         let report = Report {
             summary: &summary,
@@ -398,6 +466,8 @@ pub struct Summary {
     /// Per layer whose channels or costs changed, in node order.
     pub layers: Vec<LayerRow>,
     pub rewrites: usize,
+    /// Recovery from calibration data (see docs/recover.md).
+    pub recovery: RecoverySummary,
 }
 
 /// One layer's figures before and after.
@@ -409,19 +479,20 @@ pub struct LayerRow {
     pub macs: (u64, u64),
 }
 
-/// Applies `plans` to `model`, checks the result, writes it to `out`, and summarizes.
-pub fn prune_and_write(
+/// Applies `plans` to `model` and checks the result (IR and shape inference); gives the
+/// pruned model (named after `out`) and the number of rewrites.
+pub fn apply_plans(
     model: &Model,
     plans: &[PruningPlan],
     out: &Path,
     shapes: &ShapeArgs,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<(Model, usize)> {
     let applied = shears_exec::apply(model, plans)?;
     let mut pruned = Model::from_proto(applied.proto, out.display().to_string(), same_store(model))
         .context("the pruned model is not a valid graph")?;
     shears_onnx::shape::infer_shapes(&mut pruned, &shapes.parse()?)
         .context("the pruned model fails shape inference")?;
-    write_pruned(model, &pruned, out, applied.rewrites.len())
+    Ok((pruned, applied.rewrites.len()))
 }
 
 /// Writes `pruned` (made from `original`, shapes inferred) to `out` and summarizes the change.
@@ -459,6 +530,7 @@ pub fn write_pruned(
         ),
         layers: layer_rows(original, pruned, &before, &after),
         rewrites,
+        recovery: RecoverySummary::default(),
     })
 }
 
@@ -625,6 +697,7 @@ pub fn render_summary(s: &Summary) -> String {
         );
     }
     let _ = writeln!(o, "{} attribute/shape rewrites", s.rewrites);
+    o += &recovery::render(&s.recovery);
     o
 }
 

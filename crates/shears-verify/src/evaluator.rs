@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor};
 use shears_onnx::proto::tensor_proto::DataType;
 use shears_onnx::proto::TensorProto;
-use shears_onnx::{Model, Node, ValueKind};
+use shears_onnx::{Model, Node, ValueId, ValueKind};
 
 use crate::error::{Result, VerifyError};
 use crate::ops::{self, candle_message, compute_dtype, Ctx, OpFn, CPU};
@@ -26,6 +26,16 @@ pub struct Evaluator {
     outputs: Vec<(String, usize)>,
     /// Name of every value, by value id.
     value_names: Vec<String>,
+}
+
+/// One evaluation in progress ([`Evaluator::start`], [`Evaluator::step`]).
+///
+/// Invariants: holds runtime inputs and node outputs only (constants are read from the
+/// evaluator when a step runs), each freed after its last reader; `next` is the step to run.
+#[derive(Debug)]
+pub struct State {
+    env: Vec<Option<Tensor>>,
+    next: usize,
 }
 
 #[derive(Debug)]
@@ -65,7 +75,7 @@ impl Evaluator {
             if !needed[i] || value.kind == ValueKind::Input {
                 continue;
             }
-            let id = shears_onnx::ValueId(i as u32);
+            let id = ValueId(i as u32);
             if let Some(t) = model.constant(id) {
                 constants[i] = Some(decode(model, &t)?);
             }
@@ -178,8 +188,18 @@ impl Evaluator {
         inputs: &[(String, Tensor)],
         mut observe: impl FnMut(&str, &Tensor),
     ) -> Result<Vec<(String, Tensor)>> {
-        let mut env: Vec<Option<Tensor>> = self.constants.clone();
-        debug_assert_eq!(env.len(), self.value_names.len());
+        let mut state = self.start(inputs)?;
+        for i in 0..self.steps.len() {
+            self.step(&mut state, i, &mut observe)?;
+        }
+        self.finish(state)
+    }
+
+    /// Starts an evaluation on `inputs` (every runtime input by name, no others) to be driven
+    /// step by step with [`Evaluator::step`]: the stepping API for callers that run several
+    /// models or samples in lockstep and edit constants between steps.
+    pub fn start(&self, inputs: &[(String, Tensor)]) -> Result<State> {
+        let mut env: Vec<Option<Tensor>> = vec![None; self.value_names.len()];
         for (name, t) in inputs {
             let Some((_, v, dtype)) = self.inputs.iter().find(|(n, _, _)| n == name) else {
                 return Err(self.input_error(name, "the model has no runtime input of that name"));
@@ -191,40 +211,126 @@ impl Evaluator {
                 return Err(self.input_error(name, "no value given"));
             }
         }
-        for step in &self.steps {
-            let n = &step.node;
-            let args: Vec<Option<Tensor>> = n
-                .inputs
-                .iter()
-                .map(|v| v.and_then(|v| env[v.index()].clone()))
-                .collect();
-            let ctx = Ctx {
-                node: n,
-                opset: self.opset,
-            };
-            let node_error = |reason: String| VerifyError::Node {
-                file: self.source.clone(),
-                node: n.name.clone(),
-                op_type: n.op_type.clone(),
-                reason,
-            };
-            let outs = (step.op)(&ctx, &args).map_err(|e| node_error(e.0))?;
-            drop(args);
-            for (slot, v) in n.outputs.iter().enumerate() {
-                let Some(v) = v else { continue };
-                let Some(t) = outs.get(slot) else {
-                    return Err(node_error(format!("output {slot} is not produced")));
-                };
-                observe(&self.value_names[v.index()], t);
-                env[v.index()] = Some(t.clone());
-            }
-            for &v in &step.frees {
-                env[v] = None;
+        Ok(State { env, next: 0 })
+    }
+
+    /// The number of steps (nodes other than `Constant`, in topological order).
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The node step `i` runs.
+    pub fn step_node(&self, i: usize) -> &Node {
+        &self.steps[i].node
+    }
+
+    /// Runs step `i` on `state` (steps must run in order, each once), calling
+    /// `observe(name, value)` on every value it produces, then frees the values nobody reads
+    /// later. Constants are read as they are when the step runs (see
+    /// [`Evaluator::set_constant`]).
+    pub fn step(
+        &self,
+        state: &mut State,
+        i: usize,
+        observe: impl FnMut(&str, &Tensor),
+    ) -> Result<()> {
+        let outs = self.trial(state, i)?;
+        self.commit(state, i, outs, observe)
+    }
+
+    /// The outputs step `i` would produce on `state` with the constants as they are now,
+    /// without storing them: lets a caller compare candidate constants before committing one.
+    pub fn trial(&self, state: &State, i: usize) -> Result<Vec<Tensor>> {
+        assert_eq!(state.next, i, "evaluator steps run in order, each once");
+        let step = &self.steps[i];
+        let n = &step.node;
+        let args: Vec<Option<Tensor>> = n
+            .inputs
+            .iter()
+            .map(|v| v.and_then(|v| self.value(state, v)))
+            .collect();
+        let ctx = Ctx {
+            node: n,
+            opset: self.opset,
+        };
+        let outs = (step.op)(&ctx, &args).map_err(|e| self.node_error(n, e.0))?;
+        for (slot, v) in n.outputs.iter().enumerate() {
+            if v.is_some() && outs.get(slot).is_none() {
+                return Err(self.node_error(n, format!("output {slot} is not produced")));
             }
         }
+        Ok(outs)
+    }
+
+    /// Stores `outs` (from [`Evaluator::trial`] on the same state and step) as step `i`'s
+    /// outputs, observing each, and frees the values nobody reads later.
+    pub fn commit(
+        &self,
+        state: &mut State,
+        i: usize,
+        outs: Vec<Tensor>,
+        mut observe: impl FnMut(&str, &Tensor),
+    ) -> Result<()> {
+        assert_eq!(state.next, i, "evaluator steps run in order, each once");
+        let step = &self.steps[i];
+        let n = &step.node;
+        for (slot, v) in n.outputs.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let Some(t) = outs.get(slot) else {
+                return Err(self.node_error(n, format!("output {slot} is not produced")));
+            };
+            observe(&self.value_names[v.index()], t);
+            state.env[v.index()] = Some(t.clone());
+        }
+        for &v in &step.frees {
+            state.env[v] = None;
+        }
+        state.next = i + 1;
+        Ok(())
+    }
+
+    fn node_error(&self, n: &Node, reason: String) -> VerifyError {
+        VerifyError::Node {
+            file: self.source.clone(),
+            node: n.name.clone(),
+            op_type: n.op_type.clone(),
+            reason,
+        }
+    }
+
+    /// The value `v` of the evaluator's model as `state` holds it: a constant, a runtime input,
+    /// or a node output already computed and not yet freed.
+    pub fn value(&self, state: &State, v: ValueId) -> Option<Tensor> {
+        let i = v.index();
+        self.constants
+            .get(i)?
+            .clone()
+            .or_else(|| state.env.get(i)?.clone())
+    }
+
+    /// Replaces the constant `v` (an initializer or `Constant` output) by `t`; steps run after
+    /// this read `t`, in every state. The tensor must be in the evaluator's compute dtype (f32
+    /// for floating constants).
+    pub fn set_constant(&mut self, v: ValueId, t: Tensor) -> Result<()> {
+        let name = self.value_names.get(v.index()).cloned().unwrap_or_default();
+        match self.constants.get_mut(v.index()) {
+            Some(slot @ Some(_)) => {
+                *slot = Some(t);
+                Ok(())
+            }
+            _ => Err(VerifyError::Tensor {
+                file: self.source.clone(),
+                tensor: name,
+                reason: "is not a constant the evaluator reads".into(),
+            }),
+        }
+    }
+
+    /// Ends an evaluation whose steps all ran, giving the graph outputs in graph order.
+    pub fn finish(&self, mut state: State) -> Result<Vec<(String, Tensor)>> {
         self.outputs
             .iter()
-            .map(|(name, v)| match env[*v].take() {
+            .map(|(name, v)| match state.env[*v].take() {
                 Some(t) => Ok((name.clone(), t)),
                 None => Err(VerifyError::Tensor {
                     file: self.source.clone(),

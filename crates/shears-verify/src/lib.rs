@@ -30,7 +30,7 @@ pub use compare::{diff, verify, OutputDiff, Report};
 pub use dataset::{Batch, Dataset, DatasetOptions, LabelSource, Labels, Layout};
 pub use error::{Result, VerifyError};
 pub use eval_run::{evaluate, EvalReport};
-pub use evaluator::Evaluator;
+pub use evaluator::{Evaluator, State};
 pub use metrics::{Accuracy, Fidelity};
 pub use progress::{NoProgress, Progress};
 pub use ops::MAX_ELEMENTS;
