@@ -52,7 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match shears_plan::diff_lines(&a, &b) {
         None => Ok(ExitCode::SUCCESS),
         Some(d) => {
-            print!("--- {}\n+++ {}\n{d}", args.a.display(), args.b.display());
+            super::common::print_text(&format!(
+                "--- {}\n+++ {}\n{d}",
+                args.a.display(),
+                args.b.display()
+            ));
             Ok(ExitCode::from(1))
         }
     }

@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        print!("{}", shears_plan::render_text(&plan));
+        super::common::print_text(&shears_plan::render_text(&plan));
     }
     Ok(ExitCode::SUCCESS)
 }
