@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example custom_importance [MODEL.onnx]`
 
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -14,15 +15,20 @@ use shears::pruner::roles::ParamRole;
 use shears::pruner::tensors::dense;
 use shears::pruner::GroupImportance;
 
+/// The model run when no path is given: one the repository ships.
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/tiny_resnet-keepbn.onnx"
+);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/tiny_resnet-keepbn.onnx"
-        )
-        .into()
-    });
-    let model = shears::load(&path)?;
+    let path = std::env::args().nth(1).unwrap_or_else(|| FIXTURE.into());
+    run(&path, &mut std::io::stdout().lock())
+}
+
+/// The example on the model at `path`, printing to `out` (`tests/examples.rs` checks it).
+pub fn run(path: &str, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
+    let model = shears::load(path)?;
 
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
@@ -59,13 +65,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let outcome = prune(&model, &cfg, &NoProgress)?;
     for g in outcome.stages.iter().flat_map(|s| &s.groups) {
-        println!("{}: {} -> {} channels", g.layer, g.before, g.after);
+        writeln!(out, "{}: {} -> {} channels", g.layer, g.before, g.after)?;
     }
-    println!(
+    writeln!(
+        out,
         "l-inf scored {} groups; parameters: {} -> {}",
         calls.load(Ordering::Relaxed),
         outcome.original.parameters,
         outcome.pruned.parameters
-    );
+    )?;
     Ok(())
 }

@@ -4,36 +4,48 @@
 //! `cargo run --release --example plan_and_prune [MODEL.onnx]` (default: the repository's
 //! `tests/fixtures/tiny_resnet-keepbn.onnx`, whose `conv1` has 8 channels).
 
+use std::io::Write;
+
 use shears::prelude::*;
 
+/// The model run when no path is given: one the repository ships.
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/tiny_resnet-keepbn.onnx"
+);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/tiny_resnet-keepbn.onnx"
-        )
-        .into()
-    });
-    let model = shears::load(&path)?;
+    let path = std::env::args().nth(1).unwrap_or_else(|| FIXTURE.into());
+    run(&path, &mut std::io::stdout().lock())
+}
+
+/// The example on the model at `path`, printing to `out` (`tests/examples.rs` checks it).
+pub fn run(path: &str, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
+    let model = shears::load(path)?;
     let graph = DependencyGraph::build(&model);
     let plan = shears::plan_layer(&model, &graph, "conv1.weight", &[2, 6])?;
-    print!("{}", render_text(&plan));
+    write!(out, "{}", render_text(&plan))?;
 
     let pruned = shears::apply(&model, &[plan])?;
     let dir = tempfile::tempdir()?;
-    let out = dir.path().join("pruned.onnx");
-    shears::save(&model, &pruned, &out)?;
+    let file = dir.path().join("pruned.onnx");
+    shears::save(&model, &pruned, &file)?;
 
     // Read the saved file back: its first conv has lost the two channels.
-    let saved = shears::load(&out)?;
+    let saved = shears::load(&file)?;
     let before = shears::pruner::estimate::cost(&model)?;
     let after = shears::pruner::estimate::cost(&saved)?;
-    println!(
+    writeln!(
+        out,
         "conv1.weight out channels: {} -> {}",
         out_channels(&model, "conv1.weight"),
         out_channels(&saved, "conv1.weight")
-    );
-    println!("parameters: {} -> {}", before.parameters, after.parameters);
+    )?;
+    writeln!(
+        out,
+        "parameters: {} -> {}",
+        before.parameters, after.parameters
+    )?;
     Ok(())
 }
 

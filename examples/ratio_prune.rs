@@ -3,17 +3,24 @@
 //!
 //! `cargo run --release --example ratio_prune [MODEL.onnx]`
 
+use std::io::Write;
+
 use shears::prelude::*;
 
+/// The model run when no path is given: one the repository ships.
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/tiny_resnet-keepbn.onnx"
+);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/tiny_resnet-keepbn.onnx"
-        )
-        .into()
-    });
-    let model = shears::load(&path)?;
+    let path = std::env::args().nth(1).unwrap_or_else(|| FIXTURE.into());
+    run(&path, &mut std::io::stdout().lock())
+}
+
+/// The example on the model at `path`, printing to `out` (`tests/examples.rs` checks it).
+pub fn run(path: &str, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
+    let model = shears::load(path)?;
     let cfg = PruneConfig {
         goal: Goal::Ratio(0.5),
         ..Default::default()
@@ -21,20 +28,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = prune(&model, &cfg, &NoProgress)?;
     for stage in &outcome.stages {
         for g in &stage.groups {
-            println!("{}: {} -> {} channels", g.layer, g.before, g.after);
+            writeln!(out, "{}: {} -> {} channels", g.layer, g.before, g.after)?;
         }
         for s in &stage.skipped {
-            println!("{}: left whole ({})", s.layer, s.reason);
+            writeln!(out, "{}: left whole ({})", s.layer, s.reason)?;
         }
     }
     let dir = tempfile::tempdir()?;
-    let out = dir.path().join("pruned.onnx");
-    shears::save(&model, &outcome.model, &out)?;
-    let saved = shears::pruner::estimate::cost(&shears::load(&out)?)?;
-    println!(
+    let file = dir.path().join("pruned.onnx");
+    shears::save(&model, &outcome.model, &file)?;
+    let saved = shears::pruner::estimate::cost(&shears::load(&file)?)?;
+    writeln!(
+        out,
         "parameters: {} -> {} (saved file: {})",
         outcome.original.parameters, outcome.pruned.parameters, saved.parameters
-    );
-    println!("macs: {} -> {}", outcome.original.macs, outcome.pruned.macs);
+    )?;
+    writeln!(
+        out,
+        "macs: {} -> {}",
+        outcome.original.macs, outcome.pruned.macs
+    )?;
     Ok(())
 }
