@@ -25,9 +25,10 @@ const RESNET: &str = concat!(
     "/tests/fixtures/tiny_resnet-keepbn.onnx"
 );
 
-fn output(
-    run: fn(&str, &mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>,
-) -> String {
+/// An example's `run` function.
+type Run = fn(&str, &mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>;
+
+fn output(run: Run) -> String {
     assert!(Path::new(RESNET).exists());
     let mut out = Vec::new();
     run(RESNET, &mut out).expect("the example runs");
