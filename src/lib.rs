@@ -30,6 +30,7 @@
 //!
 //! The pruner chooses channels by importance instead ([`pruner::prune`],
 //! [`pruner::prune_iterative`]); see `examples/` for both, and `docs/prune.md` for its options.
+#![warn(missing_docs)]
 
 use std::path::Path;
 
@@ -70,25 +71,33 @@ pub enum Error {
     /// (the message names the input; pass its shape to [`load_with_shapes`]).
     #[error("{path}: shape inference: {source}")]
     Shapes {
+        /// The model file.
         path: String,
+        /// What inference could not do.
         source: shears_onnx::OnnxError,
     },
     /// The plan request names no layer of the model, or an index out of range.
     #[error("{path}: {source}")]
     Plan {
+        /// The model file.
         path: String,
+        /// What is wrong with the request.
         source: shears_plan::PlanError,
     },
     /// The plans could not be applied together (or were made for another model).
     #[error("{path}: {source}")]
     Exec {
+        /// The model file the plans were applied to.
         path: String,
+        /// Why the batch was refused.
         source: shears_exec::ExecError,
     },
     /// The pruned model is not a valid graph or fails shape inference: a bug, never a file.
     #[error("{path}: the pruned model is inconsistent: {source}")]
     Pruned {
+        /// The model file the plans were applied to.
         path: String,
+        /// What the re-analysis found.
         source: shears_onnx::OnnxError,
     },
     /// A pruner setting or run failed.
