@@ -149,3 +149,18 @@ fn a_custom_criterion_decides_which_channels_go() {
         other => panic!("expected a config error, got {:?}", other.map(|o| o.pruned)),
     }
 }
+
+#[test]
+fn save_never_overwrites_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("model.onnx");
+    std::fs::copy(RESNET, &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let model = shears::load(&input).unwrap();
+    let graph = DependencyGraph::build(&model);
+    let plan = shears::plan_layer(&model, &graph, "conv1.weight", &[2, 6]).unwrap();
+    let pruned = shears::apply(&model, &[plan]).unwrap();
+    let err = shears::save(&model, &pruned, &input).unwrap_err();
+    assert!(err.to_string().contains("model.onnx"), "{err}");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}

@@ -86,6 +86,7 @@ impl SaveOptions {
     /// external data is stored externally again, whether the transformation rewrote its
     /// payload (which is then inline) or left it as a reference. This is the one place that
     /// decides "external stays external"; the CLI and the `shears` facade both call it.
+    /// `original`'s own file is protected too, whatever store the transformed copy reads.
     pub fn keeping_storage_of(original: &Model) -> SaveOptions {
         let externalize = original
             .proto
@@ -98,6 +99,12 @@ impl SaveOptions {
             .collect();
         SaveOptions {
             externalize,
+            protect: original
+                .external
+                .model_file()
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect(),
             ..SaveOptions::default()
         }
     }
