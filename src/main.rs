@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -17,6 +17,10 @@ mod cli;
     about = "Dependency-graph structural pruning for ONNX models"
 )]
 struct Cli {
+    /// Print no text report on stdout (output asked for with --json still is); errors still
+    /// go to stderr and the exit status is unchanged.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,10 +43,16 @@ enum Command {
     Compact(cli::compact::Args),
     /// Accuracy on a folder of .npy inputs and labels, and fidelity to a reference model.
     Eval(cli::eval::Args),
+    /// Print a shell completion script, e.g. `shears completions bash > ~/.local/share/bash-completion/completions/shears`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli::common::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Verify(args) => cli::verify::run(args),
@@ -52,6 +62,10 @@ fn main() -> ExitCode {
         Command::Prune(args) => cli::prune::run(args),
         Command::Compact(args) => cli::compact::run(args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "shears", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -214,3 +214,76 @@ fn bad_requests_fail_clearly() {
         .join("tests/fixtures/missing.onnx")
         .exists());
 }
+
+/// `--quiet` (global: before or after the subcommand) drops text reports, keeps what `--json`
+/// asks for, and leaves errors and exit statuses alone.
+#[test]
+fn quiet_prints_only_json_and_errors() {
+    let plan = ["plan", RESNET, "--layer", "conv1.weight", "--idxs", "2,6"];
+    assert!(!succeeds(&plan).is_empty());
+    let mut quiet = vec!["--quiet"];
+    quiet.extend(plan);
+    assert!(succeeds(&quiet).is_empty());
+
+    let mut json = plan.to_vec();
+    json.push("--json");
+    let loud = succeeds(&json);
+    json.push("-q");
+    assert_eq!(succeeds(&json), loud);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pruned.onnx");
+    let out_s = out.to_str().unwrap();
+    let prune = [
+        "prune",
+        RESNET,
+        "-o",
+        out_s,
+        "--layer",
+        "conv1.weight",
+        "--idxs",
+        "2,6",
+        "--quiet",
+    ];
+    assert!(succeeds(&prune).is_empty());
+    assert!(out.exists());
+    let groups = ["--quiet", "groups", RESNET];
+    assert!(succeeds(&groups).is_empty());
+
+    fails(
+        &[
+            "--quiet",
+            "plan",
+            RESNET,
+            "--layer",
+            "no_such_layer",
+            "--idxs",
+            "0",
+        ],
+        &["no_such_layer"],
+    );
+}
+
+/// `shears completions SHELL` prints clap's completion script, naming every subcommand.
+#[test]
+fn completions_cover_every_subcommand() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = String::from_utf8(succeeds(&["completions", shell])).unwrap();
+        for cmd in [
+            "inspect",
+            "verify",
+            "plan",
+            "groups",
+            "diff",
+            "prune",
+            "eval",
+            "completions",
+        ] {
+            assert!(script.contains(cmd), "{shell} lacks {cmd}");
+        }
+        assert!(script.contains("input-shape"), "{shell} lacks options");
+    }
+    let out = shears(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}

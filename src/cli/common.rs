@@ -1,10 +1,33 @@
 //! What several commands share: loading a model with static shapes, and its dependency graph.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use shears_graph::DependencyGraph;
 use shears_onnx::{InputShapes, Model};
+
+/// Set once by `main` from the global `--quiet` flag.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Records `--quiet` for the whole run.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given: text reports and progress bars are not drawn, while output a
+/// `--json` flag asks for, errors (stderr) and exit statuses are unchanged.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Prints a command's text report on stdout through [`out`], unless `--quiet`.
+pub fn print_text(text: &str) -> anyhow::Result<()> {
+    if quiet() {
+        return Ok(());
+    }
+    out(text)
+}
 
 /// `--input-shape` arguments, shared by every command that needs static shapes.
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -55,9 +55,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 summary: None,
                 groups: &out.findings,
             };
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            super::common::out(serde_json::to_string_pretty(&report)? + "\n")?;
         } else {
-            print!("{}", render_findings(&out.findings));
+            super::common::print_text(&render_findings(&out.findings))?;
         }
         eprintln!(
             "error: {}: no dead channel to remove; nothing written",
@@ -74,10 +74,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             summary: Some(&summary),
             groups: &out.findings,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::common::out(serde_json::to_string_pretty(&report)? + "\n")?;
     } else {
-        print!("{}", render_summary(&summary));
-        print!("{}", render_findings(&out.findings));
+        super::common::print_text(&(render_summary(&summary) + &render_findings(&out.findings)))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -50,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match shears_plan::diff_lines(&a, &b) {
         None => Ok(ExitCode::SUCCESS),
         Some(d) => {
-            super::common::out(format!(
+            super::common::print_text(&format!(
                 "--- {}\n+++ {}\n{d}",
                 args.a.display(),
                 args.b.display()

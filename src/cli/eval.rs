@@ -48,9 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data = Dataset::open(&model, &args.data, &opts)?;
     let report = shears_verify::evaluate(&model, &data, reference.as_ref(), &CliProgress::new())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::common::out(serde_json::to_string_pretty(&report)? + "\n")?;
     } else {
-        print!("{}", render(&report));
+        super::common::print_text(&render(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }

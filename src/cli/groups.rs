@@ -24,7 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     use std::io::Write;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
-    } else {
+    } else if !super::common::quiet() {
         write!(
             out,
             "{}",

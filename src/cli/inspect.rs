@@ -114,15 +114,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: shape inference", model.source))?;
     let costs = cost::analyze(&model).with_context(|| format!("{}: costs", model.source))?;
     let report = build(&model, &costs);
-    let out = if args.json {
+    if args.json {
         // Through `serde_json::Value`, whose maps keep keys sorted.
-        let mut s = serde_json::to_string_pretty(&serde_json::to_value(&report)?)?;
-        s.push('\n');
-        s
+        let s = serde_json::to_string_pretty(&serde_json::to_value(&report)?)?;
+        super::common::out(s + "\n")?;
     } else {
-        render_text(&report)
-    };
-    super::common::out(out)?;
+        super::common::print_text(&render_text(&report))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         super::common::out(serde_json::to_string_pretty(&plan)? + "\n")?;
     } else {
-        super::common::out(shears_plan::render_text(&plan))?;
+        super::common::print_text(&shears_plan::render_text(&plan))?;
     }
     Ok(ExitCode::SUCCESS)
 }

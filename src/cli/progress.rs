@@ -16,7 +16,7 @@ pub struct CliProgress {
 impl CliProgress {
     pub fn new() -> Self {
         CliProgress {
-            enabled: std::io::stderr().is_terminal(),
+            enabled: std::io::stderr().is_terminal() && !super::common::quiet(),
             bar: RefCell::new(None),
         }
     }

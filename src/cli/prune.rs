@@ -10,7 +10,7 @@
 //! data) is never overwritten. The pruned model is re-analysed (IR and shape inference) before
 //! anything is written, so an inconsistent result is an error, not a file.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -288,7 +288,7 @@ fn print_summary(args: &Args, summary: &Summary, extra: &str) -> anyhow::Result<
     if args.json {
         super::common::out(serde_json::to_string_pretty(summary)? + "\n")?;
     } else {
-        super::common::out(render_summary(summary) + extra)?;
+        super::common::print_text(&format!("{}{extra}", render_summary(summary)))?;
     }
     Ok(())
 }
@@ -385,6 +385,7 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         },
         calibration,
         input_shapes: args.shapes.parse()?,
+        custom_importance: None,
     })
 }
 
@@ -505,19 +506,7 @@ pub fn write_pruned(
     let before = shears_onnx::cost::analyze(original)?;
     let after = shears_onnx::cost::analyze(pruned)?;
     // Tensors that were external in the source stay external, edited or not.
-    let was_external: BTreeSet<String> = original
-        .proto
-        .graph
-        .as_ref()
-        .map_or(&[][..], |g| &g.initializer[..])
-        .iter()
-        .filter(|t| shears_onnx::tensor::is_external(t))
-        .map(|t| t.name.clone())
-        .collect();
-    let opts = SaveOptions {
-        externalize: was_external,
-        ..SaveOptions::default()
-    };
+    let opts = SaveOptions::keeping_storage_of(original);
     let report = save_proto(&pruned.proto, &pruned.external, out, &opts)?;
     Ok(Summary {
         input: original.source.clone(),

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let v = serde_json::json!({ "shapes_equal": false, "error": reason });
                 super::common::out(serde_json::to_string_pretty(&v)? + "\n")?;
             } else {
-                super::common::out(format!("models differ: {reason}\n"))?;
+                super::common::print_text(&format!("models differ: {reason}\n"))?;
             }
             return Ok(ExitCode::from(1));
         }
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         super::common::out(serde_json::to_string_pretty(&report)? + "\n")?;
     } else {
-        super::common::out(render(&report))?;
+        super::common::print_text(&render(&report))?;
     }
     Ok(if report.shapes_equal {
         ExitCode::SUCCESS

@@ -20,9 +20,6 @@ pub struct Applied {
     pub proto: ModelProto,
     /// The attribute and shape-constant rewrites made, sorted.
     pub rewrites: Vec<Rewrite>,
-    /// Tensors that were stored as external data in the source and are now inline (their
-    /// payload changed); a saver may store them externally again.
-    pub was_external: Vec<String>,
 }
 
 /// Applies `plans` (all made for `model`) in one pass; see the crate docs for the invariants.
@@ -34,7 +31,6 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
     }
     let mut proto = model.proto.clone();
     let g = &model.graph;
-    let mut was_external = Vec::new();
 
     for &v in cuts.stored.keys() {
         let axes: Vec<(usize, &[u32])> = cuts
@@ -47,9 +43,6 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
             ValueKind::Initializer(i) => {
                 let graph = proto.graph.as_mut().expect("checked at load");
                 let t = &mut graph.initializer[i];
-                if tensor::is_external(t) {
-                    was_external.push(name.clone());
-                }
                 cut_tensor(t, &axes, model)?;
             }
             ValueKind::NodeOutput { node, .. } => {
@@ -75,11 +68,9 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
     }
     update_value_info(model, &mut proto, &cuts, &resized);
     drop_orphaned_constants(model, &mut proto);
-    Ok(Applied {
-        proto,
-        rewrites,
-        was_external,
-    })
+    // Which tensors were external is the source model's fact, not the result's: savers ask
+    // `SaveOptions::keeping_storage_of(model)`.
+    Ok(Applied { proto, rewrites })
 }
 
 /// Every node next to a cut value recomputes its rewrites from the merged cuts.

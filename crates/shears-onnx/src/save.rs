@@ -80,6 +80,36 @@ impl Default for SaveOptions {
     }
 }
 
+impl SaveOptions {
+    /// Default options for saving a transformation of `original` (a pruned copy, for example)
+    /// so that it keeps the original's storage: every initializer that `original` stores as
+    /// external data is stored externally again, whether the transformation rewrote its
+    /// payload (which is then inline) or left it as a reference. This is the one place that
+    /// decides "external stays external"; the CLI and the `shears` facade both call it.
+    /// `original`'s own file is protected too, whatever store the transformed copy reads.
+    pub fn keeping_storage_of(original: &Model) -> SaveOptions {
+        let externalize = original
+            .proto
+            .graph
+            .as_ref()
+            .map_or(&[][..], |g| &g.initializer[..])
+            .iter()
+            .filter(|t| tensor::is_external(t))
+            .map(|t| t.name.clone())
+            .collect();
+        SaveOptions {
+            externalize,
+            protect: original
+                .external
+                .model_file()
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect(),
+            ..SaveOptions::default()
+        }
+    }
+}
+
 /// What [`save_model`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaveReport {

@@ -39,7 +39,10 @@ pub use allocate::{allocate, AllocationConfig, Candidate};
 pub use calib::Calibration;
 pub use error::{PrunerError, Result};
 pub use estimate::{estimate, Cost};
-pub use importance::{Criterion, GroupImportance, ImportanceConfig, Normalizer, Reduction, Scorer};
+pub use importance::{
+    Criterion, CustomImportance, GroupImportance, ImportanceConfig, Normalizer, Reduction, ScoreFn,
+    Scorer,
+};
 pub use pattern::Pattern;
 pub use progress::{NoProgress, Progress};
 pub use pruner::{

@@ -12,7 +12,9 @@ use crate::allocate::{allocate, AllocationConfig, Candidate};
 use crate::calib::{self, Calibration, Sample};
 use crate::error::{PrunerError, Result};
 use crate::estimate::{cost, estimate, Cost};
-use crate::importance::{observed_values, GroupImportance, ImportanceConfig, Scorer};
+use crate::importance::{
+    observed_values, CustomImportance, GroupImportance, ImportanceConfig, Scorer,
+};
 use crate::progress::Progress;
 use crate::schedule::Schedule;
 
@@ -41,6 +43,9 @@ pub struct PruneConfig {
     /// Static shapes for graph inputs with dynamic dimensions (used to re-analyse each stage
     /// and to make random calibration inputs).
     pub input_shapes: InputShapes,
+    /// A user-defined criterion replacing `importance.criterion` (see [`CustomImportance`]);
+    /// `None` uses the built-in one.
+    pub custom_importance: Option<CustomImportance>,
 }
 
 impl Default for PruneConfig {
@@ -52,6 +57,7 @@ impl Default for PruneConfig {
             schedule: Schedule::default(),
             calibration: None,
             input_shapes: InputShapes::default(),
+            custom_importance: None,
         }
     }
 }
@@ -166,6 +172,12 @@ pub struct Stage {
     /// instance fine-tuned elsewhere); the next stage scores that one.
     pub model: Model,
     pub report: StageReport,
+}
+
+/// Which criterion scores a stage's groups.
+enum Scoring<'a> {
+    Custom(&'a CustomImportance),
+    Builtin(Scorer<'a>),
 }
 
 /// What the callback wants after a stage.
@@ -505,7 +517,8 @@ impl Run<'_> {
         }
 
         let gids: Vec<GroupId> = open.iter().map(|o| o.0).collect();
-        let stats = if cfg.importance.criterion.needs_activations() {
+        let custom = cfg.custom_importance.as_ref();
+        let stats = if custom.is_none() && cfg.importance.criterion.needs_activations() {
             let mut wanted: BTreeSet<(shears_onnx::ValueId, usize)> = BTreeSet::new();
             for &gid in &gids {
                 wanted.extend(observed_values(model, graph, graph.group(gid)));
@@ -520,14 +533,27 @@ impl Run<'_> {
         } else {
             None
         };
-        let scorer = Scorer::new(model, graph, &cfg.importance, &gids, stats.as_ref())?;
+        // A custom criterion needs none of the built-in one's decoded tensors.
+        let scoring = match custom {
+            Some(c) => Scoring::Custom(c),
+            None => Scoring::Builtin(Scorer::new(
+                model,
+                graph,
+                &cfg.importance,
+                &gids,
+                stats.as_ref(),
+            )?),
+        };
         let mut cands = Vec::new();
         self.progress.begin("scoring groups", open.len() as u64);
         for (gid, at, layer, names) in open {
             let k = gid.0 as usize;
             let root = reports[k].root.clone();
             let key = keys[k].clone();
-            let scored = scorer.score(gid, &key);
+            let scored = match &scoring {
+                Scoring::Custom(c) => c.score(model, graph, gid, &key, cfg.importance.normalizer),
+                Scoring::Builtin(s) => s.score(gid, &key),
+            };
             self.progress.advance(1);
             let scores = match scored? {
                 GroupImportance::Scores(s) => s,

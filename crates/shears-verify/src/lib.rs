@@ -32,8 +32,8 @@ pub use error::{Result, VerifyError};
 pub use eval_run::{evaluate, EvalReport};
 pub use evaluator::{Evaluator, State};
 pub use metrics::{Accuracy, Fidelity};
-pub use progress::{NoProgress, Progress};
 pub use ops::MAX_ELEMENTS;
+pub use progress::{NoProgress, Progress};
 pub use random::{random_inputs, Rng};
 
 /// The op types the evaluator implements (default ONNX domain), sorted.

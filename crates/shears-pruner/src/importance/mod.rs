@@ -115,6 +115,86 @@ pub enum GroupImportance {
     Missing(String),
 }
 
+/// The signature of a user-defined criterion: the scores of group `gid` of `graph` (built from
+/// `model`), one per unit in `graph.group(gid).units` order, higher meaning more important; or
+/// [`GroupImportance::Missing`] with the reason the group cannot be scored (it is then left
+/// whole and reported). [`crate::members::members`] lists the tensor slices each unit owns and
+/// [`crate::tensors::dense`] decodes a tensor.
+pub type ScoreFn =
+    dyn Fn(&Model, &DependencyGraph, GroupId) -> Result<GroupImportance> + Send + Sync;
+
+/// A user-defined importance criterion, set in [`crate::PruneConfig::custom_importance`]: it
+/// replaces `ImportanceConfig::criterion` (and its reduction), while the configured
+/// [`Normalizer`] still rescales each group's scores so a global ranking stays meaningful.
+///
+/// Invariant: the pruner refuses a score vector whose length is not the group's unit count, or
+/// that holds a NaN, with an error naming the criterion and the group. The closure is not
+/// serialized; reports carry the built-in settings only, so their format is unchanged.
+#[derive(Clone)]
+pub struct CustomImportance {
+    name: String,
+    score: std::sync::Arc<ScoreFn>,
+}
+
+impl CustomImportance {
+    /// A criterion called `name` (used in error messages) scoring groups with `score`.
+    pub fn new(
+        name: impl Into<String>,
+        score: impl Fn(&Model, &DependencyGraph, GroupId) -> Result<GroupImportance>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        CustomImportance {
+            name: name.into(),
+            score: std::sync::Arc::new(score),
+        }
+    }
+
+    /// The name given to [`CustomImportance::new`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The group's checked and normalized scores (see the type's invariant); `key` names the
+    /// group in errors.
+    pub fn score(
+        &self,
+        model: &Model,
+        graph: &DependencyGraph,
+        gid: GroupId,
+        key: &str,
+        normalizer: Normalizer,
+    ) -> Result<GroupImportance> {
+        Ok(match (self.score)(model, graph, gid)? {
+            GroupImportance::Scores(mut s) => {
+                let units = graph.group(gid).units.len();
+                if s.len() != units || s.iter().any(|x| x.is_nan()) {
+                    return Err(crate::PrunerError::config(
+                        "importance",
+                        format!(
+                            "custom criterion '{}' gave {} scores (NaN or not {units}) for the group of {key}",
+                            self.name,
+                            s.len()
+                        ),
+                    ));
+                }
+                normalize(&mut s, normalizer);
+                GroupImportance::Scores(s)
+            }
+            missing => missing,
+        })
+    }
+}
+
+impl std::fmt::Debug for CustomImportance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomImportance")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Scores groups of one model; decodes each needed tensor once, up front.
 ///
 /// Invariant: `sums` holds the axis sums of every parameter member the criterion measures in
