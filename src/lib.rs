@@ -70,8 +70,9 @@ pub enum Error {
     /// Reading, decoding, validating or writing a model (the message names the file).
     #[error(transparent)]
     Onnx(#[from] shears_onnx::OnnxError),
-    /// Static shapes could not be inferred, typically a dynamic input without a given shape
-    /// (the message names the input; pass its shape to [`load_with_shapes`]).
+    /// Shapes could not be inferred, typically a symbolic input dimension that a channel size
+    /// depends on (the message names the dimension and the node; pass the input's shape to
+    /// [`load_with_shapes`]).
     #[error("{path}: shape inference: {source}")]
     Shapes {
         /// The model file.
@@ -108,8 +109,9 @@ pub enum Error {
     Pruner(#[from] shears_pruner::PrunerError),
 }
 
-/// Loads the model at `path` and infers static shapes for every value; a graph input with
-/// dynamic dimensions is an error naming it (use [`load_with_shapes`]).
+/// Loads the model at `path` and infers shapes for every value. A symbolic dimension (a batch
+/// or sequence axis) is analysed at a placeholder and every axis depending on it stays fixed;
+/// one that a channel size depends on is an error naming it (use [`load_with_shapes`]).
 ///
 /// Every other function here expects a model with inferred shapes: without them the
 /// dependency graph has no channels to couple.
@@ -117,7 +119,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Model, Error> {
     load_with_shapes(path, &InputShapes::default())
 }
 
-/// [`load`] with static shapes for graph inputs that have dynamic dimensions.
+/// [`load`] with static sizes for symbolic input dimensions.
 pub fn load_with_shapes(path: impl AsRef<Path>, inputs: &InputShapes) -> Result<Model, Error> {
     let mut model = Model::load(path.as_ref())?;
     shears_onnx::shape::infer_shapes(&mut model, inputs).map_err(|source| Error::Shapes {

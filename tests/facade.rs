@@ -37,23 +37,35 @@ fn load_infers_shapes_or_names_the_dynamic_input() {
         !graph.groups.is_empty(),
         "shapes were inferred, so groups exist"
     );
-
-    let mut b = ModelBuilder::new(17);
-    b.input("input", &[-1, 3, 8, 8]);
-    b.init_f32("w", &[4, 3, 3, 3], &[0.1; 108]);
-    b.node_with_outputs("conv", "Conv", &["input", "w"], &["output"], vec![]);
-    b.output("output");
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dyn.onnx");
-    std::fs::write(&path, shears::onnx::save::encode(&b.build())).unwrap();
+    let conv_model = |name: &str, dims: &[i64]| {
+        let mut b = ModelBuilder::new(17);
+        b.input("input", dims);
+        b.init_f32("w", &[4, 3, 3, 3], &[0.1; 108]);
+        b.node_with_outputs("conv", "Conv", &["input", "w"], &["output"], vec![]);
+        b.output("output");
+        let path = dir.path().join(name);
+        std::fs::write(&path, shears::onnx::save::encode(&b.build())).unwrap();
+        path
+    };
 
-    let err = shears::load(&path).unwrap_err();
+    // A symbolic batch needs no shape: no channel depends on it.
+    let batch = conv_model("batch.onnx", &[-1, 3, 8, 8]);
+    let model = shears::load(&batch).unwrap();
+    assert!(!DependencyGraph::build(&model).groups.is_empty());
+
+    // A symbolic channel axis does: the error names the file and the input's dimension.
+    let channels = conv_model("channels.onnx", &[1, -1, 8, 8]);
+    let err = shears::load(&channels).unwrap_err();
     assert!(matches!(err, Error::Shapes { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("dyn.onnx") && msg.contains("'input'"), "{msg}");
+    assert!(
+        msg.contains("channels.onnx") && msg.contains("input"),
+        "{msg}"
+    );
 
-    let shapes = InputShapes::parse(&["input=2,3,8,8"]).unwrap();
-    let model = shears::load_with_shapes(&path, &shapes).unwrap();
+    let shapes = InputShapes::parse(&["input=1,3,8,8"]).unwrap();
+    let model = shears::load_with_shapes(&channels, &shapes).unwrap();
     assert!(!DependencyGraph::build(&model).groups.is_empty());
 }
 

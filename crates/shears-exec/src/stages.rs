@@ -47,9 +47,10 @@ pub fn apply_stages(
         rewrites += applied.rewrites.len();
         owned = Some(reanalyse(model, applied.proto, inputs, stage)?);
     }
-    let model = match owned {
-        Some(m) => m,
-        None => reanalyse(model, model.proto.clone(), inputs, stages.len())?,
+    // Stages without plans leave the model as it was; if every stage is empty, the file asks
+    // for a copy, which is never what a caller meant.
+    let Some(model) = owned else {
+        return Err(ExecError::NothingRemoved { plans: 0 });
     };
     Ok(Staged { model, rewrites })
 }
