@@ -1,34 +1,14 @@
 //! `shears prune --ratio / --target-*`: the summary, the report, schedules, calibration inputs
 //! and bad input, through the binary.
 
+mod common;
+use common::{ok, shears, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use shears_verify::candle_core::{Device, Tensor};
 
 const MODEL: &str = "tests/fixtures/tiny_resnet-keepbn.onnx";
-
-fn shears(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shears"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs the shears binary")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
 
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()

@@ -1,34 +1,15 @@
 //! `shears prune --recover / --ridge` with calibration inputs: the default, every way of
 //! choosing channels, the summary and report, and bad input, through the binary.
 
+mod common;
+use common::{ok, shears, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use shears_verify::candle_core::{Device, Tensor};
 
 const MODEL: &str = "tests/fixtures/tiny_resnet-keepbn.onnx";
-
-fn shears(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shears"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs the shears binary")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
 
 fn refused(o: &Output, out: &Path, needle: &str) {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));

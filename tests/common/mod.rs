@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// The `../shared` folder next to the repository; the shared-suite tests need it.
 pub fn shared() -> PathBuf {
@@ -52,4 +53,29 @@ pub fn dynbatch_model() -> shears_onnx::proto::ModelProto {
     b.set_shape("output", &[-1, 10]);
     b.output("output");
     b.build()
+}
+
+/// Runs the `shears` binary with `args` in the repository root.
+pub fn shears(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shears"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs the shears binary")
+}
+
+/// Command output as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts that a command exited 0, showing its output otherwise.
+pub fn ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
 }

@@ -374,13 +374,13 @@ impl Pass<'_> {
             };
             let rows = layer.rows(&xv, x.dims(), t.dims()).map_err(mismatch)?;
             let ys = layer.targets(&yv, t.dims()).map_err(mismatch)?;
-            for ((n, x), y) in normals.iter_mut().zip(&rows).zip(&ys) {
+            for ((n, x), y) in normals.iter_mut().zip(rows).zip(ys) {
                 n.add(x, y);
             }
         }
         let mut thetas = Vec::with_capacity(normals.len());
         let mut stronger = false;
-        for n in &normals {
+        for n in &mut normals {
             match n.solve(self.ridge) {
                 Some(s) => {
                     stronger |= s.stronger;

@@ -1,17 +1,30 @@
 //! Streaming normal equations and their ridge-regularised Cholesky solve.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::solvers::Solve;
-use faer::{Accum, Mat, Par, Side};
+use faer::{Accum, Mat, Side};
 
 /// XᵀX and XᵀY accumulated over row blocks, never holding the rows themselves.
 ///
-/// Invariant: `xtx` is (d × d) symmetric, `xty` is (d × m); `rows` counts the rows added.
+/// Invariant: `xtx` is (d × d), of which only the lower triangle (diagonal included) is
+/// accumulated and read: XᵀX is symmetric and the Cholesky factorisation reads that half, so
+/// the upper half would cost as many multiplications again for nothing. `xty` is (d × m);
+/// `rows` counts the rows added.
 pub(crate) struct Normal {
     pub xtx: Mat<f64>,
     pub xty: Mat<f64>,
     pub rows: usize,
+    /// Row blocks not yet accumulated, and their row count: a sample of a deep layer has few
+    /// rows (one per output position), and adding them one sample at a time would stream the
+    /// whole d × d accumulator through memory for a handful of rows each time.
+    pending: Vec<(Mat<f64>, Mat<f64>)>,
+    pending_rows: usize,
 }
+
+/// Rows gathered before they are added to XᵀX: enough for the product to run at full speed,
+/// few enough that the gathered block stays small next to the accumulator.
+const BLOCK_ROWS: usize = 256;
 
 /// How a system was solved.
 pub(crate) struct Solution {
@@ -26,18 +39,56 @@ impl Normal {
             xtx: Mat::zeros(d, d),
             xty: Mat::zeros(d, m),
             rows: 0,
+            pending: Vec::new(),
+            pending_rows: 0,
         }
     }
 
-    /// Adds a block of rows `x` (r × d) with targets `y` (r × m).
-    pub fn add(&mut self, x: &Mat<f64>, y: &Mat<f64>) {
-        matmul(
+    /// Adds a block of rows `x` (r × d) with targets `y` (r × m); blocks are gathered until
+    /// [`BLOCK_ROWS`] rows are pending.
+    pub fn add(&mut self, x: Mat<f64>, y: Mat<f64>) {
+        self.pending_rows += x.nrows();
+        self.pending.push((x, y));
+        if self.pending_rows >= BLOCK_ROWS {
+            self.flush();
+        }
+    }
+
+    /// Accumulates the pending rows.
+    fn flush(&mut self) {
+        let blocks = std::mem::take(&mut self.pending);
+        let rows = std::mem::take(&mut self.pending_rows);
+        match blocks.len() {
+            0 => {}
+            1 => self.accumulate(&blocks[0].0, &blocks[0].1),
+            _ => {
+                let (d, m) = (self.xtx.nrows(), self.xty.ncols());
+                let mut x = Mat::<f64>::zeros(rows, d);
+                let mut y = Mat::<f64>::zeros(rows, m);
+                let mut at = 0;
+                for (bx, by) in &blocks {
+                    let r = bx.nrows();
+                    x.as_mut().submatrix_mut(at, 0, r, d).copy_from(bx);
+                    y.as_mut().submatrix_mut(at, 0, r, m).copy_from(by);
+                    at += r;
+                }
+                drop(blocks);
+                self.accumulate(&x, &y);
+            }
+        }
+    }
+
+    fn accumulate(&mut self, x: &Mat<f64>, y: &Mat<f64>) {
+        triangular::matmul(
             self.xtx.as_mut(),
+            BlockStructure::TriangularLower,
             Accum::Add,
             x.transpose(),
+            BlockStructure::Rectangular,
             x.as_ref(),
+            BlockStructure::Rectangular,
             1.0,
-            Par::Seq,
+            faer::get_global_parallelism(),
         );
         matmul(
             self.xty.as_mut(),
@@ -45,7 +96,7 @@ impl Normal {
             x.transpose(),
             y.as_ref(),
             1.0,
-            Par::Seq,
+            faer::get_global_parallelism(),
         );
         self.rows += x.nrows();
     }
@@ -53,7 +104,8 @@ impl Normal {
     /// Θ minimising ‖XΘ − Y‖² + λ‖Θ‖² with λ = `ridge` · trace(XᵀX) / d, by Cholesky; when the
     /// system is not positive definite (or the solution not finite), λ grows 10x, up to six
     /// times. `None` when every attempt failed.
-    pub fn solve(&self, ridge: f64) -> Option<Solution> {
+    pub fn solve(&mut self, ridge: f64) -> Option<Solution> {
+        self.flush();
         let d = self.xtx.nrows();
         let trace: f64 = (0..d).map(|i| self.xtx[(i, i)]).sum();
         // An all-zero input still needs a positive diagonal.
@@ -106,7 +158,7 @@ mod tests {
             y[(r, 0)] = 2.0 * p[0] - 3.0 * p[1] + 0.5;
         }
         let mut n = Normal::new(3, 1);
-        n.add(&x, &y);
+        n.add(x, y);
         let s = n.solve(1e-12).unwrap();
         assert!(!s.stronger);
         for (i, want) in [2.0, -3.0, 0.5].iter().enumerate() {
@@ -128,9 +180,39 @@ mod tests {
             y[(r, 0)] = r as f64;
         }
         let mut n = Normal::new(2, 1);
-        n.add(&x, &y);
+        n.add(x, y);
         let s = n.solve(0.0).unwrap();
         assert!(s.stronger);
         assert!(s.theta[(0, 0)].is_finite() && s.theta[(1, 0)].is_finite());
+    }
+
+    #[test]
+    fn gathered_blocks_accumulate_like_one_block() {
+        // 300 rows in blocks of 7: two flushes (at 256 pending rows, then at the solve).
+        let (r, d) = (300, 5);
+        let x = Mat::from_fn(r, d, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let y = Mat::from_fn(r, 2, |i, j| ((i + 2 * j) % 5) as f64);
+        let mut whole = Normal::new(d, 2);
+        whole.add(x.clone(), y.clone());
+        let mut parts = Normal::new(d, 2);
+        let mut at = 0;
+        while at < r {
+            let n = 7.min(r - at);
+            parts.add(
+                x.as_ref().submatrix(at, 0, n, d).to_owned(),
+                y.as_ref().submatrix(at, 0, n, 2).to_owned(),
+            );
+            at += n;
+        }
+        let (a, b) = (whole.solve(0.01).unwrap(), parts.solve(0.01).unwrap());
+        assert_eq!((whole.rows, parts.rows), (r, r));
+        for i in 0..d {
+            for j in 0..=i {
+                assert!((whole.xtx[(i, j)] - parts.xtx[(i, j)]).abs() < 1e-9);
+            }
+            for j in 0..2 {
+                assert!((a.theta[(i, j)] - b.theta[(i, j)]).abs() < 1e-9);
+            }
+        }
     }
 }
