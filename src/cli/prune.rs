@@ -17,7 +17,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use shears_graph::{DependencyGraph, DimKey};
-use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{save_proto, SaveOptions};
 use shears_onnx::Model;
 use shears_plan::PruningPlan;
@@ -448,14 +447,6 @@ fn run_pruner(args: &Args, model: Model) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The external store of `model`, for a copy that reads the same side files.
-fn same_store(model: &Model) -> ExternalStore {
-    match model.external.model_file() {
-        Some(f) => ExternalStore::for_model_file(f),
-        None => ExternalStore::none(),
-    }
-}
-
 /// Before/after figures of a prune.
 #[derive(serde::Serialize)]
 pub struct Summary {
@@ -489,8 +480,12 @@ pub fn apply_plans(
     shapes: &ShapeArgs,
 ) -> anyhow::Result<(Model, usize)> {
     let applied = shears_exec::apply(model, plans)?;
-    let mut pruned = Model::from_proto(applied.proto, out.display().to_string(), same_store(model))
-        .context("the pruned model is not a valid graph")?;
+    let mut pruned = Model::from_proto(
+        applied.proto,
+        out.display().to_string(),
+        model.external.same_folder(),
+    )
+    .context("the pruned model is not a valid graph")?;
     shears_onnx::shape::infer_shapes(&mut pruned, &shapes.parse()?)
         .context("the pruned model fails shape inference")?;
     Ok((pruned, applied.rewrites.len()))

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model, ValueId};
 use shears_verify::candle_core::{DType, Tensor};
 use shears_verify::{random_inputs, Dataset, DatasetOptions, Evaluator, LabelSource, Rng};
@@ -68,15 +67,6 @@ fn from_dir(model: &Model, shapes: &InputShapes, dir: &Path) -> Result<Vec<Sampl
     (0..data.batches())
         .map(|b| Ok(data.batch(b)?.inputs))
         .collect()
-}
-
-/// The external store of a model, for a copy of it that reads the same side files.
-pub(crate) fn same_store(model: &Model) -> ExternalStore {
-    match (model.external.model_file(), model.external.base_dir()) {
-        (Some(f), _) => ExternalStore::for_model_file(f),
-        (None, Some(d)) => ExternalStore::new(d),
-        (None, None) => ExternalStore::none(),
-    }
 }
 
 /// Runs every sample through `model` and accumulates per-channel statistics of the `wanted`

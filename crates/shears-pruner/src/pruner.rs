@@ -335,7 +335,7 @@ impl Run<'_> {
         let mut m = Model::from_proto(
             model.proto.clone(),
             model.source.clone(),
-            calib::same_store(model),
+            model.external.same_folder(),
         )?;
         shears_onnx::shape::infer_shapes(&mut m, &self.cfg.input_shapes).map_err(|e| {
             PrunerError::Stage {
@@ -354,7 +354,7 @@ impl Run<'_> {
         let mut m = Model::from_proto(
             applied.proto,
             model.source.clone(),
-            calib::same_store(model),
+            model.external.same_folder(),
         )
         .map_err(|e| PrunerError::Stage {
             stage,

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use shears_graph::{DependencyGraph, DimKey, GroupId, UnitId};
-use shears_onnx::external::ExternalStore;
 use shears_onnx::{Model, NodeId, ValueId};
 use shears_pruner::members::members;
 
@@ -160,7 +159,7 @@ pub fn compact(model: &Model, opts: &CompactOptions) -> Result<Compacted, Compac
         model
     } else {
         let proto = apply_folds(model, &folds)?;
-        let mut m = Model::from_proto(proto, model.source.clone(), same_store(model))?;
+        let mut m = Model::from_proto(proto, model.source.clone(), model.external.same_folder())?;
         copy_shapes(model, &mut m);
         folded_owned = m;
         &folded_owned
@@ -191,7 +190,11 @@ pub fn compact(model: &Model, opts: &CompactOptions) -> Result<Compacted, Compac
     }
     let applied = shears_exec::apply(folded, &plans)?;
     let rewrites = applied.rewrites.len();
-    let out = Model::from_proto(applied.proto, model.source.clone(), same_store(model))?;
+    let out = Model::from_proto(
+        applied.proto,
+        model.source.clone(),
+        model.external.same_folder(),
+    )?;
     Ok(Compacted {
         findings,
         model: Some(out),
@@ -279,15 +282,6 @@ fn unit_verdict(
         approximate,
     };
     Verdict::Removable { constant, folds }
-}
-
-/// A store reading the same external files as `model`'s.
-fn same_store(model: &Model) -> ExternalStore {
-    match (model.external.model_file(), model.external.base_dir()) {
-        (Some(f), _) => ExternalStore::for_model_file(f),
-        (None, Some(d)) => ExternalStore::new(d),
-        (None, None) => ExternalStore::none(),
-    }
 }
 
 /// Node outputs keep their inferred shapes: folding only adds bias initializers.
