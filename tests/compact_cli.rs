@@ -2,19 +2,14 @@
 //! reruns, exit 2 (nothing written) when no channel is dead, and a bad `--tolerance`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::shears;
 
 use prost::Message;
 use shears_onnx::builder::ModelBuilder;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::tensor;
-
-fn shears(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shears"))
-        .args(args)
-        .output()
-        .expect("run shears")
-}
 
 /// conv1 (3x3) -> BN -> ReLU -> conv2 (1x1); with `dead`, conv1's channel 2 has zero weights
 /// and BN scale and shift 0 (dead), channel 5 zero weights and shift 0.7, mean 0 (the

@@ -3,7 +3,7 @@
 //! and a `prune --report` (one stage or several) are all read by `prune --plan` and `diff`.
 
 mod common;
-use common::{ok, shears, text};
+use common::{ok, read_json, shears, text};
 
 use std::path::{Path, PathBuf};
 
@@ -22,10 +22,6 @@ fn saved_plan(dir: &Path, name: &str, layer: &str, idxs: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, &o.stdout).unwrap();
     path
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
 fn write_json(p: &Path, v: &Value) {

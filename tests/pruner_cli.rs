@@ -2,17 +2,9 @@
 //! and bad input, through the binary.
 
 mod common;
-use common::{ok, shears, text};
-
-use std::path::Path;
-
-use shears_verify::candle_core::{Device, Tensor};
+use common::{ok, read_json, shears, text, write_npys};
 
 const MODEL: &str = "tests/fixtures/tiny_resnet-keepbn.onnx";
-
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
 
 #[test]
 fn the_summary_lists_layers_totals_stages_and_what_stayed_whole() {
@@ -152,14 +144,6 @@ fn target_macs_reports_whether_it_was_reached() {
     let within = ((a / b) / 0.6 - 1.0).abs() <= 0.02;
     assert_eq!(r["target_reached"], within);
     assert!(text(&o.stdout).contains("target MACs 60.0% of the original"));
-}
-
-/// Writes `n` .npy calibration inputs for the fixture's `1x3x32x32` input.
-fn write_npys(dir: &Path, n: usize) {
-    for k in 0..n {
-        let t = Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &Device::Cpu).unwrap();
-        t.write_npy(dir.join(format!("sample{k}.npy"))).unwrap();
-    }
 }
 
 #[test]

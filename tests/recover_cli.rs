@@ -2,7 +2,7 @@
 //! choosing channels, the summary and report, and bad input, through the binary.
 
 mod common;
-use common::{ok, shears, text};
+use common::{ok, read_json, shears, text, write_npys};
 
 use std::path::Path;
 use std::process::Output;
@@ -19,18 +19,11 @@ fn refused(o: &Output, out: &Path, needle: &str) {
     assert!(!out.exists(), "nothing may be written");
 }
 
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
 /// `n` .npy calibration inputs for the fixture's `1x3x32x32` input, in a new folder.
 fn calib(root: &Path, n: usize) -> String {
     let dir = root.join("calib");
     std::fs::create_dir(&dir).unwrap();
-    for k in 0..n {
-        let t = Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &Device::Cpu).unwrap();
-        t.write_npy(dir.join(format!("s{k}.npy"))).unwrap();
-    }
+    write_npys(&dir, n);
     dir.to_str().unwrap().to_string()
 }
 

@@ -79,3 +79,17 @@ pub fn ok(o: &Output) {
         text(&o.stderr)
     );
 }
+
+/// A JSON file, parsed.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Writes `n` random .npy calibration inputs for the fixtures' `1x3x32x32` input into `dir`.
+pub fn write_npys(dir: &Path, n: usize) {
+    use shears_verify::candle_core::{Device, Tensor};
+    for k in 0..n {
+        let t = Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &Device::Cpu).unwrap();
+        t.write_npy(dir.join(format!("sample{k}.npy"))).unwrap();
+    }
+}
