@@ -91,6 +91,57 @@ fn the_report_holds_plans_that_reproduce_the_model() {
 }
 
 #[test]
+fn every_group_is_either_pruned_or_left_whole_with_a_reason() {
+    // `groups --json` counts the model's groups; each stage must account for all of them.
+    let g = shears(&["groups", MODEL, "--json"]);
+    ok(&g);
+    let all: serde_json::Value = serde_json::from_slice(&g.stdout).unwrap();
+    let total = all.as_array().unwrap().len();
+    let dir = tempfile::tempdir().unwrap();
+    for round_to in ["1", "16", "1000000"] {
+        let (out, report) = (dir.path().join("a.onnx"), dir.path().join("r.json"));
+        let o = shears(&[
+            "prune",
+            MODEL,
+            "--ratio",
+            "0.5",
+            "--round-to",
+            round_to,
+            "-o",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        if round_to == "1000000" {
+            // Nothing can lose a channel: exit 2, and the error lists every group.
+            assert_eq!(o.status.code(), Some(2));
+            let err = text(&o.stderr);
+            let listed = err.lines().filter(|l| l.starts_with("  /")).count();
+            assert_eq!(listed, total, "{err}");
+            assert!(err.contains("multiples of --round-to 1000000"), "{err}");
+            continue;
+        }
+        ok(&o);
+        let r = read_json(&report);
+        let stage = &r["stages"][0];
+        let pruned = stage["groups"].as_array().unwrap().len();
+        let skipped = stage["skipped"].as_array().unwrap();
+        assert_eq!(
+            pruned + skipped.len(),
+            total,
+            "--round-to {round_to}: {stage}"
+        );
+        for s in skipped {
+            assert!(!s["reason"].as_str().unwrap().is_empty(), "{s}");
+        }
+        // The summary says so too: one line per group left whole.
+        let summary = text(&o.stdout);
+        let after = summary.split("left whole:\n").nth(1).unwrap_or("");
+        assert_eq!(after.lines().count(), skipped.len(), "{summary}");
+    }
+}
+
+#[test]
 fn agp_steps_make_one_stage_each() {
     let dir = tempfile::tempdir().unwrap();
     let (out, report) = (dir.path().join("a.onnx"), dir.path().join("r.json"));
@@ -262,7 +313,7 @@ fn a_run_that_removes_nothing_exits_2_with_every_group_and_why() {
         (
             vec!["--ratio", "0.5", "--ignore", "*"],
             vec![
-                "nothing pruned: of 11 groups, 11 are left whole",
+                "nothing pruned: of 11 groups, 11 cannot lose a channel",
                 "/layer1/layer1.0/conv1/Conv (layer1.0.conv1.weight[0]): ignored (--ignore *)",
                 "/conv1/Conv (conv1.weight[1]): blocked (input[1]: 'input' is a graph input)",
             ],
@@ -271,7 +322,8 @@ fn a_run_that_removes_nothing_exits_2_with_every_group_and_why() {
         (
             vec!["--ratio", "0"],
             vec![
-                "of 11 groups, 2 are left whole, and at ratio 0.0000 none of the other 9 loses a channel",
+                "of 11 groups, 2 cannot lose a channel, and at ratio 0.0000 none of the other 9 loses one",
+                "/layer2/layer2.0/conv1/Conv (layer2.0.conv1.weight[0]): the allocation at ratio 0.0000 removes none of its 8 channels",
                 "/fc/Gemm (fc.weight[0]): blocked (output[1]: 'output' is a graph output)",
             ],
         ),

@@ -138,8 +138,14 @@ pub struct GroupChange {
 }
 
 /// A group left whole, and why.
+///
+/// Invariant: a stage's `skipped` and `groups` together name every group of the model it
+/// started from, each once.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Skipped {
+    /// The group could lose channels, but the allocation gave it none (ratio, rounding, caps);
+    /// otherwise it was never open to pruning (blocked, ignored, a single channel...).
+    pub by_allocation: bool,
     pub layer: String,
     pub root: String,
     pub reason: String,
@@ -284,18 +290,22 @@ pub fn prune_iterative(
     })
 }
 
-/// Why a run removed no channel: the groups the first stage left whole, each with its reason,
-/// and how many others the goal gave no channel to lose.
+/// Why a run removed no channel: every group of the first stage, each with its reason (those
+/// never open to pruning, then those the allocation gave no channel to lose).
 fn nothing_pruned(model: &Model, stages: &[StageReport]) -> PrunerError {
     let groups = DependencyGraph::build(model).groups.len();
-    let skipped = stages.first().map_or(&[][..], |s| &s.skipped[..]);
-    let open = groups.saturating_sub(skipped.len());
-    let mut reason = format!("of {groups} groups, {} are left whole", skipped.len());
+    let mut skipped: Vec<&Skipped> = stages
+        .first()
+        .map_or(Vec::new(), |s| s.skipped.iter().collect());
+    skipped.sort_by_key(|s| s.by_allocation);
+    let closed = skipped.iter().filter(|s| !s.by_allocation).count();
+    let open = groups.saturating_sub(closed);
+    let mut reason = format!("of {groups} groups, {closed} cannot lose a channel");
     if open > 0 {
         let ratio = stages.last().map_or(0.0, |s| s.ratio);
         let _ = write!(
             reason,
-            ", and at ratio {ratio:.4} none of the other {open} loses a channel"
+            ", and at ratio {ratio:.4} none of the other {open} loses one"
         );
     }
     for s in skipped {
@@ -426,17 +436,37 @@ impl Run<'_> {
                 .into_iter()
                 .cloned()
                 .collect();
-        let groups = cands
-            .iter_mut()
-            .zip(&counts)
-            .filter(|(_, &n)| n > 0)
-            .map(|(c, &n)| GroupChange {
-                layer: std::mem::take(&mut c.layer),
-                root: std::mem::take(&mut c.root),
-                before: c.alloc.current(),
-                after: c.alloc.current() - n,
-            })
-            .collect();
+        let mut groups = Vec::new();
+        for (c, &n) in cands.iter_mut().zip(&counts) {
+            let layer = std::mem::take(&mut c.layer);
+            let root = std::mem::take(&mut c.root);
+            let current = c.alloc.current();
+            if n > 0 {
+                groups.push(GroupChange {
+                    layer,
+                    root,
+                    before: current,
+                    after: current - n,
+                });
+                continue;
+            }
+            let mut reason = format!(
+                "the allocation at ratio {ratio:.4} removes none of its {current} channels"
+            );
+            if cfg.allocation.round_to > 1 {
+                let _ = write!(
+                    reason,
+                    " (kept counts are multiples of --round-to {})",
+                    cfg.allocation.round_to
+                );
+            }
+            skipped.push(Skipped {
+                by_allocation: true,
+                layer,
+                root,
+                reason,
+            });
+        }
         skipped.sort();
         let after = estimate(model, &plans)?;
         Ok(StageReport {
@@ -472,6 +502,7 @@ impl Run<'_> {
             let layer_name =
                 layer.map_or(report.root_node.clone(), |l| g.node(l.node).name.clone());
             let skip = |reason: String| Skipped {
+                by_allocation: false,
                 layer: layer_name.clone(),
                 root: report.root.clone(),
                 reason,
@@ -559,6 +590,7 @@ impl Run<'_> {
                 GroupImportance::Scores(s) => s,
                 GroupImportance::Missing(why) => {
                     skipped.push(Skipped {
+                        by_allocation: false,
                         layer,
                         root,
                         reason: why,
@@ -587,6 +619,7 @@ impl Run<'_> {
             let first = [graph.group(gid).units[ranking[0]]];
             if let Err(e) = plan_units_at(model, graph, gid, at, &first) {
                 skipped.push(Skipped {
+                    by_allocation: false,
                     layer,
                     root,
                     reason: format!("cannot be planned: {e}"),

@@ -52,7 +52,7 @@ fn the_estimate_is_the_cost_of_the_applied_model() {
                 Err(shears_pruner::PrunerError::NothingPruned { reason }) => {
                     // Only a model whose every group is left whole prunes nothing.
                     let n = shears_graph::DependencyGraph::build(&m).groups.len();
-                    let all = format!("of {n} groups, {n} are left whole");
+                    let all = format!("of {n} groups, {n} cannot lose a channel");
                     assert!(reason.starts_with(&all), "{name}: {reason}");
                     continue;
                 }
