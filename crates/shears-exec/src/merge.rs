@@ -26,7 +26,9 @@ impl shears_graph::rules::Removed for Cuts {
 /// Checks every plan against `model` and merges them; overlapping removals are an error.
 pub fn merge(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
     let g = &model.graph;
-    let mut owner: BTreeMap<(ValueId, usize), BTreeMap<u32, usize>> = BTreeMap::new();
+    // Per (value, axis): every removed index with the plan removing it, sorted once at the end
+    // (a map per index costs more than the rest of the merge).
+    let mut owner: BTreeMap<(ValueId, usize), Vec<(u32, usize)>> = BTreeMap::new();
     let mut cuts = Cuts::default();
     for (p, plan) in plans.iter().enumerate() {
         for e in &plan.entries {
@@ -68,20 +70,21 @@ pub fn merge(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
                         size: actual,
                     });
                 }
-                if let Some(&first) = seen.get(&i) {
-                    return Err(ExecError::Overlap {
-                        tensor: e.tensor.clone(),
-                        axis: e.axis,
-                        index: i,
-                        first,
-                        second: p,
-                    });
-                }
-                seen.insert(i, p);
+                seen.push((i, p));
             }
         }
     }
-    for ((v, axis), seen) in owner {
+    for ((v, axis), mut seen) in owner {
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ExecError::Overlap {
+                tensor: g.value(v).name.clone(),
+                axis,
+                index: w[0].0,
+                first: w[0].1,
+                second: w[1].1,
+            });
+        }
         let size = g.value(v).shape.as_ref().map_or(0, |s| s[axis]);
         if seen.len() >= size {
             return Err(ExecError::Emptied {
@@ -90,7 +93,8 @@ pub fn merge(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
                 size,
             });
         }
-        cuts.removed.insert((v, axis), seen.into_keys().collect());
+        cuts.removed
+            .insert((v, axis), seen.into_iter().map(|(i, _)| i).collect());
     }
     Ok(cuts)
 }

@@ -39,13 +39,16 @@ pub fn members(model: &Model, graph: &DependencyGraph, group: &Group) -> Vec<Mem
             })
         })
         .collect();
-    // `out` follows `group.dims`, which is sorted: binary search finds a dim's member.
-    let dims: Vec<DimId> = out.iter().map(|m| m.dim).collect();
-    for (k, &u) in group.units.iter().enumerate() {
-        for &a in graph.unit_atoms(u) {
-            let d = graph.atom_dim(a);
-            if let Ok(m) = dims.binary_search(&d) {
-                out[m].unit_indices[k].push(a - graph.dim(d).atom_start);
+    // A member dim's indices are read in order, each mapped to its unit's position in the
+    // group (units are sorted); indices of units outside the group (a Concat's other
+    // segments) are not this group's.
+    for m in &mut out {
+        for i in 0..graph.dim(m.dim).size {
+            let Some(u) = graph.unit_at(m.dim, i) else {
+                continue;
+            };
+            if let Ok(k) = group.units.binary_search(&u) {
+                m.unit_indices[k].push(i as u32);
             }
         }
     }

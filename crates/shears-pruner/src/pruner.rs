@@ -1,6 +1,7 @@
 //! The pruner: stages of (analyse, score, allocate, plan, apply), with a callback between
 //! stages.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
@@ -242,8 +243,7 @@ pub fn prune_iterative(
     let mut stages = Vec::new();
     for t in 1..=steps {
         let m = current.as_ref().unwrap_or(model);
-        let report = run.stage(m, t)?;
-        let pruned = run.apply(m, &report.plans, t)?;
+        let (report, pruned) = run.stage(m, t)?;
         let mut stage = Stage {
             index: t,
             steps,
@@ -379,8 +379,8 @@ impl Run<'_> {
         Ok(m)
     }
 
-    /// Plans stage `t` of the schedule on `model`.
-    fn stage(&mut self, model: &Model, t: usize) -> Result<StageReport> {
+    /// Plans stage `t` of the schedule on `model` and applies the plans.
+    fn stage(&mut self, model: &Model, t: usize) -> Result<(StageReport, Model)> {
         let cfg = self.cfg;
         let graph = DependencyGraph::build(model);
         let before = cost(model)?;
@@ -412,30 +412,28 @@ impl Run<'_> {
                 }
             }
         };
-        let allocs: Vec<Candidate> = cands.iter().map(|c| c.alloc.clone()).collect();
-        let mut plans_cache: HashMap<(usize, usize), PruningPlan> = HashMap::new();
-        let (counts, ratio) = match target {
-            StageTarget::Sparsity(s) => (allocate(&allocs, &cfg.allocation, s), s),
-            StageTarget::Parameters { value, .. } | StageTarget::Macs { value, .. } => {
-                let macs = matches!(target, StageTarget::Macs { .. });
-                self.progress.begin("searching the ratio", 0);
-                let mut measure = |counts: &[usize]| -> Result<u64> {
-                    let plans = cached_plans(model, &graph, &cands, counts, &mut plans_cache)?;
-                    let c = estimate(model, plans)?;
-                    self.progress.advance(1);
-                    Ok(if macs { c.macs } else { c.parameters })
-                };
-                let found = crate::target::search(&allocs, &cfg.allocation, value, &mut measure);
-                self.progress.end();
-                let found = found?;
-                (found.counts, found.ratio)
+        // Groups are plannable by construction (anything only planning could refuse is a
+        // blocker found while grouping). Should a plan still fail, that group is left whole
+        // with the reason and the allocation runs again without it: one group never aborts
+        // a run.
+        let (counts, ratio, plans) = loop {
+            let failed: Cell<Option<(usize, String)>> = Cell::new(None);
+            match self.allocate_and_plan(model, &graph, &cands, target, &failed) {
+                Ok(found) => break found,
+                Err(e) => match failed.take() {
+                    Some((k, why)) => {
+                        let c = cands.remove(k);
+                        skipped.push(Skipped {
+                            by_allocation: false,
+                            layer: c.layer,
+                            root: c.root,
+                            reason: format!("cannot be planned: {why}"),
+                        });
+                    }
+                    None => return Err(e),
+                },
             }
         };
-        let plans: Vec<PruningPlan> =
-            cached_plans(model, &graph, &cands, &counts, &mut plans_cache)?
-                .into_iter()
-                .cloned()
-                .collect();
         let mut groups = Vec::new();
         for (c, &n) in cands.iter_mut().zip(&counts) {
             let layer = std::mem::take(&mut c.layer);
@@ -468,8 +466,10 @@ impl Run<'_> {
             });
         }
         skipped.sort();
-        let after = estimate(model, &plans)?;
-        Ok(StageReport {
+        let pruned = self.apply(model, &plans, t)?;
+        // Measured on the applied model: for a ratio goal no estimate is needed at all.
+        let after = cost(&pruned)?;
+        let report = StageReport {
             stage: t,
             steps: cfg.schedule.steps,
             target,
@@ -479,7 +479,49 @@ impl Run<'_> {
             groups,
             skipped,
             plans,
-        })
+        };
+        Ok((report, pruned))
+    }
+
+    /// The units each candidate loses for `target`, the ratio that gives them, and their plans.
+    /// A plan that cannot be made is an error, with the candidate's index left in `failed`.
+    fn allocate_and_plan(
+        &self,
+        model: &Model,
+        graph: &DependencyGraph,
+        cands: &[Cand],
+        target: StageTarget,
+        failed: &Cell<Option<(usize, String)>>,
+    ) -> Result<(Vec<usize>, f64, Vec<PruningPlan>)> {
+        let cfg = self.cfg;
+        let allocs: Vec<Candidate> = cands.iter().map(|c| c.alloc.clone()).collect();
+        let mut cache: HashMap<(usize, usize), PruningPlan> = HashMap::new();
+        let (counts, ratio) = match target {
+            StageTarget::Sparsity(s) => (allocate(&allocs, &cfg.allocation, s), s),
+            StageTarget::Parameters { value, .. } | StageTarget::Macs { value, .. } => {
+                let macs = matches!(target, StageTarget::Macs { .. });
+                self.progress.begin("searching the ratio", 0);
+                let mut measure = |counts: &[usize]| -> Result<u64> {
+                    let plans = cached_plans(model, graph, cands, counts, &mut cache, failed)?;
+                    let c = estimate(model, plans)?;
+                    self.progress.advance(1);
+                    Ok(if macs { c.macs } else { c.parameters })
+                };
+                let found = crate::target::search(&allocs, &cfg.allocation, value, &mut measure);
+                self.progress.end();
+                let found = found?;
+                (found.counts, found.ratio)
+            }
+        };
+        cached_plans(model, graph, cands, &counts, &mut cache, failed)?;
+        // Each plan moves out of the cache once: counts name distinct (candidate, n) keys.
+        let plans = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .filter_map(|(k, &n)| cache.remove(&(k, n)))
+            .collect();
+        Ok((counts, ratio, plans))
     }
 
     /// The groups that may lose channels, scored, and the ones left whole with the reason.
@@ -615,17 +657,6 @@ impl Run<'_> {
                 fixed_ratio,
             };
             let ranking = alloc.ranking();
-            // A group whose plan cannot be made (a rewrite the model forbids) stays whole.
-            let first = [graph.group(gid).units[ranking[0]]];
-            if let Err(e) = plan_units_at(model, graph, gid, at, &first) {
-                skipped.push(Skipped {
-                    by_allocation: false,
-                    layer,
-                    root,
-                    reason: format!("cannot be planned: {e}"),
-                });
-                continue;
-            }
             cands.push(Cand {
                 gid,
                 at,
@@ -648,6 +679,7 @@ fn cached_plans<'c>(
     cands: &[Cand],
     counts: &[usize],
     cache: &'c mut HashMap<(usize, usize), PruningPlan>,
+    failed: &Cell<Option<(usize, String)>>,
 ) -> Result<Vec<&'c PruningPlan>> {
     for (k, (c, &n)) in cands.iter().zip(counts).enumerate() {
         if n == 0 || cache.contains_key(&(k, n)) {
@@ -655,7 +687,15 @@ fn cached_plans<'c>(
         }
         let group = graph.group(c.gid);
         let units: Vec<UnitId> = c.ranking[..n].iter().map(|&p| group.units[p]).collect();
-        cache.insert((k, n), plan_units_at(model, graph, c.gid, c.at, &units)?);
+        match plan_units_at(model, graph, c.gid, c.at, &units) {
+            Ok(p) => {
+                cache.insert((k, n), p);
+            }
+            Err(e) => {
+                failed.set(Some((k, e.to_string())));
+                return Err(e.into());
+            }
+        }
     }
     Ok(counts
         .iter()

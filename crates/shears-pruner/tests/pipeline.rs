@@ -4,7 +4,7 @@
 use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
-use shears_pruner::estimate::cost;
+use shears_pruner::estimate::{cost, estimate};
 use shears_pruner::{
     prune, prune_iterative, AllocationConfig, Control, Goal, NoProgress, Outcome, Pattern,
     PruneConfig, Schedule, ScheduleKind, StageTarget,
@@ -60,6 +60,12 @@ fn the_estimate_is_the_cost_of_the_applied_model() {
             };
             let s = &out.stages[0];
             assert_eq!(s.after, cost(&out.model).unwrap(), "{name} global={global}");
+            // The estimate the cost targets search with, from the plans alone.
+            assert_eq!(
+                estimate(&m, &s.plans).unwrap(),
+                s.after,
+                "{name} global={global}"
+            );
             assert_eq!(s.before, cost(&m).unwrap(), "{name}");
             // Every group that lost channels kept at least one, and blocked groups are reported.
             for g in &s.groups {

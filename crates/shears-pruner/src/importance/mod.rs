@@ -205,6 +205,8 @@ pub struct Scorer<'a> {
     cfg: &'a ImportanceConfig,
     sums: HashMap<(ValueId, usize), AxisSums>,
     activations: Option<&'a ActivationStats>,
+    /// The members of every group given to [`Scorer::new`], found once.
+    members: HashMap<GroupId, Vec<Member>>,
 }
 
 impl<'a> Scorer<'a> {
@@ -217,17 +219,21 @@ impl<'a> Scorer<'a> {
         activations: Option<&'a ActivationStats>,
     ) -> Result<Scorer<'a>> {
         let mut wanted = BTreeSet::new();
-        if matches!(
+        let magnitude = matches!(
             cfg.criterion,
             Criterion::L1 | Criterion::L2 | Criterion::Lamp | Criterion::BnScale
-        ) {
-            for &gid in groups {
-                for m in members(model, graph, graph.group(gid)) {
+        );
+        let mut all_members = HashMap::with_capacity(groups.len());
+        for &gid in groups {
+            let ms = members(model, graph, graph.group(gid));
+            if magnitude {
+                for m in &ms {
                     if m.role.is_some_and(|r| measured(cfg, r)) {
                         wanted.insert((m.value, m.axis));
                     }
                 }
             }
+            all_members.insert(gid, ms);
         }
         if cfg.criterion.needs_activations() && activations.is_none() {
             return Err(crate::PrunerError::config(
@@ -244,18 +250,26 @@ impl<'a> Scorer<'a> {
             cfg,
             sums: all_axis_sums(model, &wanted)?,
             activations,
+            members: all_members,
         })
     }
 
     /// The importance of group `gid`; `key` names the group stably (it seeds `random`).
     pub fn score(&self, gid: GroupId, key: &str) -> Result<GroupImportance> {
         let group = self.graph.group(gid);
-        let ms = members(self.model, self.graph, group);
+        let found;
+        let ms = match self.members.get(&gid) {
+            Some(ms) => ms,
+            None => {
+                found = members(self.model, self.graph, group);
+                &found
+            }
+        };
         let raw = match self.cfg.criterion {
             Criterion::L1 | Criterion::L2 | Criterion::Lamp | Criterion::BnScale => {
-                magnitude::scores(self, &ms)
+                magnitude::scores(self, ms)
             }
-            Criterion::Fpgm => fpgm::scores(self.model, group, &ms)?,
+            Criterion::Fpgm => fpgm::scores(self.model, group, ms)?,
             Criterion::Random => {
                 let mut rng = shears_verify::Rng::new(self.cfg.seed ^ fnv1a(key));
                 GroupImportance::Scores(
@@ -266,7 +280,7 @@ impl<'a> Scorer<'a> {
             }
             Criterion::Apoz | Criterion::MeanAct => {
                 let stats = self.activations.expect("checked in new");
-                activation::scores(self.model, self.graph, group, &ms, stats, self.cfg)
+                activation::scores(self.model, self.graph, group, ms, stats, self.cfg)
             }
         };
         Ok(match raw {
