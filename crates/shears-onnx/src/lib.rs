@@ -4,7 +4,6 @@
 //!
 //! Nothing above this crate touches protobuf bytes directly.
 
-pub mod builder;
 pub mod cost;
 pub mod error;
 pub mod external;
