@@ -11,6 +11,7 @@ pub mod input_shapes;
 pub mod ir;
 pub mod load;
 pub mod model;
+pub mod ops;
 pub mod proto;
 pub mod save;
 pub mod shape;

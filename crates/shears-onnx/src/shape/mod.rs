@@ -535,22 +535,7 @@ pub(crate) const FLOAT: i32 = DataType::Float as i32;
 pub(crate) const INT64: i32 = DataType::Int64 as i32;
 pub(crate) const BOOL: i32 = DataType::Bool as i32;
 
-/// Integer or bool element types: the ones whose contents can be folded.
-pub(crate) fn is_integer(dtype: i32) -> bool {
-    use DataType as D;
-    matches!(
-        DataType::try_from(dtype),
-        Ok(D::Int8
-            | D::Int16
-            | D::Int32
-            | D::Int64
-            | D::Uint8
-            | D::Uint16
-            | D::Uint32
-            | D::Uint64
-            | D::Bool)
-    )
-}
+pub(crate) use crate::tensor::is_integer;
 
 /// Number of elements of `shape`, or an error on overflow.
 pub(crate) fn numel(shape: &[usize]) -> Result<usize, Fail> {
