@@ -13,9 +13,9 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::zoo;
 use shears_verify::candle_core::{Device, Tensor};
 use shears_verify::{random_inputs, Dataset, DatasetOptions, Evaluator, NoProgress, Rng};
 

@@ -12,9 +12,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shears_graph::DependencyGraph;
-use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::zoo;
 
 fn model(name: &str, proto: shears_onnx::proto::ModelProto) -> Model {
     let mut m = Model::from_proto(proto, name, ExternalStore::none()).expect("model");

@@ -13,13 +13,13 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shears_graph::{DependencyGraph, GroupId};
-use shears_onnx::builder::zoo;
 use shears_onnx::save::encode;
 use shears_onnx::{InputShapes, Model};
 use shears_pruner::{
     allocate, prune, AllocationConfig, Candidate, Goal, GroupImportance, ImportanceConfig,
     NoProgress, PruneConfig, Scorer,
 };
+use shears_testkit::builder::zoo;
 
 fn scores_and_allocation(model: &Model, graph: &DependencyGraph) -> Vec<usize> {
     let cfg = ImportanceConfig::default();

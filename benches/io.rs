@@ -16,10 +16,10 @@ use std::io::Write;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{encode, save_model, SaveOptions};
 use shears_onnx::Model;
+use shears_testkit::builder::zoo;
 
 fn bench_io(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench folder");

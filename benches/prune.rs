@@ -14,9 +14,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{save_proto, SaveOptions};
-use shears_onnx::{builder::zoo, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
 use shears_plan::PruningPlan;
 use shears_pruner::{Goal, NoProgress, PruneConfig};
+use shears_testkit::builder::zoo;
 
 /// One plan per prunable group, removing the first half of its channels.
 fn half_of_every_group(model: &Model, graph: &DependencyGraph) -> Vec<PruningPlan> {

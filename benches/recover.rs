@@ -12,11 +12,11 @@
 //! Run: `cargo bench --bench recover -- --warm-up-time 1 --measurement-time 20`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
 use shears_pruner::{Goal, NoProgress, PruneConfig};
 use shears_recover::{recover, RecoverConfig, Sample};
+use shears_testkit::builder::zoo;
 use shears_verify::{random_inputs, Evaluator, Rng};
 
 const SAMPLES: usize = 32;

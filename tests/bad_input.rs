@@ -113,7 +113,7 @@ fn a_missing_model_file_exits_2() {
 #[test]
 fn a_symbolic_dimension_bound_to_two_sizes_exits_2_naming_it() {
     // Inputs a and b both declare their batch as 'N'; the user gives it two sizes.
-    let mut b = shears_onnx::builder::ModelBuilder::new(17);
+    let mut b = shears_testkit::builder::ModelBuilder::new(17);
     b.input("a", &[-1, 3]);
     b.input("b", &[-1, 3]);
     b.node_with_outputs("add", "Add", &["a", "b"], &["y"], vec![]);

@@ -7,9 +7,9 @@ mod common;
 use common::shears;
 
 use prost::Message;
-use shears_onnx::builder::ModelBuilder;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::tensor;
+use shears_testkit::builder::ModelBuilder;
 
 /// conv1 (3x3) -> BN -> ReLU -> conv2 (1x1); with `dead`, conv1's channel 2 has zero weights
 /// and BN scale and shift 0 (dead), channel 5 zero weights and shift 0.7, mean 0 (the

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use shears::onnx::builder::ModelBuilder;
 use shears::onnx::save::{save_model, SaveOptions};
 use shears::prelude::*;
 use shears::pruner::{GroupImportance, PrunerError};
+use shears_testkit::builder::ModelBuilder;
 
 const RESNET: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

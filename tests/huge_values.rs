@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use shears_onnx::builder::{attr_ints, tensor_i64, ModelBuilder};
 use shears_onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use shears_onnx::proto::{type_proto, ModelProto, ValueInfoProto};
 use shears_onnx::save::encode;
+use shears_testkit::builder::{attr_ints, tensor_i64, ModelBuilder};
 
 fn shears(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shears"))

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use shears_onnx::builder::{attr_ints, ModelBuilder};
 use shears_onnx::proto::ModelProto;
+use shears_testkit::builder::{attr_ints, ModelBuilder};
 
 fn shears(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shears"))

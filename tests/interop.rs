@@ -13,7 +13,8 @@ use std::process::Command;
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::save::{save_proto, SaveOptions};
-use shears_onnx::{builder::zoo, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::zoo;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -95,7 +96,7 @@ fn pruned_models_pass_the_onnx_checker_and_run_in_onnxruntime() {
             .file_stem()
             .map_or(model.source.clone(), |s| s.to_string_lossy().into_owned());
         for seed in 0..4u64 {
-            let plans = shears_exec::random_plans(&model, &graph, seed);
+            let plans = shears_testkit::random_plans(&model, &graph, seed);
             if plans.is_empty() {
                 continue;
             }

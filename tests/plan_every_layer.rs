@@ -67,7 +67,7 @@ fn every_fixture_layer_plans_or_names_its_blocker() {
 
 #[test]
 fn every_zoo_layer_plans_or_names_its_blocker() {
-    for &(name, build) in shears_onnx::builder::zoo::MODELS {
+    for &(name, build) in shears_testkit::builder::zoo::MODELS {
         let model = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
         let (planned, blocked) = check(model);
         assert!(planned + blocked > 0, "{name}: no layer");

@@ -166,7 +166,7 @@ fn fixture_plans_do_not_leak() {
 #[test]
 fn zoo_plans_do_not_leak() {
     let mut total = 0;
-    for &(name, build) in shears_onnx::builder::zoo::MODELS {
+    for &(name, build) in shears_testkit::builder::zoo::MODELS {
         let model = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
         let shapes = InputShapes::dynamic_as(&model.graph, 1);
         total += check_model(model, &shapes);
@@ -178,7 +178,7 @@ fn zoo_plans_do_not_leak() {
 /// by one leaks.
 #[test]
 fn a_wrong_consumer_index_leaks() {
-    let proto = shears_onnx::builder::zoo::flatten_gemm();
+    let proto = shears_testkit::builder::zoo::flatten_gemm();
     let mut model = Model::from_proto(proto, "flatten_gemm", ExternalStore::none()).unwrap();
     shears_onnx::shape::infer_shapes(&mut model, &InputShapes::default()).unwrap();
     let graph = DependencyGraph::build(&model);

@@ -89,7 +89,7 @@ fn check_model(file: &str, per_model: usize) -> Vec<(String, bool, f64)> {
             })
             .collect();
         let plan = shears_plan::plan(&model, &graph, root, &idxs).unwrap();
-        let ex = shears_exec::check_exactness(
+        let ex = shears_testkit::check_exactness(
             &model,
             std::slice::from_ref(&plan),
             &InputShapes::default(),

@@ -95,7 +95,7 @@ fn every_group_of_each_style_prunes_exactly() {
                     .collect();
                 let plan = shears_plan::plan(&m, &graph, &name, &idxs)
                     .unwrap_or_else(|e| panic!("{what}: {name} {idxs:?}: {e}"));
-                let ex = shears_exec::check_exactness(&m, &[plan], &shapes, 1, 7)
+                let ex = shears_testkit::check_exactness(&m, &[plan], &shapes, 1, 7)
                     .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
                 assert!(ex.shapes_equal, "{what}: {name}: output shapes changed");
                 assert!(ex.exact_expected, "{what}: {name}: not expected exact");

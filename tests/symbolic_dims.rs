@@ -9,10 +9,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use shears_exec::check_exactness;
-use shears_onnx::builder::ModelBuilder;
 use shears_onnx::proto::ModelProto;
 use shears_onnx::{Dim, InputShapes, Model};
+use shears_testkit::builder::ModelBuilder;
+use shears_testkit::check_exactness;
 
 fn shears(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shears"))
@@ -237,7 +237,8 @@ fn batch_symbolic(mut proto: ModelProto) -> ModelProto {
 
 #[test]
 fn every_zoo_model_groups_alike_with_a_symbolic_batch_or_says_why_not() {
-    use shears_onnx::{builder::zoo, external::ExternalStore};
+    use shears_onnx::external::ExternalStore;
+    use shears_testkit::builder::zoo;
     let groups = |proto: ModelProto| -> Result<String, String> {
         let mut m = Model::from_proto(proto, "m", ExternalStore::none()).unwrap();
         shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default())

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use shears_onnx::builder::ModelBuilder;
+use shears_testkit::builder::ModelBuilder;
 
 fn shears(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shears"))

@@ -35,7 +35,7 @@ pub fn fixtures_dir() -> PathBuf {
 /// batch), conv, a TorchScript-style flatten whose target is computed from the batch at run
 /// time, Gemm.
 pub fn dynbatch_model() -> shears_onnx::proto::ModelProto {
-    let mut b = shears_onnx::builder::ModelBuilder::new(17).named("dynbatch");
+    let mut b = shears_testkit::builder::ModelBuilder::new(17).named("dynbatch");
     let x = b.input("input", &[-1, 3, 8, 8]);
     let y = b.conv_bn_relu(&x, "conv1", "bn1", 16, 3, 1, 1, 1);
     let y = b.reshape(&y, &[0, 16, -1]);

@@ -14,15 +14,11 @@
 mod apply;
 mod error;
 mod merge;
-mod random_plans;
 mod slice;
 mod stages;
-mod zero;
 
 pub use apply::{apply, Applied};
 pub use error::ExecError;
 pub use merge::{merge, Cuts};
-pub use random_plans::random_plans;
 pub use slice::slice_axis;
 pub use stages::{apply_stages, Staged};
-pub use zero::{check_exactness, zero_axis, zero_removed_inputs, Exactness};

@@ -5,7 +5,8 @@
 use shears_exec::ExecError;
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
-use shears_onnx::{builder::zoo, InputShapes, Model};
+use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::zoo;
 
 fn model(name: &str) -> Model {
     let build = zoo::MODELS

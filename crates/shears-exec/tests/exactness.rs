@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
-use shears_onnx::{builder::zoo, Model};
+use shears_onnx::Model;
+use shears_testkit::builder::zoo;
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -53,8 +54,9 @@ fn check_model(mut model: Model) -> Outcome {
             }
         };
         let idxs = &plan.indices;
-        let ex = shears_exec::check_exactness(&model, std::slice::from_ref(&plan), &shapes, 1, 7)
-            .unwrap_or_else(|e| panic!("{}: {root}: {e}", model.source));
+        let ex =
+            shears_testkit::check_exactness(&model, std::slice::from_ref(&plan), &shapes, 1, 7)
+                .unwrap_or_else(|e| panic!("{}: {root}: {e}", model.source));
         assert!(
             ex.shapes_equal,
             "{}: {root}: output shapes changed",

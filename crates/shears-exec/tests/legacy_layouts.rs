@@ -10,10 +10,11 @@
 mod common;
 
 use shears_graph::DependencyGraph;
-use shears_onnx::builder::{attr_float, attr_int, attr_ints, attr_string, zoo, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::proto::{tensor_shape_proto::dimension, type_proto, ModelProto};
-use shears_onnx::{builder, Model};
+use shears_onnx::Model;
+use shears_testkit::builder;
+use shears_testkit::builder::{attr_float, attr_int, attr_ints, attr_string, zoo, ModelBuilder};
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -91,7 +92,7 @@ fn prune_every_group(model: &Model, what: &str) -> usize {
         let applied = shears_exec::apply(model, std::slice::from_ref(&plan))
             .unwrap_or_else(|e| panic!("{what}: apply {root}: {e}"));
         assert_declarations_follow(&applied.proto, &format!("{what}: {root}"));
-        let ex = shears_exec::check_exactness(model, std::slice::from_ref(&plan), &shapes, 1, 7)
+        let ex = shears_testkit::check_exactness(model, std::slice::from_ref(&plan), &shapes, 1, 7)
             .unwrap_or_else(|e| panic!("{what}: {root}: {e}"));
         assert!(ex.shapes_equal, "{what}: {root}: output shapes changed");
         if ex.exact_expected {
@@ -349,6 +350,7 @@ fn a_private_shape_constant_is_declared_as_an_input_below_ir_4() {
         .expect("a private copy of the shared target");
     assert!(g.input.iter().any(|i| i.name == copy.name), "not declared");
     assert_declarations_follow(&applied.proto, "shared_target");
-    let ex = shears_exec::check_exactness(&m, &[plan], &common::static_shapes(&m), 1, 7).unwrap();
+    let ex =
+        shears_testkit::check_exactness(&m, &[plan], &common::static_shapes(&m), 1, 7).unwrap();
     assert!(ex.max_rel <= TOLERANCE, "max rel {:.3e}", ex.max_rel);
 }

@@ -8,7 +8,8 @@ mod common;
 mod plannable;
 
 use shears_onnx::external::ExternalStore;
-use shears_onnx::{builder::zoo, Model};
+use shears_onnx::Model;
+use shears_testkit::builder::zoo;
 
 #[test]
 fn every_prunable_group_of_every_zoo_model_can_be_planned() {

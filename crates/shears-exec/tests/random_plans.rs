@@ -7,7 +7,8 @@ mod common;
 use proptest::prelude::*;
 use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
-use shears_onnx::{builder::zoo, Model};
+use shears_onnx::Model;
+use shears_testkit::builder::zoo;
 
 fn models() -> Vec<Model> {
     let mut out: Vec<Model> = zoo::MODELS
@@ -40,7 +41,7 @@ proptest! {
             let model = &ms[model_pick % ms.len()];
             let shapes = common::static_shapes(model);
             let graph = DependencyGraph::build(model);
-            let plans = shears_exec::random_plans(model, &graph, seed);
+            let plans = shears_testkit::random_plans(model, &graph, seed);
             if plans.is_empty() {
                 // No prunable group: applying nothing is refused, never a silent copy.
                 let err = shears_exec::apply(model, &plans).err();

@@ -2,11 +2,11 @@
 //! stays the size of its channels, and every dim linked to such an axis keeps its size.
 
 use shears_graph::{DependencyGraph, DimKey, MAX_AXIS_ATOMS};
-use shears_onnx::builder::{attr_ints, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use shears_onnx::proto::type_proto;
 use shears_onnx::Model;
+use shears_testkit::builder::{attr_ints, ModelBuilder};
 
 /// conv1 (3→8, 3x3, same padding) → Relu → conv2 (8→4) → Add with a bias of shape [1, 4, hw, 1]
 /// broadcast over W, on an input of H = W = `hw`, declared after building.
@@ -73,7 +73,7 @@ fn a_dim_linked_to_a_too_long_axis_keeps_its_size() {
         "Concat",
         &[&c[0], &y],
         1,
-        vec![shears_onnx::builder::attr_int("axis", 1)],
+        vec![shears_testkit::builder::attr_int("axis", 1)],
     );
     let r = b.node_named("relu", "Relu", &[&cat[0]], 1, vec![]);
     b.output(&r[0]);

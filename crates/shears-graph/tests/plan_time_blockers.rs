@@ -5,10 +5,10 @@
 //! group is prunable.
 
 use shears_graph::DependencyGraph;
-use shears_onnx::builder::{attr_int, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::proto::ModelProto;
 use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::{attr_int, ModelBuilder};
 
 /// The blockers of the groups holding `weight`'s output channels (axis 0), or `None` when
 /// every such group is prunable.

@@ -8,9 +8,9 @@
 //! `--layer` names. Axes not mentioned are fixed.
 
 use shears_graph::{rules, DependencyGraph};
-use shears_onnx::builder::{attr_int, zoo, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::{attr_int, zoo, ModelBuilder};
 
 /// Builds zoo model `name`, infers shapes, and compares `node name => rule line` for every node
 /// with `expect` (one line per node, in node order).

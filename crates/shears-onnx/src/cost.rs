@@ -4,15 +4,15 @@
 //! `Constant` outputs) that nodes read, each tensor counted once, at its first reader in
 //! topological order (through `Identity` chains, which exporters use to de-duplicate equal
 //! tensors: the reader behind the `Identity` decides the role):
-//! - every such tensor a *layer* reads in a weight slot: `Conv`/`ConvTranspose` W and B, `Gemm`
-//!   A/B/C, `MatMul` either side, `BatchNormalization`/`LayerNormalization`/
-//!   `InstanceNormalization`/`GroupNormalization` scale and bias, `PRelu` slope, whatever its size;
+//! - every such tensor a *layer* reads in a parameter slot ([`crate::ops::OpFacts`]: kernel or
+//!   vector slots, e.g. `Conv`/`ConvTranspose` W and B, `Gemm` A/B/C, `MatMul` either side,
+//!   normalization scale and bias, `PRelu` slope), whatever its size;
 //! - any other floating-point constant with more than one element (a position embedding fed to
 //!   an `Add`, a layer scale fed to a `Mul`, a weight that reaches its `MatMul` through a
 //!   `Transpose`).
 //!
-//! Not parameters: `BatchNormalization` running mean and variance (slots 3 and 4), which are
-//! **statistics** and counted apart; single-element constants outside weight slots (`Clip`
+//! Not parameters: running statistics (the op's statistic slots: `BatchNormalization` mean and
+//! variance), counted apart; single-element constants outside weight slots (`Clip`
 //! bounds, the GELU and attention-scale scalars exporters emit); integer tensors (shapes,
 //! indices). This matches what PyTorch counts as parameters for models exported without
 //! constant folding.
@@ -27,9 +27,8 @@
 use std::collections::HashSet;
 
 use crate::error::{OnnxError, Result};
-use crate::ir::{NodeId, ValueId, ValueKind};
+use crate::ir::{NodeId, ValueId};
 use crate::model::Model;
-use crate::proto::tensor_proto::DataType;
 use crate::shape::{self, matmul_dims};
 
 /// What one node owns and computes.
@@ -57,36 +56,6 @@ pub struct CostReport {
     pub statistics: u64,
     pub macs: u64,
     pub macs_unknown: Vec<NodeId>,
-}
-
-/// Input slots of an op that hold weights (parameters whatever their size) and statistics.
-fn slots(op: &str) -> (&'static [usize], &'static [usize]) {
-    match op {
-        "Conv" | "ConvTranspose" => (&[1, 2], &[]),
-        "Gemm" => (&[0, 1, 2], &[]),
-        "MatMul" => (&[0, 1], &[]),
-        "BatchNormalization" => (&[1, 2], &[3, 4]),
-        "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => (&[1, 2], &[]),
-        "PRelu" => (&[1], &[]),
-        _ => (&[], &[]),
-    }
-}
-
-fn is_float(dtype: i32) -> bool {
-    use DataType as D;
-    matches!(
-        DataType::try_from(dtype),
-        Ok(D::Float
-            | D::Double
-            | D::Float16
-            | D::Bfloat16
-            | D::Float8e4m3fn
-            | D::Float8e4m3fnuz
-            | D::Float8e5m2
-            | D::Float8e5m2fnuz
-            | D::Float8e8m0
-            | D::Float4e2m1)
-    )
 }
 
 /// The tensor that input `v` of node `reader` counts as: `v`, or the constant an `Identity`
@@ -119,17 +88,7 @@ fn counted_as(model: &Model, reader: NodeId, v: ValueId) -> Option<ValueId> {
 
 /// Elements of `v` if it is a floating-point constant (initializer or `Constant` output).
 fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
-    let g = &model.graph;
-    let value = g.value(v);
-    let is_const = match value.kind {
-        ValueKind::Initializer(_) => true,
-        ValueKind::NodeOutput { node, .. } => {
-            let n = g.node(node);
-            n.op_type == "Constant" && (n.domain.is_empty() || n.domain == "ai.onnx")
-        }
-        ValueKind::Input => false,
-    };
-    if !is_const {
+    if !model.is_stored(v) {
         return Ok(None);
     }
     let (dtype, n) = match model.initializer(v) {
@@ -141,7 +100,7 @@ fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
             (t.data_type, crate::tensor::num_elements(&t)? as u64)
         }
     };
-    Ok(is_float(dtype).then_some(n))
+    Ok(crate::tensor::is_float(dtype).then_some(n))
 }
 
 /// The MACs of `node`: `Some(0)` for ops without a formula, `None` when a needed shape is
@@ -204,11 +163,7 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
     };
     for id in g.node_ids() {
         let n = g.node(id);
-        let (weights, stats) = if n.domain.is_empty() || n.domain == "ai.onnx" {
-            slots(&n.op_type)
-        } else {
-            (&[][..], &[][..])
-        };
+        let facts = crate::ops::facts(n);
         let mut cost = NodeCost {
             node: id,
             parameters: 0,
@@ -225,9 +180,9 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
             let Some(elems) = constant_elements(model, v)? else {
                 continue;
             };
-            if stats.contains(&slot) {
+            if facts.statistic_slots.contains(&slot) {
                 cost.statistics = add(cost.statistics, elems, "the statistics of", n)?;
-            } else if weights.contains(&slot) || elems > 1 {
+            } else if facts.is_parameter_slot(slot) || elems > 1 {
                 cost.parameters = add(cost.parameters, elems, "the parameters of", n)?;
             } else {
                 continue;

@@ -303,14 +303,15 @@ mod tests {
     }
 
     fn graph(inputs: &[(&str, &[i64])]) -> Graph {
-        let mut b = crate::builder::ModelBuilder::new(17);
+        let mut b = crate::shape::testutil::GraphBuilder::new(17);
         for (name, dims) in inputs {
-            b.input(name, dims);
+            let dims: Vec<Option<usize>> = dims.iter().map(|&d| usize::try_from(d).ok()).collect();
+            b.input_dyn(name, &dims);
             let out = format!("{name}_out");
-            b.node_with_outputs(&format!("r_{name}"), "Relu", &[name], &[&out], vec![]);
+            b.node_named(&format!("r_{name}"), "Relu", &[name], &[&out], vec![]);
             b.output(&out);
         }
-        Graph::build(&b.build(), "test").unwrap()
+        Graph::build(&b.proto(), "test").unwrap()
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //!
 //! Nothing above this crate touches protobuf bytes directly.
 
-pub mod builder;
 pub mod cost;
 pub mod error;
 pub mod external;
@@ -12,6 +11,7 @@ pub mod input_shapes;
 pub mod ir;
 pub mod load;
 pub mod model;
+pub mod ops;
 pub mod proto;
 pub mod save;
 pub mod shape;

@@ -97,6 +97,19 @@ impl Model {
         }
     }
 
+    /// Whether `v` is stored in the model: an initializer or the output of a default-domain
+    /// `Constant` node (checked without copying the tensor, as [`Model::constant`] would).
+    pub fn is_stored(&self, v: ValueId) -> bool {
+        match self.graph.value(v).kind {
+            ValueKind::Initializer(_) => true,
+            ValueKind::NodeOutput { node, .. } => {
+                let n = self.graph.node(node);
+                n.op_type == "Constant" && (n.domain.is_empty() || n.domain == "ai.onnx")
+            }
+            ValueKind::Input => false,
+        }
+    }
+
     /// The constant tensor `v` holds: an initializer, or the output of a `Constant` node
     /// (`value`, `value_float(s)` and `value_int(s)` forms).
     pub fn constant(&self, v: ValueId) -> Option<Cow<'_, TensorProto>> {

@@ -31,6 +31,42 @@ pub fn elem_size(data_type: i32) -> Option<usize> {
     })
 }
 
+/// Integer or bool element types: the ones whose contents can be folded as shape data. The one
+/// place that says which dtype codes are integers.
+pub fn is_integer(data_type: i32) -> bool {
+    use DataType as D;
+    matches!(
+        DataType::try_from(data_type),
+        Ok(D::Int8
+            | D::Int16
+            | D::Int32
+            | D::Int64
+            | D::Uint8
+            | D::Uint16
+            | D::Uint32
+            | D::Uint64
+            | D::Bool)
+    )
+}
+
+/// Floating-point element types, every width (the ones whose constants count as parameters).
+pub fn is_float(data_type: i32) -> bool {
+    use DataType as D;
+    matches!(
+        DataType::try_from(data_type),
+        Ok(D::Float
+            | D::Double
+            | D::Float16
+            | D::Bfloat16
+            | D::Float8e4m3fn
+            | D::Float8e4m3fnuz
+            | D::Float8e5m2
+            | D::Float8e5m2fnuz
+            | D::Float8e8m0
+            | D::Float4e2m1)
+    )
+}
+
 /// Short lower-case name of a data type, as `inspect` prints it.
 pub fn dtype_name(data_type: i32) -> &'static str {
     use DataType as D;

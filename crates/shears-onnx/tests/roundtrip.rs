@@ -8,12 +8,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use shears_onnx::builder::zoo;
 use shears_onnx::external::{internalized, ExternalRef, ExternalStore};
 use shears_onnx::proto::tensor_proto::DataType;
 use shears_onnx::proto::{ModelProto, TensorProto};
 use shears_onnx::save::{encode, save_model, save_proto, SaveOptions, SaveReport, EXTERNAL_ALIGN};
 use shears_onnx::{walk, Model, OnnxError};
+use shears_testkit::builder::zoo;
 
 /// Labels of the tensors stored externally.
 fn external_labels(proto: &ModelProto) -> BTreeSet<String> {
@@ -228,7 +228,7 @@ fn external_tensors_stay_external_beside_the_new_output() {
 fn attribute_tensors_move_only_after_every_initializer() {
     // Weights as Constant nodes and as initializers: a limit that forces everything out
     // moves the initializers first.
-    let mut b = shears_onnx::builder::ModelBuilder::new(17).named("mixed");
+    let mut b = shears_testkit::builder::ModelBuilder::new(17).named("mixed");
     let x = b.input("input", &[1, 16]);
     let w = b.constant_f32("w_const", &[16, 16], &[0.5; 256]);
     let y = b.node("MatMul", &[&x, &w], 1, vec![]).remove(0);
@@ -254,7 +254,7 @@ fn attribute_tensors_move_only_after_every_initializer() {
 #[test]
 fn typed_field_tensors_move_as_little_endian_bytes() {
     let values: Vec<f32> = (0..256).map(|i| i as f32 * 0.5 - 3.0).collect();
-    let mut b = shears_onnx::builder::ModelBuilder::new(17).named("typed");
+    let mut b = shears_testkit::builder::ModelBuilder::new(17).named("typed");
     let x = b.input("input", &[256]);
     let w = b.initializer(TensorProto {
         name: "w".into(),

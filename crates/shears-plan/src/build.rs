@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use shears_graph::rules::{self, DimRef, Removed, Rewrite};
 use shears_graph::{DependencyGraph, DimId, DimKey, UnitId};
-use shears_onnx::{Model, NodeId, ValueId, ValueKind};
+use shears_onnx::{ops, Model, NodeId, ValueId, ValueKind};
 
 use crate::{summary, PlanEntry, PlanError, PruningPlan, TensorKind};
 
@@ -73,7 +73,8 @@ pub fn resolve_layer(
             hint,
         });
     };
-    // Follow the parameter through Transposes (ConvNeXt's Linear weights) to a weighted node.
+    // Follow the parameter through layout ops (ConvNeXt's Linear weights behind a Transpose) to
+    // a weighted node.
     let mut frontier = vec![(v, None::<Vec<usize>>)];
     for _ in 0..4 {
         let mut next = Vec::new();
@@ -92,16 +93,15 @@ pub fn resolve_layer(
                     }
                 }
                 let node = g.node(consumer);
-                if node.op_type == "Transpose" {
-                    if let (Some(out), Some(perm)) = (node.output(0), node.attr_ints("perm")) {
-                        // Output axis i is input axis perm[i]; compose back to the root's axes.
-                        let perm: Vec<usize> = perm.iter().map(|&p| p as usize).collect();
-                        let to_root: Vec<usize> = perm
-                            .iter()
-                            .map(|&p| perm_to_root.as_ref().map_or(p, |r| r[p]))
-                            .collect();
-                        next.push((out, Some(to_root)));
-                    }
+                let rank = g.value(val).shape.as_ref().map(|s| s.len());
+                let perm = rank.and_then(|r| ops::layout_perm(node, r));
+                if let (Some(out), Some(perm)) = (node.output(0), perm) {
+                    // Output axis i is input axis perm[i]; compose back to the root's axes.
+                    let to_root: Vec<usize> = perm
+                        .iter()
+                        .map(|&p| perm_to_root.as_ref().map_or(p, |r| r[p]))
+                        .collect();
+                    next.push((out, Some(to_root)));
                 }
             }
         }
@@ -433,11 +433,6 @@ fn role_of(
     }
 }
 
-/// Layout-only ops exporters put between a weight and its layer.
-fn is_layout(op: &str) -> bool {
-    matches!(op, "Transpose" | "Identity" | "Cast")
-}
-
 /// Follows `v` (axis `axis`, read by `node`) through layout-only ops with a single reader to
 /// the node that uses it as data, mapping the axis through Transposes. Returns that node and
 /// the value and axis it reads.
@@ -450,24 +445,19 @@ fn through_layout(
     let g = &model.graph;
     for _ in 0..4 {
         let n = g.node(node);
-        if !is_layout(&n.op_type) {
+        let rank = g.value(v).shape.as_ref().map_or(0, |s| s.len());
+        // Layout-only ops exporters put between a weight and its layer.
+        let Some(perm) = ops::layout_perm(n, rank) else {
             break;
-        }
+        };
         let Some(out) = n.output(0) else { break };
         let [(next, _)] = g.value(out).consumers.as_slice() else {
             break;
         };
-        if n.op_type == "Transpose" {
-            let rank = g.value(v).shape.as_ref().map_or(0, |s| s.len());
-            let perm: Vec<usize> = match n.attr_ints("perm") {
-                Some(p) => p.iter().map(|&a| a as usize).collect(),
-                None => (0..rank).rev().collect(),
-            };
-            let Some(i) = perm.iter().position(|&p| p == axis) else {
-                break;
-            };
-            axis = i;
-        }
+        let Some(i) = perm.iter().position(|&p| p == axis) else {
+            break;
+        };
+        axis = i;
         v = out;
         node = *next;
     }
@@ -479,29 +469,18 @@ fn through_layout(
 fn stored_source(model: &Model, mut v: ValueId, mut axis: usize) -> (ValueId, usize) {
     let g = &model.graph;
     for _ in 0..4 {
-        let stored = match g.value(v).kind {
-            ValueKind::Initializer(_) => true,
-            ValueKind::NodeOutput { node, .. } => g.node(node).op_type == "Constant",
-            ValueKind::Input => false,
-        };
-        if stored {
+        if model.is_stored(v) {
             break;
         }
         let Some(p) = g.producer(v) else { break };
         let n = g.node(p);
-        if !is_layout(&n.op_type) {
-            break;
-        }
         let Some(input) = n.input(0) else { break };
-        if n.op_type == "Transpose" {
-            let rank = g.value(input).shape.as_ref().map_or(0, |s| s.len());
-            let perm: Vec<usize> = match n.attr_ints("perm") {
-                Some(p) => p.iter().map(|&a| a as usize).collect(),
-                None => (0..rank).rev().collect(),
-            };
-            let Some(&a) = perm.get(axis) else { break };
-            axis = a;
-        }
+        let rank = g.value(input).shape.as_ref().map_or(0, |s| s.len());
+        let Some(perm) = ops::layout_perm(n, rank) else {
+            break;
+        };
+        let Some(&a) = perm.get(axis) else { break };
+        axis = a;
         v = input;
     }
     (v, axis)

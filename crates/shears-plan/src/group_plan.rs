@@ -149,8 +149,8 @@ pub fn plan_units_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shears_onnx::builder::zoo;
     use shears_onnx::external::ExternalStore;
+    use shears_testkit::builder::zoo;
 
     #[test]
     fn a_group_plan_is_the_plan_of_its_layer() {

@@ -1,7 +1,7 @@
 //! Short human descriptions of ops and dims for rendered plans and groups.
 
 use shears_graph::{DependencyGraph, DimId, DimKey};
-use shears_onnx::{Model, NodeId};
+use shears_onnx::{ops, Model, NodeId};
 
 /// `Conv(3→64, 7x7, s2)`, `BatchNormalization(64)`, `Gemm(512→1000)`... or the op type.
 pub fn op_summary(model: &Model, id: NodeId) -> String {
@@ -55,10 +55,7 @@ pub fn op_summary(model: &Model, id: NodeId) -> String {
             }
             _ => n.op_type.clone(),
         },
-        "BatchNormalization"
-        | "InstanceNormalization"
-        | "LayerNormalization"
-        | "GroupNormalization" => match shape(1) {
+        _ if ops::facts(n).role == ops::OpRole::Norm => match shape(1) {
             Some(s) if !s.is_empty() => format!("{}({})", n.op_type, s[s.len() - 1]),
             _ => n.op_type.clone(),
         },

@@ -3,9 +3,9 @@
 //! groups.
 
 use shears_graph::DependencyGraph;
-use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::zoo;
 
 /// Builds a zoo model and infers shapes, with dynamic input dimensions set to 1.
 fn load(name: &str, build: fn() -> shears_onnx::proto::ModelProto) -> (Model, DependencyGraph) {

@@ -8,10 +8,10 @@
 //! concatenation) the case builds the same block followed by a consumer conv.
 
 use shears_graph::DependencyGraph;
-use shears_onnx::builder::{zoo, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::proto::ModelProto;
 use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::{zoo, ModelBuilder};
 
 fn load(name: &str, proto: ModelProto) -> (Model, DependencyGraph) {
     let mut model = Model::from_proto(proto, name, ExternalStore::none()).unwrap();

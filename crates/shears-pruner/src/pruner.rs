@@ -733,12 +733,7 @@ fn layer_names(model: &Model, layers: &[NodeId]) -> Vec<String> {
         let n = g.node(id);
         names.push(n.name.clone());
         for v in n.inputs.iter().flatten() {
-            let is_const = match g.value(*v).kind {
-                ValueKind::Initializer(_) => true,
-                ValueKind::NodeOutput { node, .. } => g.node(node).op_type == "Constant",
-                ValueKind::Input => false,
-            };
-            if is_const {
+            if model.is_stored(*v) {
                 names.push(g.value(*v).name.clone());
             }
         }

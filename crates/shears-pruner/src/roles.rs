@@ -2,7 +2,7 @@
 //! slices they measure.
 
 use shears_graph::DependencyGraph;
-use shears_onnx::{Model, ValueId};
+use shears_onnx::{ops, Model, ValueId};
 
 /// The part a parameter tensor plays.
 ///
@@ -21,22 +21,6 @@ pub enum ParamRole {
     Statistic,
 }
 
-/// Normalization ops whose input 1 is a per-channel scale.
-const NORM_OPS: &[&str] = &[
-    "BatchNormalization",
-    "InstanceNormalization",
-    "LayerNormalization",
-    "GroupNormalization",
-];
-
-/// Input slots that hold a layer's weight, per op.
-const WEIGHT_SLOTS: &[(&str, &[usize])] = &[
-    ("Conv", &[1]),
-    ("ConvTranspose", &[1]),
-    ("Gemm", &[0, 1]),
-    ("MatMul", &[0, 1]),
-];
-
 /// The role of parameter `v` of `model`.
 pub fn param_role(model: &Model, graph: &DependencyGraph, v: ValueId) -> ParamRole {
     let g = &model.graph;
@@ -48,8 +32,7 @@ pub fn param_role(model: &Model, graph: &DependencyGraph, v: ValueId) -> ParamRo
                 return ParamRole::Statistic;
             }
         }
-        let op = g.node(node).op_type.as_str();
-        if slot == 1 && NORM_OPS.contains(&op) {
+        if ops::facts(g.node(node)).scale_slot == Some(slot) {
             return ParamRole::NormScale;
         }
     }
@@ -57,12 +40,10 @@ pub fn param_role(model: &Model, graph: &DependencyGraph, v: ValueId) -> ParamRo
         .shape
         .as_ref()
         .map_or(0, |s| s.iter().filter(|&&d| d > 1).count());
-    let in_weight_slot = value.consumers.iter().any(|&(node, slot)| {
-        let op = g.node(node).op_type.as_str();
-        WEIGHT_SLOTS
-            .iter()
-            .any(|(o, slots)| *o == op && slots.contains(&slot))
-    });
+    let in_weight_slot = value
+        .consumers
+        .iter()
+        .any(|&(node, slot)| ops::facts(g.node(node)).kernel_slots.contains(&slot));
     if long_axes >= 2 || in_weight_slot {
         ParamRole::Weight
     } else {

@@ -7,13 +7,13 @@
 //! whole group (channel 2): a pruner that looked only at the root conv would get it wrong.
 
 use shears_graph::{DependencyGraph, GroupId};
-use shears_onnx::builder::{attr_float, ModelBuilder};
 use shears_onnx::{InputShapes, Model};
 use shears_pruner::importance::{lamp, observed_values};
 use shears_pruner::{
     calib, prune, AllocationConfig, Calibration, Criterion, Goal, GroupImportance,
     ImportanceConfig, NoProgress, Normalizer, PruneConfig, Reduction, Scorer,
 };
+use shears_testkit::builder::{attr_float, ModelBuilder};
 
 /// The chain's parameters: conv1 rows (2 inputs each), bn1 (gamma, beta, mean, var), conv2
 /// columns (3 outputs each) — all per conv1 channel.

@@ -1,7 +1,6 @@
 //! The pruner end to end on builder models: allocation rules, cost targets, schedules and the
 //! stage callback, checked on the pruned models themselves.
 
-use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
 use shears_pruner::estimate::{cost, estimate};
@@ -9,6 +8,7 @@ use shears_pruner::{
     prune, prune_iterative, AllocationConfig, Control, Goal, NoProgress, Outcome, Pattern,
     PruneConfig, Schedule, ScheduleKind, StageTarget,
 };
+use shears_testkit::builder::zoo;
 
 fn load(proto: shears_onnx::proto::ModelProto, name: &str) -> Model {
     let mut m = Model::from_proto(proto, name, ExternalStore::none()).unwrap();

@@ -32,61 +32,6 @@ pub(crate) struct PassOutput {
     pub recovered: Vec<Vec<Tensor>>,
 }
 
-/// Ops whose output channel `c` depends only on input channel `c` (elementwise, per-channel
-/// norms, pooling, layout): removing other channels leaves their kept outputs as they were.
-const CHANNELWISE: &[&str] = &[
-    "Abs",
-    "Add",
-    "AveragePool",
-    "BatchNormalization",
-    "Cast",
-    "Ceil",
-    "Clip",
-    "Concat",
-    "Div",
-    "Dropout",
-    "Elu",
-    "Erf",
-    "Exp",
-    "Flatten",
-    "Floor",
-    "Gelu",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "HardSigmoid",
-    "HardSwish",
-    "Identity",
-    "InstanceNormalization",
-    "LeakyRelu",
-    "Log",
-    "Max",
-    "MaxPool",
-    "Min",
-    "Mish",
-    "Mul",
-    "Neg",
-    "Pad",
-    "PRelu",
-    "Pow",
-    "Reciprocal",
-    "Relu",
-    "Reshape",
-    "Resize",
-    "Selu",
-    "Sigmoid",
-    "Sign",
-    "Softplus",
-    "Split",
-    "Sqrt",
-    "Squeeze",
-    "Sub",
-    "Tanh",
-    "Transpose",
-    "Unsqueeze",
-    "Upsample",
-    "Where",
-];
-
 struct Pass<'a> {
     original: &'a Model,
     pruned: &'a Model,
@@ -207,7 +152,9 @@ impl Pass<'_> {
         if node.inputs.iter().flatten().any(|v| changed[v.index()]) {
             return true;
         }
-        if CHANNELWISE.contains(&node.op_type.as_str()) {
+        // Output channel c depends only on input channel c (element-wise ops, per-channel
+        // norms, pooling, layout): removing other channels leaves the kept outputs alone.
+        if shears_onnx::ops::facts(node).channelwise {
             return false;
         }
         // Constants lose slices for removed outputs too, which leave the kept outputs alone; an

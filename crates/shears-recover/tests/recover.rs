@@ -3,12 +3,12 @@
 //! calibration-set output error larger (measured here, independently of the report).
 
 use shears_graph::DependencyGraph;
-use shears_onnx::builder::{zoo, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::proto::ModelProto;
 use shears_onnx::{InputShapes, Model};
 use shears_pruner::NoProgress;
 use shears_recover::{recover, Method, RecoverConfig, Sample};
+use shears_testkit::builder::{zoo, ModelBuilder};
 use shears_verify::candle_core::Tensor;
 use shears_verify::{random_inputs, Evaluator, Rng};
 
@@ -130,7 +130,7 @@ fn recovery_never_increases_the_output_error() {
         let model = analysed(build(), name);
         let graph = DependencyGraph::build(&model);
         for seed in [1u64, 2, 3] {
-            let plans = shears_exec::random_plans(&model, &graph, seed);
+            let plans = shears_testkit::random_plans(&model, &graph, seed);
             if plans.is_empty() {
                 continue;
             }

@@ -6,13 +6,13 @@
 use std::collections::BTreeSet;
 
 use shears_graph::{DependencyGraph, DimKey};
-use shears_onnx::builder::{prng::Rng, zoo, ModelBuilder};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::proto::ModelProto;
 use shears_onnx::{tensor, InputShapes, Model, ValueKind};
 use shears_pruner::members::members;
 use shears_pruner::roles::ParamRole;
 use shears_sparsity::{compact, CompactOptions, Compacted};
+use shears_testkit::builder::{prng::Rng, zoo, ModelBuilder};
 
 fn load(proto: ModelProto, name: &str) -> Model {
     let mut m = Model::from_proto(proto, name, ExternalStore::none()).unwrap();
@@ -81,7 +81,7 @@ fn make_dead(model: &Model, seed: u64) -> (ModelProto, BTreeSet<(String, u32)>) 
                 let mut raw = tensor::payload_le(t, &ExternalStore::none())
                     .unwrap()
                     .to_vec();
-                shears_exec::zero_axis(&mut raw, &dims, elem, m.axis, &m.unit_indices[k]);
+                shears_testkit::zero_axis(&mut raw, &dims, elem, m.axis, &m.unit_indices[k]);
                 tensor::set_raw(t, raw, &dims);
             }
         }

@@ -6,10 +6,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use proptest::prelude::*;
 use prost::Message;
-use shears_onnx::builder::ModelBuilder;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{tensor, InputShapes, Model};
 use shears_sparsity::{compact, CompactOptions};
+use shears_testkit::builder::ModelBuilder;
 
 /// conv1 -> BN -> ReLU -> conv2 (1x1) -> GAP -> Flatten -> Gemm, with conv1's channel 1 dead
 /// and channel 4 the constant 0.5.

@@ -672,8 +672,8 @@ fn read_labels(path: &Path, rows: usize, data: &Path) -> Result<Labels> {
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
-    use shears_onnx::builder::ModelBuilder;
     use shears_onnx::proto::tensor_proto::DataType;
+    use shears_testkit::builder::ModelBuilder;
 
     /// `y = x` for one input of shape `dims` (negative: symbolic).
     fn identity(dims: &[i64]) -> Model {

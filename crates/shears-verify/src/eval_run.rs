@@ -173,7 +173,7 @@ mod tests {
     use crate::dataset::{DatasetOptions, LabelSource};
     use crate::progress::NoProgress;
     use candle_core::Device;
-    use shears_onnx::builder::ModelBuilder;
+    use shears_testkit::builder::ModelBuilder;
     use std::path::Path;
 
     /// `y = x * scale` for `x` of shape `dims`.

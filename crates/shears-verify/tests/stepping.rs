@@ -1,9 +1,9 @@
 //! The stepping API: stepping a model through equals `eval`, and `set_constant` changes what
 //! later steps read in every state.
 
-use shears_onnx::builder::zoo;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::{InputShapes, Model};
+use shears_testkit::builder::zoo;
 use shears_verify::candle_core::Tensor;
 use shears_verify::{random_inputs, Evaluator, Rng};
 

@@ -141,7 +141,7 @@ impl<'a> Ctx<'a> {
         self.model.i64s(&t).ok()
     }
     /// Whether `v` is a weight: a constant, or a constant seen through layout-only ops
-    /// (Transpose, Identity, Cast), as exporters emit `Linear` weights.
+    /// ([`shears_onnx::ops::OpRole::Layout`]), as exporters emit `Linear` weights.
     pub fn is_weight(&self, v: ValueId) -> bool {
         let g = &self.model.graph;
         let mut v = v;
@@ -151,7 +151,7 @@ impl<'a> Ctx<'a> {
             }
             let Some(p) = g.producer(v) else { return false };
             let n = g.node(p);
-            if !matches!(n.op_type.as_str(), "Transpose" | "Identity" | "Cast") {
+            if shears_onnx::ops::facts(n).role != shears_onnx::ops::OpRole::Layout {
                 return false;
             }
             let Some(i) = n.input(0) else { return false };
@@ -173,15 +173,7 @@ impl<'a> Ctx<'a> {
 /// Whether `v` is stored in the model: an initializer or a Constant node's output (checked
 /// without copying the tensor, as `Model::constant` would for a Constant).
 pub fn is_stored(model: &Model, v: ValueId) -> bool {
-    let g = &model.graph;
-    match g.value(v).kind {
-        shears_onnx::ValueKind::Initializer(_) => true,
-        shears_onnx::ValueKind::NodeOutput { node, .. } => {
-            let n = g.node(node);
-            n.op_type == "Constant" && (n.domain.is_empty() || n.domain == "ai.onnx")
-        }
-        shears_onnx::ValueKind::Input => false,
-    }
+    model.is_stored(v)
 }
 
 /// A rule's verdict: the coupling, or why the node is opaque.

@@ -89,9 +89,7 @@ fn couple_per_channel(ctx: &Ctx) -> RuleResult {
         }
     }
     out.out_channels = ctx.input(1).map(|s| (s, 0));
-    if ctx.node.op_type == "BatchNormalization" {
-        out.statistics = vec![3, 4];
-    }
+    out.statistics = shears_onnx::ops::facts(ctx.node).statistic_slots.to_vec();
     Ok(out)
 }
 

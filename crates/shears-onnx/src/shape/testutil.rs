@@ -1,23 +1,94 @@
-//! Test graphs for the shape rules' unit tests: [`GraphBuilder`] (a thin layer over
-//! [`crate::builder::ModelBuilder`] that also declares value shapes) and the data-driven
-//! [`check`] helper (one node, shapes in, shapes out).
+//! Test graphs for the unit tests of this crate: [`GraphBuilder`] (a model written node by
+//! node with explicit value names, declaring value shapes as an exporter would), the attribute
+//! helpers, and the data-driven [`check`] helper (one node, shapes in, shapes out).
+//!
+//! The full model builder lives in `shears-testkit`, which depends on this crate: unit tests
+//! here cannot use it (its `ModelProto` would be another crate's type), so this is the small
+//! proto writer they need.
 
-use crate::builder::{value_info, ModelBuilder};
 use crate::error::Result;
 use crate::input_shapes::InputShapes;
 use crate::model::Model;
-use crate::proto::{AttributeProto, TensorProto, ValueInfoProto};
+use crate::proto::attribute_proto::AttributeType;
+use crate::proto::tensor_proto::DataType;
+use crate::proto::tensor_shape_proto::{dimension, Dimension};
+use crate::proto::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
 use crate::tensor;
 
-pub use crate::builder::{
-    attr_float as af, attr_floats as afloats, attr_int as ai, attr_ints as aints,
-    attr_string as astr, attr_tensor as atensor,
-};
+/// A tensor `ValueInfoProto`; dims `-1` are written as `dim_param` (`N` on axis 0, `d{axis}`
+/// elsewhere), and `None` leaves the shape out.
+pub fn value_info(name: &str, elem_type: i32, dims: Option<&[i64]>) -> ValueInfoProto {
+    let shape = dims.map(|dims| TensorShapeProto {
+        dim: dims
+            .iter()
+            .enumerate()
+            .map(|(axis, &d)| Dimension {
+                value: Some(if d >= 0 {
+                    dimension::Value::DimValue(d)
+                } else if axis == 0 {
+                    dimension::Value::DimParam("N".into())
+                } else {
+                    dimension::Value::DimParam(format!("d{axis}"))
+                }),
+                denotation: String::new(),
+            })
+            .collect(),
+    });
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type,
+                shape,
+            })),
+            denotation: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn attr(name: &str, ty: AttributeType, fill: impl FnOnce(&mut AttributeProto)) -> AttributeProto {
+    let mut a = AttributeProto {
+        name: name.into(),
+        r#type: ty as i32,
+        ..Default::default()
+    };
+    fill(&mut a);
+    a
+}
+/// An `int` attribute.
+pub fn ai(name: &str, v: i64) -> AttributeProto {
+    attr(name, AttributeType::Int, |a| a.i = v)
+}
+/// An `ints` attribute.
+pub fn aints(name: &str, v: &[i64]) -> AttributeProto {
+    attr(name, AttributeType::Ints, |a| a.ints = v.to_vec())
+}
+/// A `float` attribute.
+pub fn af(name: &str, v: f32) -> AttributeProto {
+    attr(name, AttributeType::Float, |a| a.f = v)
+}
+/// A `floats` attribute.
+pub fn afloats(name: &str, v: &[f32]) -> AttributeProto {
+    attr(name, AttributeType::Floats, |a| a.floats = v.to_vec())
+}
+/// A `string` attribute.
+pub fn astr(name: &str, v: &str) -> AttributeProto {
+    attr(name, AttributeType::String, |a| a.s = v.as_bytes().to_vec())
+}
+/// A `tensor` attribute.
+pub fn atensor(name: &str, t: TensorProto) -> AttributeProto {
+    attr(name, AttributeType::Tensor, |a| a.t = Some(Box::new(t)))
+}
 
 /// Builds a one-graph model node by node, with explicit value names.
 #[derive(Clone)]
 pub struct GraphBuilder {
-    b: ModelBuilder,
+    opset: i64,
+    g: GraphProto,
     declared: Vec<ValueInfoProto>,
     nodes: usize,
 }
@@ -29,23 +100,28 @@ fn dims(shape: &[usize]) -> Vec<i64> {
 impl GraphBuilder {
     pub fn new(opset: i64) -> Self {
         GraphBuilder {
-            b: ModelBuilder::new(opset),
+            opset,
+            g: GraphProto::default(),
             declared: Vec::new(),
             nodes: 0,
         }
     }
     pub fn input(&mut self, name: &str, shape: &[usize]) -> &mut Self {
-        self.b.input(name, &dims(shape));
+        self.g
+            .input
+            .push(value_info(name, DataType::Float as i32, Some(&dims(shape))));
         self
     }
     /// An input with dynamic (`None`) dims.
     pub fn input_dyn(&mut self, name: &str, shape: &[Option<usize>]) -> &mut Self {
         let d: Vec<i64> = shape.iter().map(|d| d.map_or(-1, |v| v as i64)).collect();
-        self.b.input(name, &d);
+        self.g
+            .input
+            .push(value_info(name, DataType::Float as i32, Some(&d)));
         self
     }
     pub fn init(&mut self, t: TensorProto) -> &mut Self {
-        self.b.initializer(t);
+        self.g.initializer.push(t);
         self
     }
     pub fn init_ints(&mut self, name: &str, shape: &[usize], data: &[i64]) -> &mut Self {
@@ -69,7 +145,14 @@ impl GraphBuilder {
         attrs: Vec<AttributeProto>,
     ) {
         self.nodes += 1;
-        self.b.node_with_outputs(name, op, ins, outs, attrs);
+        self.g.node.push(NodeProto {
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: outs.iter().map(|s| s.to_string()).collect(),
+            name: name.to_string(),
+            op_type: op.to_string(),
+            attribute: attrs,
+            ..Default::default()
+        });
     }
     /// Declares `name`'s shape in `value_info`, as an exporter would.
     pub fn declare(&mut self, name: &str, shape: &[usize]) {
@@ -78,14 +161,31 @@ impl GraphBuilder {
     /// Marks `name` as a graph output, declaring neither type nor shape (so that only
     /// [`GraphBuilder::declare`] declares anything).
     pub fn output(&mut self, name: &str) {
-        self.b.set_dtype(name, 0);
-        self.b.output(name);
+        self.g.output.push(value_info(name, 0, None));
+    }
+    /// The model's proto: the oldest IR version that supports the opset (at least 8), one
+    /// default-domain opset import.
+    pub fn proto(&self) -> ModelProto {
+        let ir_version = match self.opset {
+            ..=18 => 8,
+            19..=20 => 9,
+            21..=22 => 10,
+            _ => 11,
+        };
+        let mut g = self.g.clone();
+        g.value_info.extend(self.declared.iter().cloned());
+        ModelProto {
+            ir_version,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: self.opset,
+            }],
+            graph: Some(g),
+            ..Default::default()
+        }
     }
     pub fn model(&self) -> Model {
-        let mut proto = self.b.clone().build();
-        if let Some(g) = proto.graph.as_mut() {
-            g.value_info.extend(self.declared.iter().cloned());
-        }
+        let proto = self.proto();
         Model::from_proto(proto, "test", crate::external::ExternalStore::none())
             .expect("test graph is valid")
     }

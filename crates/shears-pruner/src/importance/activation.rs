@@ -4,30 +4,10 @@
 use std::collections::HashMap;
 
 use shears_graph::{DependencyGraph, Group};
-use shears_onnx::{Model, ValueId};
+use shears_onnx::{ops, Model, ValueId};
 
 use super::{reduce, Criterion, GroupImportance, ImportanceConfig};
 use crate::members::Member;
-
-/// Ops whose output is "after the activation function".
-const ACTIVATIONS: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "PRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Gelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Softplus",
-    "Softsign",
-    "Clip",
-    "Mish",
-    "ThresholdedRelu",
-];
 
 /// Per index of one activation axis, over every calibration sample and every other axis.
 ///
@@ -98,7 +78,7 @@ pub fn observed_values(
         .copied()
         .filter(|&(v, _)| {
             g.producer(v)
-                .is_some_and(|n| ACTIVATIONS.contains(&g.node(n).op_type.as_str()))
+                .is_some_and(|n| ops::facts(g.node(n)).role == ops::OpRole::Activation)
         })
         .collect();
     if !after_activation.is_empty() {

@@ -2,7 +2,7 @@
 //! Transposes) and ViT encoder layers (LayerNormalization op or its opset-13 decomposition).
 
 use super::{finish, new_builder, start};
-use crate::proto::ModelProto;
+use shears_onnx::proto::ModelProto;
 
 /// torchvision ConvNeXt CNBlock: depthwise 7x7, Transpose to NHWC, LayerNormalization over
 /// the last axis, Linear expand (MatMul + Add), Gelu (Erf form at opset 17), Linear project,

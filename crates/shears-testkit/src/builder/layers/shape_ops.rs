@@ -3,7 +3,7 @@
 
 use super::super::{attr_int, attr_ints, attr_string, tensor_i64, ModelBuilder};
 use super::{norm_axis, product_or_unknown};
-use crate::proto::tensor_proto::DataType;
+use shears_onnx::proto::tensor_proto::DataType;
 
 impl ModelBuilder {
     /// Concat along `axis`.

@@ -20,7 +20,7 @@ pub use sizes::*;
 pub use transformer::*;
 
 use super::ModelBuilder;
-use crate::proto::ModelProto;
+use shears_onnx::proto::ModelProto;
 
 /// The opset the zoo models import unless they say otherwise (PyTorch's classic default).
 pub const OPSET: i64 = 17;
@@ -122,9 +122,9 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::external::ExternalStore;
-    use crate::model::Model;
-    use crate::proto::type_proto;
+    use shears_onnx::external::ExternalStore;
+    use shears_onnx::model::Model;
+    use shears_onnx::proto::type_proto;
 
     /// Checks what every zoo model promises: a prost round trip is lossless, the IR accepts it
     /// (topological, nothing undefined), node names are unique as written, inputs and outputs
@@ -277,7 +277,10 @@ mod tests {
         let out = m.graph.value(m.graph.outputs[0]);
         assert_eq!(
             out.declared,
-            Some(vec![crate::ir::Dim::Known(1), crate::ir::Dim::Known(1000)])
+            Some(vec![
+                shears_onnx::ir::Dim::Known(1),
+                shears_onnx::ir::Dim::Known(1000)
+            ])
         );
     }
 

@@ -3,7 +3,7 @@
 
 use super::{finish, start};
 use crate::builder::ModelBuilder;
-use crate::proto::ModelProto;
+use shears_onnx::proto::ModelProto;
 
 /// A DenseNet dense block of three layers (growth 4): each layer reads the Concat of every
 /// earlier feature map, normalizes it (BN right after the Concat), and appends 4 channels.

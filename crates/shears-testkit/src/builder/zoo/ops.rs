@@ -4,7 +4,7 @@
 
 use super::{finish, new_builder, start};
 use crate::builder::{attr_int, tensor_i64};
-use crate::proto::ModelProto;
+use shears_onnx::proto::ModelProto;
 
 /// VGG-like: two conv-relu-maxpool stages, Flatten, Gemm-Relu-Gemm classifier (the first
 /// Gemm reads 16 channels x 4 x 4 = 256 features).
@@ -60,7 +60,7 @@ pub fn pad_resize_avgpool() -> ModelProto {
 
 /// Pass-through ops between two convs: Cast to float16 and back, Identity, Dropout, Relu.
 pub fn cast_identity_dropout() -> ModelProto {
-    use crate::proto::tensor_proto::DataType;
+    use shears_onnx::proto::tensor_proto::DataType;
     let (mut b, x) = start("cast_identity_dropout", &[1, 3, 8, 8]);
     let y = b.conv(&x, "conv1", 8, 3, 1, 1, 1, true);
     let y = b.cast(&y, DataType::Float16 as i32);

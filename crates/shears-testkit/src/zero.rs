@@ -13,7 +13,7 @@ use shears_onnx::proto::ModelProto;
 use shears_onnx::{tensor, InputShapes, Model, ValueKind};
 use shears_plan::{PruningPlan, TensorKind};
 
-use crate::ExecError;
+use shears_exec::ExecError;
 
 /// The original proto with every `in` parameter slice of `plans` set to zero.
 pub fn zero_removed_inputs(model: &Model, plans: &[PruningPlan]) -> Result<ModelProto, ExecError> {
@@ -100,7 +100,7 @@ pub fn check_exactness(
     samples: usize,
     seed: u64,
 ) -> Result<Exactness, Box<dyn std::error::Error + Send + Sync>> {
-    let applied = crate::apply(model, plans)?;
+    let applied = shears_exec::apply(model, plans)?;
     let store = || match model.external.model_file() {
         Some(f) => shears_onnx::external::ExternalStore::for_model_file(f),
         None => shears_onnx::external::ExternalStore::none(),

@@ -3,7 +3,7 @@
 
 use super::super::{attr_int, attr_ints, ModelBuilder};
 use super::window_out;
-use crate::proto::AttributeProto;
+use shears_onnx::proto::AttributeProto;
 
 impl ModelBuilder {
     /// A 2-D convolution `{name}.weight` `[out_ch, C/group, kernel, kernel]` (and `{name}.bias`)

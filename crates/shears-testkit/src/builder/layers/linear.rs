@@ -95,7 +95,7 @@ trait Transposed2d {
     fn transposed_2d(self) -> Self;
 }
 
-impl Transposed2d for crate::proto::TensorProto {
+impl Transposed2d for shears_onnx::proto::TensorProto {
     /// The `[r, c]` float tensor as `[c, r]` (so a Linear weight drawn as `[out, in]` becomes
     /// the `[in, out]` matrix MatMul multiplies by, with the same values per output feature).
     fn transposed_2d(mut self) -> Self {

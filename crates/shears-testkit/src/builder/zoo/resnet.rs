@@ -4,7 +4,7 @@
 
 use super::{finish, start};
 use crate::builder::ModelBuilder;
-use crate::proto::ModelProto;
+use shears_onnx::proto::ModelProto;
 
 /// Three Conv-BN-Relu units: 3 -> 8 -> 16 (stride 2) -> 16.
 pub fn conv_bn_relu_chain() -> ModelProto {

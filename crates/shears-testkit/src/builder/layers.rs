@@ -18,8 +18,8 @@ mod shape_ops;
 pub use conv::Conv2d;
 
 use super::{tensor_f32, tensor_i64, ModelBuilder};
-use crate::proto::tensor_proto::DataType;
-use crate::proto::AttributeProto;
+use shears_onnx::proto::tensor_proto::DataType;
+use shears_onnx::proto::AttributeProto;
 
 /// Broadcasts two shapes numpy-style; `-1` (unknown) yields to a known dimension.
 pub fn broadcast(a: &[i64], b: &[i64]) -> Vec<i64> {

@@ -3,7 +3,7 @@
 
 use super::{finish, start};
 use crate::builder::ModelBuilder;
-use crate::proto::ModelProto;
+use shears_onnx::proto::ModelProto;
 
 /// MobileNetV2 inverted residual: 1x1 expand (x4) + BN + ReLU6 (Clip), depthwise 3x3
 /// (group = C) + BN + Clip, 1x1 project + BN, residual Add.

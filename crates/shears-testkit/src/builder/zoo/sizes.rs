@@ -2,7 +2,7 @@
 
 use super::resnet::bottleneck;
 use super::{finish, start};
-use crate::proto::ModelProto;
+use shears_onnx::proto::ModelProto;
 
 /// ResNet-50 exactly as torchvision builds it (v1.5, 224x224 input, 1000 classes):
 /// 25,557,032 parameters counting BN weight and bias but not running statistics.

@@ -20,12 +20,12 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 
-use crate::external::ExternalStore;
-use crate::model::Model;
-use crate::proto::attribute_proto::AttributeType;
-use crate::proto::tensor_proto::DataType;
-use crate::proto::tensor_shape_proto::{dimension, Dimension};
-use crate::proto::{
+use shears_onnx::external::ExternalStore;
+use shears_onnx::model::Model;
+use shears_onnx::proto::attribute_proto::AttributeType;
+use shears_onnx::proto::tensor_proto::DataType;
+use shears_onnx::proto::tensor_shape_proto::{dimension, Dimension};
+use shears_onnx::proto::{
     type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
@@ -624,7 +624,7 @@ pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::{decode_f32, decode_i64};
+    use shears_onnx::tensor::{decode_f32, decode_i64};
 
     fn init<'a>(m: &'a ModelProto, name: &str) -> &'a TensorProto {
         let g = m.graph.as_ref().unwrap();

@@ -1,0 +1,51 @@
+//! The op facts (`shears_onnx::ops::OP_FACTS`: parameter slots, roles, channel-wise ops) and the
+//! coupling rules (`shears_graph::rules::RULES`) describe the same ops: a fact about an op the
+//! graph cannot couple would classify tensors of nodes that are opaque anyway, so every op with
+//! facts has a rule, unless it is listed here as deliberately opaque, with the reason.
+
+use std::collections::BTreeSet;
+
+use shears_graph::rules::RULES;
+use shears_onnx::ops::{facts_of, OpRole, OP_FACTS};
+
+/// Ops with facts but, on purpose, no coupling rule: (op, why).
+const DELIBERATELY_OPAQUE: &[(&str, &str)] = &[];
+
+#[test]
+fn every_op_with_facts_has_a_coupling_rule_or_is_deliberately_opaque() {
+    let ruled: BTreeSet<&str> = RULES.iter().flat_map(|r| r.ops.iter().copied()).collect();
+    let opaque: BTreeSet<&str> = DELIBERATELY_OPAQUE.iter().map(|(op, _)| *op).collect();
+    let mut missing = Vec::new();
+    for op in OP_FACTS.iter().flat_map(|f| f.ops.iter().copied()) {
+        if !ruled.contains(op) && !opaque.contains(op) {
+            missing.push(op);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ops with facts but no rule: {missing:?}"
+    );
+    for op in &opaque {
+        assert!(
+            !ruled.contains(op),
+            "{op} is listed as opaque but has a rule"
+        );
+    }
+}
+
+#[test]
+fn the_facts_the_tools_rely_on() {
+    // Parameter counting: Conv's bias is a parameter whatever its size, BatchNorm's running
+    // statistics are not.
+    assert!(facts_of("Conv").is_parameter_slot(2));
+    assert_eq!(facts_of("BatchNormalization").statistic_slots, &[3, 4]);
+    assert!(!facts_of("BatchNormalization").is_parameter_slot(3));
+    // Roles.
+    assert_eq!(facts_of("LayerNormalization").scale_slot, Some(1));
+    assert_eq!(facts_of("Gemm").kernel_slots, &[0, 1]);
+    assert_eq!(facts_of("PRelu").role, OpRole::Activation);
+    assert_eq!(facts_of("Transpose").role, OpRole::Layout);
+    // LayerNorm mixes channels; BatchNorm does not.
+    assert!(facts_of("BatchNormalization").channelwise);
+    assert!(!facts_of("LayerNormalization").channelwise);
+}

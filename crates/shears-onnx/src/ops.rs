@@ -1,0 +1,316 @@
+//! What each ONNX op is to the code that classifies nodes and tensors: which input slots hold a
+//! layer's kernel, its learned per-channel vectors or running statistics, whether it is a
+//! layer, a normalization, an activation or a layout-only op, and whether its output channel
+//! `c` depends only on input channel `c`.
+//!
+//! One table, [`OP_FACTS`], read by parameter counting ([`crate::cost`]), the dependency graph's
+//! weight detection and statistics, plan building (weights behind layout ops), the pruner's
+//! parameter roles and activation criteria, and recovery. It lives here, in the lowest crate,
+//! because parameter counting needs it and sits below the graph; the coupling rules in
+//! `shears_graph::rules::RULES` state how channels are tied, these facts what the slots are.
+//! A test in `shears-graph` checks that every op listed here has a coupling rule or is listed
+//! as deliberately opaque.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::ir::Node;
+
+/// The part an op plays for tools that look at layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpRole {
+    /// Mixes channels through a kernel or matrix (Conv, Gemm, MatMul...).
+    Layer,
+    /// Normalizes with a learned per-channel scale in its `scale_slot`.
+    Norm,
+    /// An element-wise activation function: its output is "after the activation".
+    Activation,
+    /// Moves or relabels elements without computing (Transpose, Identity, Cast): exporters put
+    /// these between a weight and its layer. [`layout_perm`] says where each axis goes.
+    Layout,
+    /// Anything else.
+    Other,
+}
+
+/// The facts of one or more ops.
+///
+/// Invariants: the slot lists are sorted and disjoint; `scale_slot` is `Some` exactly for
+/// [`OpRole::Norm`] and is one of `vector_slots`; an op appears in at most one entry of
+/// [`OP_FACTS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpFacts {
+    /// ONNX op types (default domain) these facts describe.
+    pub ops: &'static [&'static str],
+    pub role: OpRole,
+    /// Slots holding a layer's kernel or matrix: weights whatever their shape.
+    pub kernel_slots: &'static [usize],
+    /// Slots holding learned per-channel vectors (biases, normalization scale and shift,
+    /// PReLU slope): parameters whatever their size.
+    pub vector_slots: &'static [usize],
+    /// Slots holding running statistics (BatchNorm mean and variance): edited with their
+    /// channels, never counted as parameters nor measured.
+    pub statistic_slots: &'static [usize],
+    /// The normalization's per-channel scale slot.
+    pub scale_slot: Option<usize>,
+    /// Output channel `c` depends only on input channel `c` (element-wise ops, per-channel
+    /// normalizations, pooling, layout): removing other channels leaves the kept outputs alone.
+    pub channelwise: bool,
+}
+
+impl OpFacts {
+    /// The facts of an op nothing is known about: no slots, role [`OpRole::Other`], not
+    /// channel-wise. Entries spell out what differs and take the rest from here.
+    pub const NONE: OpFacts = OpFacts {
+        ops: &[],
+        role: OpRole::Other,
+        kernel_slots: &[],
+        vector_slots: &[],
+        statistic_slots: &[],
+        scale_slot: None,
+        channelwise: false,
+    };
+
+    /// Whether input `slot` holds a parameter whatever its size (a kernel or a vector).
+    pub fn is_parameter_slot(&self, slot: usize) -> bool {
+        self.kernel_slots.contains(&slot) || self.vector_slots.contains(&slot)
+    }
+}
+
+const CHANNELWISE: OpFacts = OpFacts {
+    channelwise: true,
+    ..OpFacts::NONE
+};
+
+const NORM: OpFacts = OpFacts {
+    role: OpRole::Norm,
+    vector_slots: &[1, 2],
+    scale_slot: Some(1),
+    ..OpFacts::NONE
+};
+
+/// Every op with a fact worth stating. Ops not listed get [`OpFacts::NONE`].
+pub static OP_FACTS: &[OpFacts] = &[
+    OpFacts {
+        ops: &["Conv", "ConvTranspose"],
+        role: OpRole::Layer,
+        kernel_slots: &[1],
+        vector_slots: &[2],
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["Gemm"],
+        role: OpRole::Layer,
+        kernel_slots: &[0, 1],
+        vector_slots: &[2],
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["MatMul"],
+        role: OpRole::Layer,
+        kernel_slots: &[0, 1],
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["BatchNormalization"],
+        statistic_slots: &[3, 4],
+        channelwise: true,
+        ..NORM
+    },
+    OpFacts {
+        ops: &["InstanceNormalization"],
+        channelwise: true,
+        ..NORM
+    },
+    // Statistics over several channels: not channel-wise.
+    OpFacts {
+        ops: &["LayerNormalization", "GroupNormalization"],
+        ..NORM
+    },
+    OpFacts {
+        ops: &[
+            "Relu",
+            "LeakyRelu",
+            "Elu",
+            "Selu",
+            "Celu",
+            "Gelu",
+            "Sigmoid",
+            "HardSigmoid",
+            "HardSwish",
+            "Tanh",
+            "Softplus",
+            "Softsign",
+            "Clip",
+            "Mish",
+            "ThresholdedRelu",
+        ],
+        role: OpRole::Activation,
+        channelwise: true,
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["PRelu"],
+        role: OpRole::Activation,
+        vector_slots: &[1],
+        channelwise: true,
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["Transpose", "Identity", "Cast"],
+        role: OpRole::Layout,
+        channelwise: true,
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &[
+            "Abs",
+            "Add",
+            "AveragePool",
+            "Ceil",
+            "Concat",
+            "Div",
+            "Dropout",
+            "Erf",
+            "Exp",
+            "Flatten",
+            "Floor",
+            "GlobalAveragePool",
+            "GlobalMaxPool",
+            "Log",
+            "Max",
+            "MaxPool",
+            "Min",
+            "Mul",
+            "Neg",
+            "Pad",
+            "Pow",
+            "Reciprocal",
+            "Reshape",
+            "Resize",
+            "Sign",
+            "Split",
+            "Sqrt",
+            "Squeeze",
+            "Sub",
+            "Unsqueeze",
+            "Upsample",
+            "Where",
+        ],
+        ..CHANNELWISE
+    },
+];
+
+/// The facts of op type `op` (default domain), [`OpFacts::NONE`] when unlisted.
+pub fn facts_of(op: &str) -> &'static OpFacts {
+    static TABLE: OnceLock<HashMap<&'static str, &'static OpFacts>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut m = HashMap::new();
+        for f in OP_FACTS {
+            for op in f.ops {
+                let prev = m.insert(*op, f);
+                debug_assert!(prev.is_none(), "{op} has two fact entries");
+            }
+        }
+        m
+    });
+    table.get(op).copied().unwrap_or(&OpFacts::NONE)
+}
+
+/// The facts of `node`'s op; [`OpFacts::NONE`] outside the default ONNX domain.
+pub fn facts(node: &Node) -> &'static OpFacts {
+    if node.domain.is_empty() || node.domain == "ai.onnx" {
+        facts_of(&node.op_type)
+    } else {
+        &OpFacts::NONE
+    }
+}
+
+/// For a layout-only node whose input has `rank` axes: output axis `i` is input axis
+/// `perm[i]` (Transpose's `perm`, reversed axes by default; the identity for the others).
+/// `None` for other ops, or a `perm` that is not a permutation of `0..rank`.
+pub fn layout_perm(node: &Node, rank: usize) -> Option<Vec<usize>> {
+    if facts(node).role != OpRole::Layout {
+        return None;
+    }
+    if node.op_type != "Transpose" {
+        return Some((0..rank).collect());
+    }
+    let perm: Vec<usize> = match node.attr_ints("perm") {
+        Some(p) => p
+            .iter()
+            .map(|&a| usize::try_from(a).ok())
+            .collect::<Option<_>>()?,
+        None => (0..rank).rev().collect(),
+    };
+    let mut seen = vec![false; rank];
+    for &a in &perm {
+        if a >= rank || std::mem::replace(&mut seen[a], true) {
+            return None;
+        }
+    }
+    (perm.len() == rank).then_some(perm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_keeps_its_invariants() {
+        let mut seen = std::collections::HashSet::new();
+        for f in OP_FACTS {
+            for op in f.ops {
+                assert!(seen.insert(*op), "{op} has two entries");
+                assert!(std::ptr::eq(facts_of(op), f), "{op} looks up another entry");
+            }
+            for slots in [f.kernel_slots, f.vector_slots, f.statistic_slots] {
+                assert!(slots.windows(2).all(|w| w[0] < w[1]), "{:?}", f.ops);
+            }
+            for s in f.kernel_slots.iter().chain(f.vector_slots) {
+                assert!(!f.statistic_slots.contains(s), "{:?}", f.ops);
+                assert!(
+                    !(f.kernel_slots.contains(s) && f.vector_slots.contains(s)),
+                    "{:?}",
+                    f.ops
+                );
+            }
+            assert_eq!(
+                f.scale_slot.is_some(),
+                f.role == OpRole::Norm,
+                "{:?}",
+                f.ops
+            );
+            if let Some(s) = f.scale_slot {
+                assert!(f.vector_slots.contains(&s), "{:?}", f.ops);
+            }
+        }
+        assert_eq!(facts_of("NoSuchOp"), &OpFacts::NONE);
+    }
+
+    #[test]
+    fn layout_perm_follows_transpose_and_refuses_what_is_not_a_permutation() {
+        use crate::shape::testutil::{aints, GraphBuilder};
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[2, 3, 4]);
+        b.node("Transpose", &["x"], &["t"], vec![aints("perm", &[2, 0, 1])]);
+        b.node("Transpose", &["t"], &["r"], vec![]);
+        b.node(
+            "Transpose",
+            &["x"],
+            &["bad"],
+            vec![aints("perm", &[0, 0, 1])],
+        );
+        b.node("Cast", &["r"], &["c"], vec![]);
+        b.node("Relu", &["c"], &["y"], vec![]);
+        for o in ["bad", "y"] {
+            b.output(o);
+        }
+        let m = b.model();
+        let perm = |i: usize| layout_perm(&m.graph.nodes[i], 3);
+        assert_eq!(perm(0), Some(vec![2, 0, 1]));
+        assert_eq!(perm(1), Some(vec![2, 1, 0]));
+        assert_eq!(perm(2), None);
+        assert_eq!(perm(3), Some(vec![0, 1, 2]));
+        assert_eq!(perm(4), None);
+    }
+}
