@@ -32,6 +32,7 @@ pub mod progress;
 mod pruner;
 pub mod roles;
 pub mod schedule;
+pub mod summary;
 pub mod target;
 pub mod tensors;
 
@@ -50,3 +51,4 @@ pub use pruner::{
     StageReport, StageTarget,
 };
 pub use schedule::{Schedule, ScheduleKind};
+pub use summary::{LayerRow, PruneReport, PruneSummary};
