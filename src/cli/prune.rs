@@ -19,6 +19,7 @@ use shears_graph::DependencyGraph;
 use shears_onnx::save::{save_proto, SaveOptions};
 use shears_onnx::Model;
 use shears_plan::PruningPlan;
+use shears_pruner::named::Named;
 use shears_pruner::summary::{PruneReport, PruneSummary, Settings, StageOut};
 use shears_pruner::{
     AllocationConfig, Calibration, Control, Criterion, Goal, ImportanceConfig, Normalizer, Outcome,
@@ -30,37 +31,19 @@ use super::common::{load_with_shapes, parse_indices, thousands, ShapeArgs};
 use super::progress::CliProgress;
 use super::recovery::{self, RecoverySummary};
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ImportanceArg {
-    L1,
-    L2,
-    BnScale,
-    Fpgm,
-    Lamp,
-    Random,
-    Apoz,
-    MeanAct,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ReductionArg {
-    Mean,
-    Sum,
-    Max,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum NormalizeArg {
-    Mean,
-    Max,
-    Sum,
-    MinMax,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ScheduleArg {
-    Linear,
-    Agp,
+/// A value parser for a library setting chosen by name: its names (less `except`) are the
+/// possible values.
+fn named<T: Named + Clone + Send + Sync>(
+    except: &'static [&'static str],
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        T::ALL
+            .iter()
+            .map(|v| v.name())
+            .filter(move |n| !except.contains(n)),
+    )
+    .try_map(|s| T::from_name(&s).ok_or("not a possible value"))
 }
 
 const MANUAL: [&str; 3] = ["layer", "idxs", "plan"];
@@ -107,14 +90,20 @@ pub struct AutoArgs {
     #[arg(long, value_name = "F", conflicts_with_all = ["ratio", "layer", "idxs", "plan"])]
     pub target_macs: Option<f64>,
     /// How channels are ranked.
-    #[arg(long, value_enum, default_value = "l2")]
-    pub importance: ImportanceArg,
+    #[arg(long, default_value = "l2", value_parser = named::<Criterion>(&[]))]
+    pub importance: Criterion,
     /// How a channel's scores over the group's tensors combine.
-    #[arg(long, value_enum, default_value = "mean")]
-    pub reduction: ReductionArg,
+    #[arg(long, default_value = "mean", value_parser = named::<Reduction>(&[]))]
+    pub reduction: Reduction,
     /// Rescale each group's scores (`--normalize` alone: by the group mean).
-    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "mean")]
-    pub normalize: Option<NormalizeArg>,
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "mean",
+        value_parser = named::<Normalizer>(&["none"])
+    )]
+    pub normalize: Option<Normalizer>,
     /// Also measure biases, norm shifts and other per-channel vectors (l1, l2, lamp).
     #[arg(long)]
     pub include_bias: bool,
@@ -138,8 +127,8 @@ pub struct AutoArgs {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub steps: usize,
     /// The sparsity curve over the stages.
-    #[arg(long, value_enum, default_value = "linear")]
-    pub schedule: ScheduleArg,
+    #[arg(long, default_value = "linear", value_parser = named::<ScheduleKind>(&[]))]
+    pub schedule: ScheduleKind,
     /// Calibrate activation criteria on N seeded random inputs.
     #[arg(long, value_name = "N", conflicts_with = "calib_dir")]
     pub calib_random: Option<usize>,
@@ -293,16 +282,6 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         (None, None, Some(f)) => Goal::Macs(f),
         _ => bail!("give one of --ratio, --target-params, --target-macs"),
     };
-    let criterion = match args.auto.importance {
-        ImportanceArg::L1 => Criterion::L1,
-        ImportanceArg::L2 => Criterion::L2,
-        ImportanceArg::BnScale => Criterion::BnScale,
-        ImportanceArg::Fpgm => Criterion::Fpgm,
-        ImportanceArg::Lamp => Criterion::Lamp,
-        ImportanceArg::Random => Criterion::Random,
-        ImportanceArg::Apoz => Criterion::Apoz,
-        ImportanceArg::MeanAct => Criterion::MeanAct,
-    };
     let mut layer_ratios = Vec::new();
     for spec in &args.auto.layer_ratio {
         let (p, r) = spec
@@ -323,19 +302,9 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
     let calibration = calibration(&args.auto);
     Ok(PruneConfig {
         importance: ImportanceConfig {
-            criterion,
-            reduction: match args.auto.reduction {
-                ReductionArg::Mean => Reduction::Mean,
-                ReductionArg::Sum => Reduction::Sum,
-                ReductionArg::Max => Reduction::Max,
-            },
-            normalizer: match args.auto.normalize {
-                None => Normalizer::None,
-                Some(NormalizeArg::Mean) => Normalizer::Mean,
-                Some(NormalizeArg::Max) => Normalizer::Max,
-                Some(NormalizeArg::Sum) => Normalizer::Sum,
-                Some(NormalizeArg::MinMax) => Normalizer::MinMax,
-            },
+            criterion: args.auto.importance,
+            reduction: args.auto.reduction,
+            normalizer: args.auto.normalize.unwrap_or(Normalizer::None),
             include_vectors: args.auto.include_bias,
             seed: args.auto.seed,
         },
@@ -349,10 +318,7 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         goal,
         schedule: Schedule {
             steps: args.auto.steps,
-            kind: match args.auto.schedule {
-                ScheduleArg::Linear => ScheduleKind::Linear,
-                ScheduleArg::Agp => ScheduleKind::Agp,
-            },
+            kind: args.auto.schedule,
         },
         calibration,
         input_shapes: args.shapes.parse()?,

@@ -27,6 +27,7 @@ mod error;
 pub mod estimate;
 pub mod importance;
 pub mod members;
+pub mod named;
 pub mod pattern;
 pub mod progress;
 mod pruner;
