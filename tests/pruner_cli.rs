@@ -340,3 +340,47 @@ fn a_run_that_removes_nothing_exits_2_with_every_group_and_why() {
         assert!(!out.exists(), "{args:?} wrote a file");
     }
 }
+
+#[test]
+fn settings_are_chosen_by_the_library_s_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.onnx");
+    let prune = |flag: &str, value: &str| {
+        shears(&[
+            "prune",
+            MODEL,
+            "--ratio",
+            "0.5",
+            flag,
+            value,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    // An unknown name: a usage error listing the names, in the library's order.
+    let o = prune("--importance", "l3");
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("[possible values: l1, l2, bn-scale, fpgm, lamp, random, apoz, mean-act]"),
+        "{e}"
+    );
+    // `--normalize` takes every normalizer but `none` (leaving the flag out means none).
+    let o = prune("--normalize=min-max", "--schedule=agp");
+    ok(&o);
+    let o = shears(&[
+        "prune",
+        MODEL,
+        "--ratio",
+        "0.5",
+        "--normalize=none",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("[possible values: mean, max, sum, min-max]"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -29,10 +29,12 @@ pub fn print_text(text: &str) -> anyhow::Result<()> {
     out(text)
 }
 
-/// `--input-shape` arguments, shared by every command that needs static shapes.
+/// `--input-shape` arguments: the one definition, flattened into every command that needs
+/// static shapes.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ShapeArgs {
     /// Static shape of a graph input with dynamic dimensions: NAME=1,3,224,224 (repeatable).
+    /// A fixed dimension the model declares cannot be changed.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<String>,
 }

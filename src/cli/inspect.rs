@@ -14,9 +14,9 @@ use anyhow::Context;
 use serde::Serialize;
 use shears_onnx::cost::{self, CostReport};
 use shears_onnx::shape::{self, format_shape};
-use shears_onnx::{tensor, InputShapes, Model};
+use shears_onnx::{tensor, Model};
 
-use super::common::thousands;
+use super::common::{thousands, ShapeArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,10 +25,8 @@ pub struct Args {
     /// Print JSON for scripts (schema: docs/inspect.md) instead of the text table.
     #[arg(long)]
     pub json: bool,
-    /// Static shape of a graph input, NAME=D0,D1,... (repeatable). Needed for every dynamic
-    /// dimension; a fixed dimension the model declares cannot be changed.
-    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-    pub input_shape: Vec<String>,
+    #[command(flatten)]
+    pub shapes: ShapeArgs,
 }
 
 /// Version tag of the JSON schema; bumped on any incompatible change.
@@ -109,7 +107,7 @@ struct Blocked {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut model = shears_onnx::Model::load(&args.model)?;
-    let shapes = InputShapes::parse(&args.input_shape)?;
+    let shapes = args.shapes.parse()?;
     shape::infer_shapes(&mut model, &shapes)
         .with_context(|| format!("{}: shape inference", model.source))?;
     let costs = cost::analyze(&model).with_context(|| format!("{}: costs", model.source))?;

@@ -10,19 +10,20 @@
 //! data) is never overwritten. The pruned model is re-analysed (IR and shape inference) before
 //! anything is written, so an inconsistent result is an error, not a file.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use shears_graph::{DependencyGraph, DimKey};
+use shears_graph::DependencyGraph;
 use shears_onnx::save::{save_proto, SaveOptions};
 use shears_onnx::Model;
 use shears_plan::PruningPlan;
+use shears_pruner::named::Named;
+use shears_pruner::summary::{PruneReport, PruneSummary, Settings, StageOut};
 use shears_pruner::{
     AllocationConfig, Calibration, Control, Criterion, Goal, ImportanceConfig, Normalizer, Outcome,
-    Pattern, PruneConfig, Reduction, Schedule, ScheduleKind, StageReport,
+    Pattern, PruneConfig, Reduction, Schedule, ScheduleKind,
 };
 use shears_recover::StagedRecovery;
 
@@ -30,37 +31,19 @@ use super::common::{load_with_shapes, parse_indices, thousands, ShapeArgs};
 use super::progress::CliProgress;
 use super::recovery::{self, RecoverySummary};
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ImportanceArg {
-    L1,
-    L2,
-    BnScale,
-    Fpgm,
-    Lamp,
-    Random,
-    Apoz,
-    MeanAct,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ReductionArg {
-    Mean,
-    Sum,
-    Max,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum NormalizeArg {
-    Mean,
-    Max,
-    Sum,
-    MinMax,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ScheduleArg {
-    Linear,
-    Agp,
+/// A value parser for a library setting chosen by name: its names (less `except`) are the
+/// possible values.
+fn named<T: Named + Clone + Send + Sync>(
+    except: &'static [&'static str],
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        T::ALL
+            .iter()
+            .map(|v| v.name())
+            .filter(move |n| !except.contains(n)),
+    )
+    .try_map(|s| T::from_name(&s).ok_or("not a possible value"))
 }
 
 const MANUAL: [&str; 3] = ["layer", "idxs", "plan"];
@@ -107,14 +90,20 @@ pub struct AutoArgs {
     #[arg(long, value_name = "F", conflicts_with_all = ["ratio", "layer", "idxs", "plan"])]
     pub target_macs: Option<f64>,
     /// How channels are ranked.
-    #[arg(long, value_enum, default_value = "l2")]
-    pub importance: ImportanceArg,
+    #[arg(long, default_value = "l2", value_parser = named::<Criterion>(&[]))]
+    pub importance: Criterion,
     /// How a channel's scores over the group's tensors combine.
-    #[arg(long, value_enum, default_value = "mean")]
-    pub reduction: ReductionArg,
+    #[arg(long, default_value = "mean", value_parser = named::<Reduction>(&[]))]
+    pub reduction: Reduction,
     /// Rescale each group's scores (`--normalize` alone: by the group mean).
-    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "mean")]
-    pub normalize: Option<NormalizeArg>,
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "mean",
+        value_parser = named::<Normalizer>(&["none"])
+    )]
+    pub normalize: Option<Normalizer>,
     /// Also measure biases, norm shifts and other per-channel vectors (l1, l2, lamp).
     #[arg(long)]
     pub include_bias: bool,
@@ -138,8 +127,8 @@ pub struct AutoArgs {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub steps: usize,
     /// The sparsity curve over the stages.
-    #[arg(long, value_enum, default_value = "linear")]
-    pub schedule: ScheduleArg,
+    #[arg(long, default_value = "linear", value_parser = named::<ScheduleKind>(&[]))]
+    pub schedule: ScheduleKind,
     /// Calibrate activation criteria on N seeded random inputs.
     #[arg(long, value_name = "N", conflicts_with = "calib_dir")]
     pub calib_random: Option<usize>,
@@ -157,34 +146,6 @@ pub struct AutoArgs {
     /// Ridge factor of reconstruction: lambda = F * trace(X'X) / d.
     #[arg(long, value_name = "F", default_value_t = 0.01)]
     pub ridge: f64,
-}
-
-/// What `--report` writes.
-#[derive(serde::Serialize)]
-struct Report<'a> {
-    summary: &'a Summary,
-    /// The pruner's settings (absent for --layer/--plan).
-    settings: Option<Settings<'a>>,
-    /// For cost targets: whether the result is within 2% of the target.
-    target_reached: Option<bool>,
-    /// Every stage with the plans it applied (for --layer/--plan, one stage of given plans).
-    stages: Vec<StageOut<'a>>,
-}
-
-#[derive(serde::Serialize)]
-struct Settings<'a> {
-    goal: Goal,
-    importance: &'a ImportanceConfig,
-    allocation: &'a AllocationConfig,
-    schedule: Schedule,
-    calibration: &'a Option<Calibration>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum StageOut<'a> {
-    Pruner(&'a StageReport),
-    Given { plans: &'a [PruningPlan] },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -240,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut summary = write_pruned(&model, &pruned, &args.output, rewrites)?;
     summary.recovery = rsummary;
     if let Some(path) = &args.report {
-        let report = Report {
+        let report = PruneReport {
             summary: &summary,
             settings: None,
             target_reached: None,
@@ -267,7 +228,7 @@ fn run_plan_files(args: &Args, model: &Model) -> anyhow::Result<ExitCode> {
         .with_context(names)?;
     let summary = write_pruned(model, &staged.model, &args.output, staged.rewrites)?;
     if let Some(path) = &args.report {
-        let report = Report {
+        let report = PruneReport {
             summary: &summary,
             settings: None,
             target_reached: None,
@@ -292,7 +253,7 @@ fn print_summary(args: &Args, summary: &Summary, extra: &str) -> anyhow::Result<
     Ok(())
 }
 
-fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
+fn write_report(path: &Path, report: &PruneReport<Summary>) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(report)?;
     std::fs::write(path, text + "\n").with_context(|| format!("{}", path.display()))
 }
@@ -321,16 +282,6 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         (None, None, Some(f)) => Goal::Macs(f),
         _ => bail!("give one of --ratio, --target-params, --target-macs"),
     };
-    let criterion = match args.auto.importance {
-        ImportanceArg::L1 => Criterion::L1,
-        ImportanceArg::L2 => Criterion::L2,
-        ImportanceArg::BnScale => Criterion::BnScale,
-        ImportanceArg::Fpgm => Criterion::Fpgm,
-        ImportanceArg::Lamp => Criterion::Lamp,
-        ImportanceArg::Random => Criterion::Random,
-        ImportanceArg::Apoz => Criterion::Apoz,
-        ImportanceArg::MeanAct => Criterion::MeanAct,
-    };
     let mut layer_ratios = Vec::new();
     for spec in &args.auto.layer_ratio {
         let (p, r) = spec
@@ -351,19 +302,9 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
     let calibration = calibration(&args.auto);
     Ok(PruneConfig {
         importance: ImportanceConfig {
-            criterion,
-            reduction: match args.auto.reduction {
-                ReductionArg::Mean => Reduction::Mean,
-                ReductionArg::Sum => Reduction::Sum,
-                ReductionArg::Max => Reduction::Max,
-            },
-            normalizer: match args.auto.normalize {
-                None => Normalizer::None,
-                Some(NormalizeArg::Mean) => Normalizer::Mean,
-                Some(NormalizeArg::Max) => Normalizer::Max,
-                Some(NormalizeArg::Sum) => Normalizer::Sum,
-                Some(NormalizeArg::MinMax) => Normalizer::MinMax,
-            },
+            criterion: args.auto.importance,
+            reduction: args.auto.reduction,
+            normalizer: args.auto.normalize.unwrap_or(Normalizer::None),
             include_vectors: args.auto.include_bias,
             seed: args.auto.seed,
         },
@@ -377,10 +318,7 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         goal,
         schedule: Schedule {
             steps: args.auto.steps,
-            kind: match args.auto.schedule {
-                ScheduleArg::Linear => ScheduleKind::Linear,
-                ScheduleArg::Agp => ScheduleKind::Agp,
-            },
+            kind: args.auto.schedule,
         },
         calibration,
         input_shapes: args.shapes.parse()?,
@@ -429,7 +367,7 @@ fn run_pruner(args: &Args, model: Model) -> anyhow::Result<ExitCode> {
     let mut summary = write_pruned(&model, &outcome.model, &args.output, rewrites)?;
     summary.recovery = rsummary;
     if let Some(path) = &args.report {
-        let report = Report {
+        let report = PruneReport {
             summary: &summary,
             settings: Some(Settings {
                 goal: cfg.goal,
@@ -447,28 +385,13 @@ fn run_pruner(args: &Args, model: Model) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Before/after figures of a prune.
+/// The library's before/after figures, plus what recovery did.
 #[derive(serde::Serialize)]
 pub struct Summary {
-    pub input: String,
-    pub output: String,
-    pub parameters: (u64, u64),
-    pub macs: (u64, u64),
-    pub file_bytes: (u64, u64),
-    /// Per layer whose channels or costs changed, in node order.
-    pub layers: Vec<LayerRow>,
-    pub rewrites: usize,
+    #[serde(flatten)]
+    pub figures: PruneSummary,
     /// Recovery from calibration data (see docs/recover.md).
     pub recovery: RecoverySummary,
-}
-
-/// One layer's figures before and after.
-#[derive(serde::Serialize)]
-pub struct LayerRow {
-    pub node: String,
-    pub channels: (usize, usize),
-    pub parameters: (u64, u64),
-    pub macs: (u64, u64),
 }
 
 /// Applies `plans` to `model` and checks the result (IR and shape inference); gives the
@@ -504,99 +427,15 @@ pub fn write_pruned(
     let opts = SaveOptions::keeping_storage_of(original);
     let report = save_proto(&pruned.proto, &pruned.external, out, &opts)?;
     Ok(Summary {
-        input: original.source.clone(),
-        output: out.display().to_string(),
-        parameters: (before.parameters, after.parameters),
-        macs: (before.macs, after.macs),
-        file_bytes: (
-            original.file_size.unwrap_or(0) + external_bytes(original),
+        figures: PruneSummary::new(
+            (original, &before),
+            (pruned, &after),
+            out.display().to_string(),
             report.model_bytes + report.data_bytes,
+            rewrites,
         ),
-        layers: layer_rows(original, pruned, &before, &after),
-        rewrites,
         recovery: RecoverySummary::default(),
     })
-}
-
-/// Every layer (node with a weight kernel or matrix) whose channels, parameters or MACs
-/// changed.
-fn layer_rows(
-    original: &Model,
-    pruned: &Model,
-    before: &shears_onnx::cost::CostReport,
-    after: &shears_onnx::cost::CostReport,
-) -> Vec<LayerRow> {
-    let graph = DependencyGraph::build(original);
-    let (g, p) = (&original.graph, &pruned.graph);
-    let after_by_name: HashMap<&str, &shears_onnx::cost::NodeCost> = after
-        .nodes
-        .iter()
-        .map(|c| (p.node(c.node).name.as_str(), c))
-        .collect();
-    let mut rows = Vec::new();
-    for c in &before.nodes {
-        let id = c.node;
-        let Some((v, a)) = graph.verdicts[id.index()]
-            .as_ref()
-            .ok()
-            .and_then(|k| k.out_channels)
-        else {
-            continue;
-        };
-        // Layers are nodes with a kernel or matrix; a norm's per-channel scale is not one.
-        let long_axes = g
-            .value(v)
-            .shape
-            .as_ref()
-            .map_or(0, |s| s.iter().filter(|&&d| d > 1).count());
-        if graph.dim_id(DimKey::Axis(v, a)).is_none() || long_axes < 2 {
-            continue;
-        }
-        let name = g.node(id).name.as_str();
-        let size = |m: &shears_onnx::Graph, value: &str| {
-            m.value_id(value)
-                .and_then(|v| m.value(v).shape.as_ref()?.get(a).copied())
-                .unwrap_or(0)
-        };
-        let value = g.value(v).name.as_str();
-        let (cb, ca) = (size(g, value), size(p, value));
-        let Some(ac) = after_by_name.get(name) else {
-            continue;
-        };
-        let (mb, ma) = (c.macs.unwrap_or(0), ac.macs.unwrap_or(0));
-        if cb != ca || c.parameters != ac.parameters || mb != ma {
-            rows.push(LayerRow {
-                node: name.to_string(),
-                channels: (cb, ca),
-                parameters: (c.parameters, ac.parameters),
-                macs: (mb, ma),
-            });
-        }
-    }
-    rows
-}
-
-/// Bytes of the side files a model reads, for a fair file-size comparison.
-fn external_bytes(model: &Model) -> u64 {
-    let Some(dir) = model.external.base_dir() else {
-        return 0;
-    };
-    let mut files = std::collections::BTreeSet::new();
-    let inits = model
-        .proto
-        .graph
-        .as_ref()
-        .map_or(&[][..], |g| &g.initializer[..]);
-    for t in inits {
-        if let Ok(r) = shears_onnx::external::ExternalRef::of(t) {
-            files.insert(r.location);
-        }
-    }
-    files
-        .iter()
-        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 fn change(before: u64, after: u64) -> String {
@@ -613,7 +452,8 @@ fn change(before: u64, after: u64) -> String {
     )
 }
 
-pub fn render_summary(s: &Summary) -> String {
+pub fn render_summary(summary: &Summary) -> String {
+    let s = &summary.figures;
     let mut o = String::new();
     let _ = writeln!(o, "{} -> {}", s.input, s.output);
     let _ = writeln!(o, "{:<12} {:>16} {:>16}  change", "", "before", "after");
@@ -681,7 +521,7 @@ pub fn render_summary(s: &Summary) -> String {
         );
     }
     let _ = writeln!(o, "{} attribute/shape rewrites", s.rewrites);
-    o += &recovery::render(&s.recovery);
+    o += &recovery::render(&summary.recovery);
     o
 }
 

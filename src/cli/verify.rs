@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use shears_onnx::{InputShapes, Model};
+use shears_onnx::Model;
+
+use super::common::ShapeArgs;
 use shears_verify::{Report, VerifyError};
 
 #[derive(clap::Args)]
@@ -17,9 +19,8 @@ pub struct Args {
     pub original: PathBuf,
     /// The model compared with it (usually the pruned one).
     pub pruned: PathBuf,
-    /// Static shape of a graph input with dynamic dimensions: NAME=1,3,224,224 (repeatable).
-    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
-    pub input_shape: Vec<String>,
+    #[command(flatten)]
+    pub shapes: ShapeArgs,
     /// Number of random input samples.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     pub samples: u64,
@@ -32,7 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let shapes = InputShapes::parse(&args.input_shape)?;
+    let shapes = args.shapes.parse()?;
     let original = Model::load(&args.original)?;
     let pruned = Model::load(&args.pruned)?;
     let report = match shears_verify::verify(

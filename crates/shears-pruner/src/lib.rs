@@ -27,11 +27,13 @@ mod error;
 pub mod estimate;
 pub mod importance;
 pub mod members;
+pub mod named;
 pub mod pattern;
 pub mod progress;
 mod pruner;
 pub mod roles;
 pub mod schedule;
+pub mod summary;
 pub mod target;
 pub mod tensors;
 
@@ -50,3 +52,4 @@ pub use pruner::{
     StageReport, StageTarget,
 };
 pub use schedule::{Schedule, ScheduleKind};
+pub use summary::{LayerRow, PruneReport, PruneSummary};
