@@ -68,6 +68,25 @@ fn slots(op: &str) -> (&'static [usize], &'static [usize]) {
         "BatchNormalization" => (&[1, 2], &[3, 4]),
         "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => (&[1, 2], &[]),
         "PRelu" => (&[1], &[]),
+        "QLinearConv" => (&[3, 8], &[]),
+        "ConvInteger" => (&[1], &[]),
+        "QLinearMatMul" => (&[0, 3], &[]),
+        "MatMulInteger" => (&[0, 1], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Input slots of quantization ops: the stored integer tensor a `DequantizeLinear` reads
+/// (a quantized weight: a parameter whatever its element type), and the scales and zero
+/// points (quantization metadata, never parameters).
+fn quant_slots(op: &str) -> (&'static [usize], &'static [usize]) {
+    match op {
+        "DequantizeLinear" => (&[0], &[1, 2]),
+        "QuantizeLinear" => (&[], &[1, 2]),
+        "QLinearConv" => (&[3, 8], &[1, 2, 4, 5, 6, 7]),
+        "QLinearMatMul" => (&[0, 3], &[1, 2, 4, 5, 6, 7]),
+        "ConvInteger" => (&[0, 1], &[2, 3]),
+        "MatMulInteger" => (&[0, 1], &[2, 3]),
         _ => (&[], &[]),
     }
 }
@@ -117,8 +136,9 @@ fn counted_as(model: &Model, reader: NodeId, v: ValueId) -> Option<ValueId> {
     Some(v)
 }
 
-/// Elements of `v` if it is a floating-point constant (initializer or `Constant` output).
-fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
+/// Elements of `v` if it is a constant (initializer or `Constant` output) of a floating-point
+/// type, or of any type when `any_type` (a quantized weight).
+fn constant_elements(model: &Model, v: ValueId, any_type: bool) -> Result<Option<u64>> {
     let g = &model.graph;
     let value = g.value(v);
     let is_const = match value.kind {
@@ -141,7 +161,7 @@ fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
             (t.data_type, crate::tensor::num_elements(&t)? as u64)
         }
     };
-    Ok(is_float(dtype).then_some(n))
+    Ok((any_type || is_float(dtype)).then_some(n))
 }
 
 /// The MACs of `node`: `Some(0)` for ops without a formula, `None` when a needed shape is
@@ -167,12 +187,15 @@ fn node_macs(model: &Model, id: NodeId) -> Result<Option<u64>> {
     };
     let factors: Option<Vec<&[usize]>> = match n.op_type.as_str() {
         // W = [Cout, Cin/group, k...]; Y = [N, Cout, out...].
-        "Conv" => (|| Some(vec![out_shape()?, shape(1)?.get(1..)?]))(),
+        // The quantized layers count like their float ops (ConvInteger's weight is slot 1 too).
+        "Conv" | "ConvInteger" => (|| Some(vec![out_shape()?, shape(1)?.get(1..)?]))(),
+        "QLinearConv" => (|| Some(vec![out_shape()?, shape(3)?.get(1..)?]))(),
         // W = [Cin, Cout/group, k...]; every input element meets Cout/group * prod(k) weights.
         "ConvTranspose" => (|| Some(vec![shape(0)?, shape(1)?.get(1..)?]))(),
-        "Gemm" | "MatMul" => {
+        "Gemm" | "MatMul" | "MatMulInteger" | "QLinearMatMul" => {
+            let b_slot = if n.op_type == "QLinearMatMul" { 3 } else { 1 };
             let dims = (|| {
-                let (a, b) = (shape(0)?, shape(1)?);
+                let (a, b) = (shape(0)?, shape(b_slot)?);
                 if n.op_type == "Gemm" {
                     let ta = n.attr_i("transA", 0) != 0;
                     let tb = n.attr_i("transB", 0) != 0;
@@ -204,8 +227,14 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
     };
     for id in g.node_ids() {
         let n = g.node(id);
-        let (weights, stats) = if n.domain.is_empty() || n.domain == "ai.onnx" {
+        let default_domain = n.domain.is_empty() || n.domain == "ai.onnx";
+        let (weights, stats) = if default_domain {
             slots(&n.op_type)
+        } else {
+            (&[][..], &[][..])
+        };
+        let (quantized, metadata) = if default_domain {
+            quant_slots(&n.op_type)
         } else {
             (&[][..], &[][..])
         };
@@ -219,10 +248,10 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
             let Some(v) = v.and_then(|v| counted_as(model, id, v)) else {
                 continue;
             };
-            if seen.contains(&v) {
+            if seen.contains(&v) || metadata.contains(&slot) {
                 continue;
             }
-            let Some(elems) = constant_elements(model, v)? else {
+            let Some(elems) = constant_elements(model, v, quantized.contains(&slot))? else {
                 continue;
             };
             if stats.contains(&slot) {

@@ -73,7 +73,8 @@ pub fn resolve_layer(
             hint,
         });
     };
-    // Follow the parameter through Transposes (ConvNeXt's Linear weights) to a weighted node.
+    // Follow the parameter through Transposes (ConvNeXt's Linear weights) and the
+    // DequantizeLinear of a quantized model to a weighted node.
     let mut frontier = vec![(v, None::<Vec<usize>>)];
     for _ in 0..4 {
         let mut next = Vec::new();
@@ -84,7 +85,9 @@ pub fn resolve_layer(
                     Err(_) => continue,
                 };
                 if let Some((ov, oa)) = c.out_channels {
-                    if ov == val {
+                    // A quantized layer names its stored weight, read through its
+                    // DequantizeLinear.
+                    if ov == val || (ov == v && perm_to_root.is_none()) {
                         let root_axis = perm_to_root.as_ref().map_or(oa, |p| p[oa]);
                         if let Some(d) = graph.dim_id(DimKey::Axis(v, root_axis)) {
                             return Ok((consumer, d));
@@ -92,6 +95,14 @@ pub fn resolve_layer(
                     }
                 }
                 let node = g.node(consumer);
+                // A quantized weight reaches its layer through its DequantizeLinear, axes
+                // unchanged.
+                if node.op_type == "DequantizeLinear" && node.input(0) == Some(val) {
+                    if let Some(out) = node.output(0) {
+                        next.push((out, perm_to_root.clone()));
+                    }
+                    continue;
+                }
                 if node.op_type == "Transpose" {
                     if let (Some(out), Some(perm)) = (node.output(0), node.attr_ints("perm")) {
                         // Output axis i is input axis perm[i]; compose back to the root's axes.
@@ -335,6 +346,8 @@ fn make_entries(
                     TensorKind::Parameter
                 },
             )
+        } else if di.is_quant_param {
+            (di.linked_by.first().copied(), TensorKind::Quantization)
         } else {
             (
                 g.producer(v).or(di.linked_by.first().copied()),
@@ -368,7 +381,7 @@ fn make_entries(
         };
         let role = role_of(model, graph, node, seen_as, seen_axis);
         let kind_order = match kind {
-            TensorKind::Parameter | TensorKind::Statistic => 0,
+            TensorKind::Parameter | TensorKind::Statistic | TensorKind::Quantization => 0,
             TensorKind::Activation => 1,
         };
         let slot = n
@@ -433,9 +446,10 @@ fn role_of(
     }
 }
 
-/// Layout-only ops exporters put between a weight and its layer.
+/// Layout-only ops exporters put between a weight and its layer (a quantized weight's
+/// DequantizeLinear keeps its axes too).
 fn is_layout(op: &str) -> bool {
-    matches!(op, "Transpose" | "Identity" | "Cast")
+    matches!(op, "Transpose" | "Identity" | "Cast" | "DequantizeLinear")
 }
 
 /// Follows `v` (axis `axis`, read by `node`) through layout-only ops with a single reader to

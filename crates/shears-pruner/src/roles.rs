@@ -35,6 +35,10 @@ const WEIGHT_SLOTS: &[(&str, &[usize])] = &[
     ("ConvTranspose", &[1]),
     ("Gemm", &[0, 1]),
     ("MatMul", &[0, 1]),
+    ("QLinearConv", &[3]),
+    ("QLinearMatMul", &[0, 3]),
+    ("ConvInteger", &[1]),
+    ("MatMulInteger", &[0, 1]),
 ];
 
 /// The role of parameter `v` of `model`.

@@ -77,8 +77,104 @@ pub fn dense(model: &Model, v: ValueId) -> Result<Dense> {
             reason: "is not a constant".into(),
         })?;
     let shape = shears_onnx::tensor::dims(&t)?;
-    let data = model.f32s(&t)?;
+    let mut data = model.f32s(&t)?;
+    if let Some((scale, zp, axis)) = quantization(model, v, &shape)? {
+        dequantize(&mut data, &shape, &scale, &zp, axis);
+    }
     Ok(Dense { shape, data })
+}
+
+/// Where a layer reads a quantized integer weight: `(op, weight slot, scale slot, zero-point
+/// slot)`; the parameters are per tensor, or per output channel (axis 0) of a convolution.
+/// `ConvInteger` and `MatMulInteger` have no scale (the integers are the values).
+const QUANTIZED_READERS: &[(&str, usize, Option<usize>, usize)] = &[
+    ("DequantizeLinear", 0, Some(1), 2),
+    ("QLinearConv", 3, Some(4), 5),
+    ("QLinearMatMul", 0, Some(1), 2),
+    ("QLinearMatMul", 3, Some(4), 5),
+    ("ConvInteger", 1, None, 3),
+    ("MatMulInteger", 0, None, 2),
+    ("MatMulInteger", 1, None, 3),
+];
+
+/// The scale, zero point and per-channel axis through which a layer reads the integer
+/// constant `v` of shape `shape`, if one does (the first such reader; a stored integer weight
+/// has one). Importance then measures `(q - zero_point) * scale`, the values the float model
+/// computes with, not the raw integers.
+fn quantization(
+    model: &Model,
+    v: ValueId,
+    shape: &[usize],
+) -> Result<Option<(Vec<f32>, Vec<f32>, Option<usize>)>> {
+    let g = &model.graph;
+    let dtype = g.value(v).dtype;
+    if !shears_onnx::shape::is_integer_type(dtype) {
+        return Ok(None);
+    }
+    for &(node, slot) in &g.value(v).consumers {
+        let n = g.node(node);
+        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+            continue;
+        }
+        let Some(&(op, _, scale_slot, zp_slot)) = QUANTIZED_READERS
+            .iter()
+            .find(|(op, s, _, _)| *op == n.op_type && *s == slot)
+        else {
+            continue;
+        };
+        let read = |s: Option<usize>| -> Result<Option<Vec<f32>>> {
+            match s.and_then(|s| n.input(s)) {
+                Some(p) => Ok(model.constant(p).map(|t| model.f32s(&t)).transpose()?),
+                None => Ok(None),
+            }
+        };
+        let scale = match scale_slot {
+            Some(_) => match read(scale_slot)? {
+                Some(s) => s,
+                // A scale computed at run time: the integers are all there is to measure.
+                None => return Ok(None),
+            },
+            None => vec![1.0],
+        };
+        let zp = read(Some(zp_slot))?.unwrap_or_else(|| vec![0.0]);
+        let per = scale.len().max(zp.len());
+        if per <= 1 {
+            return Ok(Some((scale, zp, None)));
+        }
+        let axis = match op {
+            "DequantizeLinear" => {
+                let a = n.attr_i("axis", 1);
+                let r = shape.len() as i64;
+                if a < -r || a >= r {
+                    return Ok(None);
+                }
+                (if a < 0 { a + r } else { a }) as usize
+            }
+            "QLinearConv" | "ConvInteger" => 0,
+            // Per row of the left operand, per column of the right one.
+            _ if slot == 0 => shape.len().saturating_sub(2),
+            _ => shape.len().saturating_sub(1),
+        };
+        if shape.get(axis) != Some(&per) {
+            return Ok(None);
+        }
+        return Ok(Some((scale, zp, Some(axis))));
+    }
+    Ok(None)
+}
+
+/// `(q - zp) * scale` in place, per index of `axis` when given (parameters of one value apply
+/// to every element).
+fn dequantize(data: &mut [f32], shape: &[usize], scale: &[f32], zp: &[f32], axis: Option<usize>) {
+    let (inner, size) = match axis {
+        Some(a) => (shape[a + 1..].iter().product::<usize>().max(1), shape[a]),
+        None => (1, 1),
+    };
+    let pick = |p: &[f32], k: usize| if p.len() == 1 { p[0] } else { p[k] };
+    for (i, x) in data.iter_mut().enumerate() {
+        let k = (i / inner) % size.max(1);
+        *x = (*x - pick(zp, k)) * pick(scale, k);
+    }
 }
 
 /// The axis sums of every requested (value, axis), decoding each tensor once.

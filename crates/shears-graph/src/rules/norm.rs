@@ -88,7 +88,7 @@ fn couple_per_channel(ctx: &Ctx) -> RuleResult {
             out.links.push(Link::identity((o, 0), (y, 1)));
         }
     }
-    out.out_channels = ctx.input(1).map(|s| (s, 0));
+    out.out_channels = ctx.input(1).map(|s| (ctx.dequantized_source(s), 0));
     if ctx.node.op_type == "BatchNormalization" {
         out.statistics = vec![3, 4];
     }
@@ -128,7 +128,7 @@ fn couple_layer_norm(ctx: &Ctx) -> RuleResult {
         out.mixing.push((y, axis));
         out.out_channels = ctx.input(1).map(|s| {
             let prank = ctx.shape(s).map_or(1, |sh| sh.len());
-            (s, prank - 1)
+            (ctx.dequantized_source(s), prank - 1)
         });
     }
     Ok(out)
