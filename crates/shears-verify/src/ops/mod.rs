@@ -55,8 +55,10 @@ pub(crate) struct Ctx<'a> {
     pub node: &'a Node,
     /// Version of the model's default (`ai.onnx`) opset.
     pub opset: i64,
-    /// The ONNX element type of each output slot, 0 when unknown (the evaluator computes every
-    /// integer type as i64; ops that saturate to their output type read it here).
+    /// The ONNX element type of each input and output slot, 0 when unknown (the evaluator
+    /// computes every integer type as i64; ops that saturate to their output type read it
+    /// here).
+    pub in_dtypes: &'a [i32],
     pub out_dtypes: &'a [i32],
 }
 

@@ -140,8 +140,13 @@ fn quantize(x: &Tensor, layout: Layout, scale: &[f32], zp: &[f32], dtype: i32) -
     tensor_i64(out, x.dims())
 }
 
-fn out_dtype(c: &Ctx) -> i32 {
-    c.out_dtypes.first().copied().unwrap_or(0)
+/// The element type a quantizing op saturates to: its output's, else (shapes not inferred)
+/// its zero point's at `zp_slot`, else `output_dtype` (opset 21), else uint8.
+fn out_dtype(c: &Ctx, zp_slot: usize) -> i32 {
+    let known = |t: Option<&i32>| t.copied().filter(|&t| t != 0);
+    known(c.out_dtypes.first())
+        .or(known(c.in_dtypes.get(zp_slot)))
+        .unwrap_or_else(|| c.attr_i("output_dtype", 0) as i32)
 }
 
 fn quantize_linear(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
@@ -156,7 +161,7 @@ fn quantize_linear(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> 
         layout,
         &floats(scale)?,
         &zp,
-        out_dtype(c),
+        out_dtype(c, 2),
     )?])
 }
 
@@ -190,7 +195,12 @@ fn qlinear_conv(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
         values(opt_input(inputs, 7), 0.0)?,
     );
     let xf = dequantize(x, Layout::per_tensor(), &xs, &xz)?;
-    let wf = dequantize(w, param_layout(w.dims(), 0, &ws), &ws, &wz)?;
+    let wf = dequantize(
+        w,
+        param_layout(w.dims(), 0, if ws.len() > 1 { &ws } else { &wz }),
+        &ws,
+        &wz,
+    )?;
     // The int32 bias is quantized with scale x_scale * w_scale and zero point 0.
     let bias = match opt_input(inputs, 8) {
         Some(b) => {
@@ -206,7 +216,7 @@ fn qlinear_conv(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
         Layout::per_tensor(),
         &ys,
         &yz,
-        out_dtype(c),
+        out_dtype(c, 7),
     )?])
 }
 
@@ -218,20 +228,22 @@ fn qlinear_matmul(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
         floats(input(inputs, 6)?)?,
         values(opt_input(inputs, 7), 0.0)?,
     );
-    let af = dequantize(a, row_layout(a, &as_)?, &as_, &az)?;
-    let bf = dequantize(b, col_layout(b, &bs)?, &bs, &bz)?;
+    let af = dequantize(a, row_layout(a, &as_, &az)?, &as_, &az)?;
+    let bf = dequantize(b, col_layout(b, &bs, &bz)?, &bs, &bz)?;
     let y = matmul::matmul(c, &[Some(af), Some(bf)])?.remove(0);
     Ok(vec![quantize(
         &y,
         Layout::per_tensor(),
         &ys,
         &yz,
-        out_dtype(c),
+        out_dtype(c, 7),
     )?])
 }
 
-/// Per-row parameters of a product's left operand (`[M]` of its second-to-last axis).
-fn row_layout(a: &Tensor, p: &[f32]) -> OpResult<Layout> {
+/// Per-row parameters of a product's left operand (`[M]` of its second-to-last axis), when
+/// its scale or zero point has more than one value.
+fn row_layout(a: &Tensor, scale: &[f32], zp: &[f32]) -> OpResult<Layout> {
+    let p = if scale.len() > 1 { scale } else { zp };
     if p.len() > 1 && a.rank() < 2 {
         bail!(
             "a per-row parameter needs a 2-D operand, found {:?}",
@@ -245,8 +257,10 @@ fn row_layout(a: &Tensor, p: &[f32]) -> OpResult<Layout> {
     })
 }
 
-/// Per-column parameters of a product's right operand (`[N]` of its last axis).
-fn col_layout(b: &Tensor, p: &[f32]) -> OpResult<Layout> {
+/// Per-column parameters of a product's right operand (`[N]` of its last axis), when its
+/// scale or zero point has more than one value.
+fn col_layout(b: &Tensor, scale: &[f32], zp: &[f32]) -> OpResult<Layout> {
+    let p = if scale.len() > 1 { scale } else { zp };
     if p.len() > 1 && b.rank() < 2 {
         bail!(
             "a per-column parameter needs a 2-D operand, found {:?}",
@@ -280,8 +294,8 @@ fn matmul_integer(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
     let az = values(opt_input(inputs, 2), 0.0)?;
     let bz = values(opt_input(inputs, 3), 0.0)?;
-    let af = dequantize(a, row_layout(a, &az)?, &[1.0], &az)?;
-    let bf = dequantize(b, col_layout(b, &bz)?, &[1.0], &bz)?;
+    let af = dequantize(a, row_layout(a, &[1.0], &az)?, &[1.0], &az)?;
+    let bf = dequantize(b, col_layout(b, &[1.0], &bz)?, &[1.0], &bz)?;
     let y = matmul::matmul(c, &[Some(af), Some(bf)])?.remove(0);
     Ok(vec![to_int(&y)?])
 }
@@ -316,6 +330,7 @@ mod tests {
         let c = Ctx {
             node: &n,
             opset: 17,
+            in_dtypes: &[],
             out_dtypes: &dt,
         };
         let f = table_fn(op);
