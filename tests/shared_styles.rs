@@ -232,3 +232,40 @@ fn every_group_of_the_qdq_style_prunes_within_the_quantization_step() {
         assert!(checked >= 9, "{what}: only {checked} groups checked");
     }
 }
+
+/// The `fp16` style (float16 weights, Casts at the inputs and outputs) pruned at `--ratio 0.5`
+/// keeps every float16 tensor float16, at its new shape.
+#[test]
+fn fp16_style_stays_float16_when_pruned() {
+    use shears_onnx::proto::tensor_proto::DataType;
+    for model in MODELS {
+        let m = analysed(&shared().join(format!("fixtures/styles/{model}-fp16.onnx")));
+        let out = pruned(&m);
+        let before = &m.proto.graph.as_ref().unwrap().initializer;
+        let after = &out.proto.graph.as_ref().unwrap().initializer;
+        let f16 = DataType::Float16 as i32;
+        let count = |ts: &[shears_onnx::proto::TensorProto]| {
+            ts.iter().filter(|t| t.data_type == f16).count()
+        };
+        assert!(count(before) >= 10, "{model}: float16 weights");
+        assert_eq!(count(after), count(before), "{model}: float16 tensors");
+        let mut shrunk = 0;
+        for t in after {
+            let old = before.iter().find(|o| o.name == t.name).unwrap();
+            assert_eq!(
+                t.data_type, old.data_type,
+                "{model}: {} changed type",
+                t.name
+            );
+            shrunk += usize::from(t.data_type == f16 && t.dims != old.dims);
+        }
+        assert!(
+            shrunk >= 10,
+            "{model}: only {shrunk} float16 tensors pruned"
+        );
+        assert!(
+            cost(&out).0 < cost(&m).0 * 6 / 10,
+            "{model}: too little pruned"
+        );
+    }
+}

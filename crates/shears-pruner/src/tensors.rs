@@ -237,4 +237,48 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn quantized_weights_are_read_through_their_scales() {
+        use shears_onnx::builder::{attr_int, tensor_f32, ModelBuilder};
+        use shears_onnx::proto::tensor_proto::DataType;
+        use shears_onnx::proto::TensorProto;
+        let int8 = |name: &str, dims: &[i64], v: &[i8]| TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Int8 as i32,
+            raw_data: v.iter().map(|&x| x as u8).collect::<Vec<u8>>().into(),
+            ..Default::default()
+        };
+        // W = [[2, -4], [6, 8]] per row: scales [0.5, 0.25], zero points [0, 2].
+        let mut b = ModelBuilder::new(17);
+        b.input("x", &[1, 2]);
+        b.initializer(int8("wq", &[2, 2], &[2, -4, 6, 8]));
+        b.initializer(tensor_f32("ws", &[2], &[0.5, 0.25]));
+        b.initializer(int8("wz", &[2], &[0, 2]));
+        b.node_with_outputs(
+            "dq",
+            "DequantizeLinear",
+            &["wq", "ws", "wz"],
+            &["w"],
+            vec![attr_int("axis", 0)],
+        );
+        b.set_shape("w", &[2, 2]);
+        // Per tensor too: a scalar scale.
+        b.initializer(int8("vq", &[2, 2], &[1, 2, 3, 4]));
+        b.initializer(tensor_f32("vs", &[], &[0.5]));
+        b.node_with_outputs("dqv", "DequantizeLinear", &["vq", "vs"], &["v"], vec![]);
+        b.set_shape("v", &[2, 2]);
+        b.node_with_outputs("mm", "MatMul", &["x", "w"], &["y"], vec![]);
+        b.set_shape("y", &[1, 2]);
+        b.node_with_outputs("mm2", "MatMul", &["y", "v"], &["z"], vec![]);
+        b.set_shape("z", &[1, 2]);
+        b.output("z");
+        let m = b.build_model();
+        let id = |n: &str| m.graph.value_id(n).unwrap();
+        assert_eq!(dense(&m, id("wq")).unwrap().data, vec![1.0, -2.0, 1.0, 1.5]);
+        assert_eq!(dense(&m, id("vq")).unwrap().data, vec![0.5, 1.0, 1.5, 2.0]);
+        // Scales and zero points themselves are read as they are.
+        assert_eq!(dense(&m, id("ws")).unwrap().data, vec![0.5, 0.25]);
+    }
 }
