@@ -78,8 +78,8 @@ pub fn dense(model: &Model, v: ValueId) -> Result<Dense> {
         })?;
     let shape = shears_onnx::tensor::dims(&t)?;
     let mut data = model.f32s(&t)?;
-    if let Some((scale, zp, axis)) = quantization(model, v, &shape)? {
-        dequantize(&mut data, &shape, &scale, &zp, axis);
+    if let Some(q) = quantization(model, v, &shape)? {
+        dequantize(&mut data, &shape, &q);
     }
     Ok(Dense { shape, data })
 }
@@ -97,15 +97,20 @@ const QUANTIZED_READERS: &[(&str, usize, Option<usize>, usize)] = &[
     ("MatMulInteger", 1, None, 3),
 ];
 
+/// How a layer reads a quantized integer tensor.
+///
+/// Invariant: `scale` and `zero_point` hold one value, or one per index of `axis`.
+struct Quantization {
+    scale: Vec<f32>,
+    zero_point: Vec<f32>,
+    axis: Option<usize>,
+}
+
 /// The scale, zero point and per-channel axis through which a layer reads the integer
 /// constant `v` of shape `shape`, if one does (the first such reader; a stored integer weight
 /// has one). Importance then measures `(q - zero_point) * scale`, the values the float model
 /// computes with, not the raw integers.
-fn quantization(
-    model: &Model,
-    v: ValueId,
-    shape: &[usize],
-) -> Result<Option<(Vec<f32>, Vec<f32>, Option<usize>)>> {
+fn quantization(model: &Model, v: ValueId, shape: &[usize]) -> Result<Option<Quantization>> {
     let g = &model.graph;
     let dtype = g.value(v).dtype;
     if !shears_onnx::shape::is_integer_type(dtype) {
@@ -138,8 +143,16 @@ fn quantization(
         };
         let zp = read(Some(zp_slot))?.unwrap_or_else(|| vec![0.0]);
         let per = scale.len().max(zp.len());
+        if ![1, per].contains(&scale.len()) || ![1, per].contains(&zp.len()) {
+            return Ok(None);
+        }
+        let q = |axis| Quantization {
+            scale,
+            zero_point: zp,
+            axis,
+        };
         if per <= 1 {
-            return Ok(Some((scale, zp, None)));
+            return Ok(Some(q(None)));
         }
         let axis = match op {
             "DequantizeLinear" => {
@@ -158,15 +171,16 @@ fn quantization(
         if shape.get(axis) != Some(&per) {
             return Ok(None);
         }
-        return Ok(Some((scale, zp, Some(axis))));
+        return Ok(Some(q(Some(axis))));
     }
     Ok(None)
 }
 
 /// `(q - zp) * scale` in place, per index of `axis` when given (parameters of one value apply
 /// to every element).
-fn dequantize(data: &mut [f32], shape: &[usize], scale: &[f32], zp: &[f32], axis: Option<usize>) {
-    let (inner, size) = match axis {
+fn dequantize(data: &mut [f32], shape: &[usize], q: &Quantization) {
+    let (scale, zp) = (&q.scale, &q.zero_point);
+    let (inner, size) = match q.axis {
         Some(a) => (shape[a + 1..].iter().product::<usize>().max(1), shape[a]),
         None => (1, 1),
     };

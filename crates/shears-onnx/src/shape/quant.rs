@@ -240,7 +240,6 @@ fn matmul_integer(c: &Ctx<'_>) -> R {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::*;
 
     #[test]
     fn qdq_keeps_the_shape_per_tensor_and_per_axis() {
