@@ -155,3 +155,76 @@ fn a_symbolic_dimension_bound_to_two_sizes_exits_2_naming_it() {
         assert_eq!(listing(dir.path()), before, "{cmd:?}: wrote something");
     }
 }
+
+/// A quantized weight whose DequantizeLinear `axis` is out of range, or whose per-channel
+/// scale is not as long as that axis: every command exits 2 naming the node and what
+/// disagrees, and writes nothing.
+#[test]
+fn a_quantization_axis_or_scale_that_disagrees_exits_2_naming_the_node() {
+    use shears_onnx::proto::tensor_proto::DataType;
+    use shears_onnx::proto::TensorProto;
+    use shears_testkit::builder::{attr_int, tensor_f32, ModelBuilder};
+    let int8 = |name: &str, dims: &[i64]| TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Int8 as i32,
+        raw_data: vec![1u8; dims.iter().product::<i64>() as usize].into(),
+        ..Default::default()
+    };
+    let cases: [(&str, i64, i64, &str); 2] = [
+        ("axis.onnx", 4, 4, "axis 4 is out of range"),
+        (
+            "scale.onnx",
+            0,
+            3,
+            "per-axis scale has 3 elements but axis 0",
+        ),
+    ];
+    for (file, axis, channels, expect) in cases {
+        let mut b = ModelBuilder::new(17);
+        b.input("x", &[1, 2, 5, 5]);
+        b.initializer(int8("wq", &[4, 2, 3, 3]));
+        b.initializer(tensor_f32("ws", &[channels], &vec![0.1; channels as usize]));
+        b.initializer(int8("wz", &[channels]));
+        b.node_with_outputs(
+            "dq",
+            "DequantizeLinear",
+            &["wq", "ws", "wz"],
+            &["w"],
+            vec![attr_int("axis", axis)],
+        );
+        b.set_shape("w", &[4, 2, 3, 3]);
+        b.node_with_outputs("conv", "Conv", &["x", "w"], &["y"], vec![]);
+        b.set_shape("y", &[1, 4, 3, 3]);
+        b.output("y");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file);
+        shears_onnx::save::save_proto(
+            &b.build(),
+            &shears_onnx::external::ExternalStore::none(),
+            &path,
+            &shears_onnx::save::SaveOptions::default(),
+        )
+        .unwrap();
+        let before = listing(dir.path());
+        let model = path.to_str().unwrap();
+        for args in commands(model) {
+            let out = Command::new(env!("CARGO_BIN_EXE_shears"))
+                .current_dir(dir.path())
+                .args(&args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            assert!(
+                stderr.starts_with("error: ")
+                    && stderr.contains(file)
+                    && stderr.contains("node 'dq'")
+                    && stderr.contains(expect),
+                "{args:?}: {stderr}"
+            );
+            assert_eq!(listing(dir.path()), before, "{args:?}: wrote something");
+        }
+    }
+}

@@ -148,3 +148,60 @@ fn a_batch_that_removes_nothing_is_an_error() {
     );
     assert!(err.to_string().contains("nothing to prune"), "{err}");
 }
+
+/// Weights stored as bfloat16 keep their type: the kept slices are copied as 2-byte values,
+/// the pruned model's tensors are bfloat16 of the new shapes, and it computes what the
+/// original computes with the removed input slices zeroed (the evaluator widens to f32).
+#[test]
+fn bfloat16_weights_stay_bfloat16() {
+    use shears_onnx::proto::tensor_proto::DataType;
+    let mut proto = zoo::MODELS
+        .iter()
+        .find(|(n, _)| *n == "residual_downsample_block")
+        .unwrap()
+        .1();
+    let g = proto.graph.as_mut().unwrap();
+    let mut converted = 0;
+    for t in g.initializer.iter_mut() {
+        if t.data_type != DataType::Float as i32 {
+            continue;
+        }
+        // bfloat16 is the upper half of an f32 (these values are chosen, not rounded).
+        let raw: Vec<u8> = t
+            .raw_data
+            .chunks_exact(4)
+            .flat_map(|c| [c[2], c[3]])
+            .collect();
+        t.raw_data = raw.into();
+        t.data_type = DataType::Bfloat16 as i32;
+        converted += 1;
+    }
+    assert!(converted >= 6);
+    let mut m = Model::from_proto(proto, "bf16", ExternalStore::none()).unwrap();
+    shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default()).unwrap();
+    let graph = DependencyGraph::build(&m);
+    let reports = shears_plan::group_reports(&m, &graph);
+    let root = &reports.iter().find(|r| r.prunable).unwrap().root;
+    let layer = root.rsplit_once('[').unwrap().0;
+    let plan = shears_plan::plan(&m, &graph, layer, &[0, 2]).unwrap();
+    let applied = shears_exec::apply(&m, std::slice::from_ref(&plan)).unwrap();
+    let before = &m.proto.graph.as_ref().unwrap().initializer;
+    let after = &applied.proto.graph.as_ref().unwrap().initializer;
+    let mut shrunk = 0;
+    for t in after {
+        let old = before.iter().find(|o| o.name == t.name).unwrap();
+        assert_eq!(t.data_type, old.data_type, "{}: type changed", t.name);
+        if t.data_type == DataType::Bfloat16 as i32 {
+            let n: i64 = t.dims.iter().product();
+            assert_eq!(t.raw_data.len() as i64, 2 * n, "{}", t.name);
+            shrunk += usize::from(t.dims != old.dims);
+        }
+    }
+    assert!(shrunk >= 2, "only {shrunk} bfloat16 tensors pruned");
+    let ex = shears_testkit::check_exactness(&m, &[plan], &InputShapes::default(), 1, 7).unwrap();
+    assert!(
+        ex.shapes_equal && ex.max_rel <= 1e-5,
+        "max rel {}",
+        ex.max_rel
+    );
+}

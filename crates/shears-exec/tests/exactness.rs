@@ -126,3 +126,57 @@ fn every_group_of_every_fixture_prunes_exactly() {
         );
     }
 }
+
+/// Per group, what does not depend on tensor names: channels, prunable, parameter members.
+fn group_shapes(model: &Model) -> Vec<String> {
+    let graph = DependencyGraph::build(model);
+    let mut out: Vec<String> = shears_plan::group_reports(model, &graph)
+        .iter()
+        .map(|r| {
+            let params = r.members.iter().filter(|m| m.parameter).count();
+            format!("{} ch prunable={} params={params}", r.channels, r.prunable)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The QDQ twin of every zoo model (int8 per-channel weights behind DequantizeLinear, graph
+/// inputs and ReLU outputs through QuantizeLinear/DequantizeLinear pairs, as onnxruntime's
+/// quantizer writes them) groups like the float model through the Q/DQ nodes, costs the same
+/// (the int8 weights are the parameters; scales and zero points are not), and every prunable
+/// group prunes exactly by the zeroing check: removed channels meet only zero weights, and
+/// every quantizer sees the same values in both models.
+#[test]
+fn every_group_of_every_quantized_zoo_model_prunes_exactly() {
+    use shears_testkit::builder::quantize::qdq;
+    let mut total = 0;
+    let mut models = 0;
+    for (name, build) in zoo::MODELS {
+        let Some(q) = qdq(&build()) else { continue };
+        let load = |p, n: String| {
+            let mut m = Model::from_proto(p, n, ExternalStore::none()).unwrap();
+            let shapes = common::static_shapes(&m);
+            shears_onnx::shape::infer_shapes(&mut m, &shapes)
+                .unwrap_or_else(|e| panic!("{}: shapes: {e}", m.source));
+            m
+        };
+        let float = load(build(), name.to_string());
+        let quant = load(q, format!("{name} (qdq)"));
+        let cost = |m: &Model| {
+            let c = shears_onnx::cost::analyze(m).unwrap();
+            (c.parameters, c.macs)
+        };
+        assert_eq!(cost(&quant), cost(&float), "{name}: cost");
+        assert_eq!(group_shapes(&quant), group_shapes(&float), "{name}: groups");
+        let o = check_model(quant);
+        eprintln!(
+            "{name:<32} (qdq) groups {:>3}  exact {:>3}  worst rel {:.2e}  skipped {:?}",
+            o.checked, o.exact, o.worst_exact_rel, o.skipped
+        );
+        total += o.checked;
+        models += 1;
+    }
+    assert!(models >= 15, "only {models} zoo models quantized");
+    assert!(total > 30, "only {total} groups checked");
+}

@@ -19,7 +19,7 @@ use shears_onnx::{Model, NodeId, ValueId, ValueKind};
 use crate::channel_map::ChannelMap;
 use crate::rules::{self, Coupling, DimRef, Link};
 use crate::union_find::UnionFind;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The longest axis that may carry channels (no layer has more). A longer axis (the spatial,
 /// sequence or batch axis of an absurd declared shape) gets no dim and no atoms, and every dim a
@@ -67,6 +67,9 @@ pub struct DimInfo {
     pub mixed_by: Vec<NodeId>,
     /// Whether the dim is an axis of a parameter: an initializer or a Constant node's output.
     pub is_param: bool,
+    /// Whether the dim is an axis of a stored quantization scale or zero point
+    /// (`Coupling::quant_params`): sliced with its channels, not a parameter.
+    pub is_quant_param: bool,
 }
 
 /// Index of a unit (a connected set of atoms).
@@ -237,6 +240,12 @@ struct Builder<'m> {
     petgraph_node: Vec<NodeIndex>,
     /// Axes refused a dim (over [`MAX_AXIS_ATOMS`] or past [`MAX_ATOMS`]), with why.
     too_long: FxHashMap<DimKey, String>,
+    /// Stored integer tensors that a rule reads as a layer's quantized values
+    /// (`Coupling::quantized`): parameters whatever their element type.
+    quantized: FxHashSet<ValueId>,
+    /// Quantization scales and zero points (`Coupling::quant_params`): sliced with their
+    /// channels, never parameters.
+    quant_params: FxHashSet<ValueId>,
 }
 
 /// Dims grouped by identity links: every dim of a class has the same size and shares the
@@ -309,16 +318,24 @@ impl<'m> Builder<'m> {
             couplings: UnGraph::default(),
             petgraph_node: Vec::new(),
             too_long: FxHashMap::default(),
+            quantized: FxHashSet::default(),
+            quant_params: FxHashSet::default(),
         }
     }
 
-    /// Parameters are floating-point constants; integer constants are shape arithmetic.
+    /// Parameters are floating-point constants, and the integer constants a quantized layer
+    /// reads as its weights; other integer constants are shape arithmetic, and quantization
+    /// scales and zero points describe a parameter rather than being one.
     fn is_param(&self, v: ValueId) -> bool {
         use shears_onnx::proto::tensor_proto::DataType as D;
+        if self.quant_params.contains(&v) {
+            return false;
+        }
         constant_dtype(self.model, v).is_some_and(|dt| {
-            [D::Float, D::Float16, D::Bfloat16, D::Double]
-                .iter()
-                .any(|&d| dt == d as i32)
+            self.quantized.contains(&v)
+                || [D::Float, D::Float16, D::Bfloat16, D::Double]
+                    .iter()
+                    .any(|&d| dt == d as i32)
         })
     }
 
@@ -354,6 +371,8 @@ impl<'m> Builder<'m> {
         self.atom_count += size as u32;
         self.dim_uf.grow(1);
         let is_param = matches!(key, DimKey::Axis(v, _) if self.is_param(v));
+        let is_quant_param = matches!(key, DimKey::Axis(v, _)
+            if self.quant_params.contains(&v) && rules::is_stored(self.model, v));
         self.dims.push(DimInfo {
             key,
             size,
@@ -362,6 +381,7 @@ impl<'m> Builder<'m> {
             linked_by: Vec::new(),
             mixed_by: Vec::new(),
             is_param,
+            is_quant_param,
         });
         self.dim_of.insert(key, id);
         self.petgraph_node.push(self.couplings.add_node(id));
@@ -516,6 +536,14 @@ impl<'m> Builder<'m> {
             .node_ids()
             .map(|id| rules::couple(self.model, id))
             .collect();
+        for (id, verdict) in g.node_ids().zip(&verdicts) {
+            let Ok(c) = verdict else { continue };
+            let node = g.node(id);
+            self.quantized
+                .extend(c.quantized.iter().filter_map(|&s| node.input(s)));
+            self.quant_params
+                .extend(c.quant_params.iter().filter_map(|&s| node.input(s)));
+        }
 
         // Graph inputs and outputs keep their shapes.
         for (&v, what) in g

@@ -65,12 +65,17 @@ pub(crate) fn form_units_and_groups(
         }
     }
 
+    // A relay (the DequantizeLinear of a stored weight) links every axis of the weight to its
+    // output; a kernel axis it alone links is still not a channel: some other node must link
+    // the class, as a layer does its weight's channel axes.
+    let relay = |n: &shears_onnx::NodeId| verdicts[n.index()].as_ref().is_ok_and(|c| c.relay);
     let class_has_channel: Vec<bool> = (0..classes.count() as u32)
         .map(|c| {
-            classes
-                .dims(c)
-                .iter()
-                .any(|&d| is_channel_axis(&dims[d as usize]))
+            let ds = classes.dims(c);
+            ds.iter().any(|&d| is_channel_axis(&dims[d as usize]))
+                && ds
+                    .iter()
+                    .any(|&d| dims[d as usize].linked_by.iter().any(|n| !relay(n)))
         })
         .collect();
 

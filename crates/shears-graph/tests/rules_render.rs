@@ -366,3 +366,137 @@ fn gather_elements_with_runtime_indices_shares_their_axes() {
         "ge => GatherElements: in1.0=out0.0 in0.0=out0.0 in1.1=out0.1 in0.1=out0.1 in1.2=out0.2",
     );
 }
+
+/// Quantized ops: a per-tensor Q/DQ pair on the input ties every axis through; a per-channel
+/// DequantizeLinear ties its scale and zero point to the weight's output channels; the
+/// operator-format layers couple like Conv and MatMul, with their per-channel weight scales and
+/// zero points sliced with the output channels (QLinearConv, ConvInteger) or the columns of B
+/// (QLinearMatMul, MatMulInteger); scalar scales and zero points belong to no axis.
+#[test]
+fn quantized_ops() {
+    use shears_onnx::proto::tensor_proto::DataType;
+    use shears_onnx::proto::TensorProto;
+    use shears_testkit::builder::tensor_f32;
+    let int = |name: &str, dims: &[i64], dt: DataType| TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: dt as i32,
+        raw_data: vec![
+            1u8;
+            dims.iter().product::<i64>() as usize
+                * if dt == DataType::Int32 { 4 } else { 1 }
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let (i8_, u8_, i32_) = (DataType::Int8, DataType::Uint8, DataType::Int32);
+    let mut b = ModelBuilder::new(17);
+    b.input("x", &[1, 3, 6, 6]);
+    b.input_typed("a", &[2, 8], u8_ as i32);
+    b.initializer(tensor_f32("s", &[], &[0.1]));
+    b.initializer(int("z", &[], u8_));
+    b.initializer(int("wq", &[4, 3, 3, 3], i8_));
+    b.initializer(tensor_f32("ws", &[4], &[0.1; 4]));
+    b.initializer(int("wz", &[4], i8_));
+    b.initializer(int("w2q", &[6, 4, 1, 1], i8_));
+    b.initializer(tensor_f32("w2s", &[6], &[0.1; 6]));
+    b.initializer(int("w2z", &[6], i8_));
+    b.initializer(int("b2", &[6], i32_));
+    b.initializer(int("w3q", &[5, 6, 1, 1], i8_));
+    b.initializer(int("w3z", &[5], i8_));
+    b.initializer(int("bq", &[8, 6], i8_));
+    b.initializer(int("bz", &[6], i8_));
+    b.initializer(int("bq2", &[8, 7], i8_));
+    b.initializer(tensor_f32("bs2", &[7], &[0.1; 7]));
+    b.initializer(int("bz2", &[7], i8_));
+    let mut node = |name: &str, op: &str, ins: &[&str], out: &str, shape: &[i64], attrs| {
+        b.node_with_outputs(name, op, ins, &[out], attrs);
+        b.set_shape(out, shape);
+    };
+    node(
+        "q",
+        "QuantizeLinear",
+        &["x", "s", "z"],
+        "xq",
+        &[1, 3, 6, 6],
+        vec![],
+    );
+    node(
+        "dq",
+        "DequantizeLinear",
+        &["xq", "s", "z"],
+        "xd",
+        &[1, 3, 6, 6],
+        vec![],
+    );
+    node(
+        "dqw",
+        "DequantizeLinear",
+        &["wq", "ws", "wz"],
+        "w",
+        &[4, 3, 3, 3],
+        vec![attr_int("axis", 0)],
+    );
+    node("conv", "Conv", &["xd", "w"], "c", &[1, 4, 4, 4], vec![]);
+    node(
+        "qc",
+        "QuantizeLinear",
+        &["c", "s", "z"],
+        "cq",
+        &[1, 4, 4, 4],
+        vec![],
+    );
+    node(
+        "qconv",
+        "QLinearConv",
+        &["cq", "s", "z", "w2q", "w2s", "w2z", "s", "z", "b2"],
+        "q2",
+        &[1, 6, 4, 4],
+        vec![],
+    );
+    node(
+        "iconv",
+        "ConvInteger",
+        &["q2", "w3q", "z", "w3z"],
+        "i3",
+        &[1, 5, 4, 4],
+        vec![],
+    );
+    node(
+        "imm",
+        "MatMulInteger",
+        &["a", "bq", "z", "bz"],
+        "mi",
+        &[2, 6],
+        vec![],
+    );
+    node(
+        "qmm",
+        "QLinearMatMul",
+        &["a", "s", "z", "bq2", "bs2", "bz2", "s", "z"],
+        "qm",
+        &[2, 7],
+        vec![],
+    );
+    b.set_dtype("i3", i32_ as i32);
+    b.set_dtype("mi", i32_ as i32);
+    b.set_dtype("qm", u8_ as i32);
+    b.output("i3");
+    b.output("mi");
+    b.output("qm");
+    check_proto(
+        "quantized_ops",
+        b.build(),
+        r#"
+        q => QuantizeLinear: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        dq => DequantizeLinear: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        dqw => DequantizeLinear: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=in0.0 in2.0=in0.0
+        conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out wq.0
+        qc => QuantizeLinear: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        qconv => QLinearConv: in0.0=out0.0 in3.0=out0.1 in8.0=out0.1 in0.1=in3.1 in4.0=out0.1 in5.0=out0.1 | out in3.0
+        iconv => ConvInteger: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 in3.0=out0.1 | out in1.0
+        imm => MatMulInteger: in0.1=in1.0 in0.0=out0.0 in1.1=out0.1 in3.0=in1.1 | out in1.1
+        qmm => QLinearMatMul: in0.1=in3.0 in0.0=out0.0 in3.1=out0.1 in4.0=in3.1 in5.0=in3.1 | out in3.1
+"#,
+    );
+}

@@ -86,8 +86,9 @@ fn counted_as(model: &Model, reader: NodeId, v: ValueId) -> Option<ValueId> {
     Some(v)
 }
 
-/// Elements of `v` if it is a floating-point constant (initializer or `Constant` output).
-fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
+/// Elements of `v` if it is a constant (initializer or `Constant` output) of a floating-point
+/// type, or of any type when `any_type` (a quantized weight).
+fn constant_elements(model: &Model, v: ValueId, any_type: bool) -> Result<Option<u64>> {
     if !model.is_stored(v) {
         return Ok(None);
     }
@@ -100,7 +101,7 @@ fn constant_elements(model: &Model, v: ValueId) -> Result<Option<u64>> {
             (t.data_type, crate::tensor::num_elements(&t)? as u64)
         }
     };
-    Ok(crate::tensor::is_float(dtype).then_some(n))
+    Ok((any_type || crate::tensor::is_float(dtype)).then_some(n))
 }
 
 /// The MACs of `node`: `Some(0)` for ops without a formula, `None` when a needed shape is
@@ -126,12 +127,15 @@ fn node_macs(model: &Model, id: NodeId) -> Result<Option<u64>> {
     };
     let factors: Option<Vec<&[usize]>> = match n.op_type.as_str() {
         // W = [Cout, Cin/group, k...]; Y = [N, Cout, out...].
-        "Conv" => (|| Some(vec![out_shape()?, shape(1)?.get(1..)?]))(),
+        // The quantized layers count like their float ops (ConvInteger's weight is slot 1 too).
+        "Conv" | "ConvInteger" => (|| Some(vec![out_shape()?, shape(1)?.get(1..)?]))(),
+        "QLinearConv" => (|| Some(vec![out_shape()?, shape(3)?.get(1..)?]))(),
         // W = [Cin, Cout/group, k...]; every input element meets Cout/group * prod(k) weights.
         "ConvTranspose" => (|| Some(vec![shape(0)?, shape(1)?.get(1..)?]))(),
-        "Gemm" | "MatMul" => {
+        "Gemm" | "MatMul" | "MatMulInteger" | "QLinearMatMul" => {
+            let b_slot = if n.op_type == "QLinearMatMul" { 3 } else { 1 };
             let dims = (|| {
-                let (a, b) = (shape(0)?, shape(1)?);
+                let (a, b) = (shape(0)?, shape(b_slot)?);
                 if n.op_type == "Gemm" {
                     let ta = n.attr_i("transA", 0) != 0;
                     let tb = n.attr_i("transB", 0) != 0;
@@ -174,10 +178,11 @@ pub fn analyze(model: &Model) -> Result<CostReport> {
             let Some(v) = v.and_then(|v| counted_as(model, id, v)) else {
                 continue;
             };
-            if seen.contains(&v) {
+            if seen.contains(&v) || facts.metadata_slots.contains(&slot) {
                 continue;
             }
-            let Some(elems) = constant_elements(model, v)? else {
+            let Some(elems) = constant_elements(model, v, facts.quantized_slots.contains(&slot))?
+            else {
                 continue;
             };
             if facts.statistic_slots.contains(&slot) {

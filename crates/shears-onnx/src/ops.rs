@@ -25,8 +25,9 @@ pub enum OpRole {
     Norm,
     /// An element-wise activation function: its output is "after the activation".
     Activation,
-    /// Moves or relabels elements without computing (Transpose, Identity, Cast): exporters put
-    /// these between a weight and its layer. [`layout_perm`] says where each axis goes.
+    /// Moves or relabels elements without computing (Transpose, Identity, Cast), or only
+    /// rescales them (`DequantizeLinear`): exporters and quantizers put these between a weight
+    /// and its layer. [`layout_perm`] says where each axis goes.
     Layout,
     /// Anything else.
     Other,
@@ -52,6 +53,13 @@ pub struct OpFacts {
     pub statistic_slots: &'static [usize],
     /// The normalization's per-channel scale slot.
     pub scale_slot: Option<usize>,
+    /// Slots holding a stored integer tensor that stands for float parameters (a
+    /// `DequantizeLinear`'s input, a `QLinearConv`'s weight and bias): counted as parameters
+    /// whatever their element type.
+    pub quantized_slots: &'static [usize],
+    /// Slots holding quantization scales and zero points: sliced with their channels when
+    /// per-axis, never counted nor measured as parameters.
+    pub metadata_slots: &'static [usize],
     /// Output channel `c` depends only on input channel `c` (element-wise ops, per-channel
     /// normalizations, pooling, layout): removing other channels leaves the kept outputs alone.
     pub channelwise: bool,
@@ -67,6 +75,8 @@ impl OpFacts {
         vector_slots: &[],
         statistic_slots: &[],
         scale_slot: None,
+        quantized_slots: &[],
+        metadata_slots: &[],
         channelwise: false,
     };
 
@@ -159,6 +169,55 @@ pub static OP_FACTS: &[OpFacts] = &[
         ops: &["Transpose", "Identity", "Cast"],
         role: OpRole::Layout,
         channelwise: true,
+        ..OpFacts::NONE
+    },
+    // Quantization (docs/quantized.md): a quantized weight reaches its layer through its
+    // DequantizeLinear, axes unchanged; scales and zero points are metadata.
+    OpFacts {
+        ops: &["DequantizeLinear"],
+        role: OpRole::Layout,
+        quantized_slots: &[0],
+        metadata_slots: &[1, 2],
+        channelwise: true,
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["QuantizeLinear"],
+        metadata_slots: &[1, 2],
+        channelwise: true,
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["QLinearConv"],
+        role: OpRole::Layer,
+        kernel_slots: &[3],
+        vector_slots: &[8],
+        quantized_slots: &[3, 8],
+        metadata_slots: &[1, 2, 4, 5, 6, 7],
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["QLinearMatMul"],
+        role: OpRole::Layer,
+        kernel_slots: &[0, 3],
+        quantized_slots: &[0, 3],
+        metadata_slots: &[1, 2, 4, 5, 6, 7],
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["ConvInteger"],
+        role: OpRole::Layer,
+        kernel_slots: &[1],
+        quantized_slots: &[1],
+        metadata_slots: &[2, 3],
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        ops: &["MatMulInteger"],
+        role: OpRole::Layer,
+        kernel_slots: &[0, 1],
+        quantized_slots: &[0, 1],
+        metadata_slots: &[2, 3],
         ..OpFacts::NONE
     },
     OpFacts {
@@ -263,11 +322,25 @@ mod tests {
                 assert!(seen.insert(*op), "{op} has two entries");
                 assert!(std::ptr::eq(facts_of(op), f), "{op} looks up another entry");
             }
-            for slots in [f.kernel_slots, f.vector_slots, f.statistic_slots] {
+            for slots in [
+                f.kernel_slots,
+                f.vector_slots,
+                f.statistic_slots,
+                f.quantized_slots,
+                f.metadata_slots,
+            ] {
                 assert!(slots.windows(2).all(|w| w[0] < w[1]), "{:?}", f.ops);
+            }
+            for s in f.quantized_slots {
+                assert!(
+                    f.is_parameter_slot(*s) || f.role == OpRole::Layout,
+                    "{:?}: a quantized slot is a parameter, or passes one on",
+                    f.ops
+                );
             }
             for s in f.kernel_slots.iter().chain(f.vector_slots) {
                 assert!(!f.statistic_slots.contains(s), "{:?}", f.ops);
+                assert!(!f.metadata_slots.contains(s), "{:?}", f.ops);
                 assert!(
                     !(f.kernel_slots.contains(s) && f.vector_slots.contains(s)),
                     "{:?}",

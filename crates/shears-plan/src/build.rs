@@ -85,7 +85,9 @@ pub fn resolve_layer(
                     Err(_) => continue,
                 };
                 if let Some((ov, oa)) = c.out_channels {
-                    if ov == val {
+                    // A quantized layer names its stored weight, read through its
+                    // DequantizeLinear.
+                    if ov == val || (ov == v && perm_to_root.is_none()) {
                         let root_axis = perm_to_root.as_ref().map_or(oa, |p| p[oa]);
                         if let Some(d) = graph.dim_id(DimKey::Axis(v, root_axis)) {
                             return Ok((consumer, d));
@@ -335,6 +337,8 @@ fn make_entries(
                     TensorKind::Parameter
                 },
             )
+        } else if di.is_quant_param {
+            (di.linked_by.first().copied(), TensorKind::Quantization)
         } else {
             (
                 g.producer(v).or(di.linked_by.first().copied()),
@@ -368,7 +372,7 @@ fn make_entries(
         };
         let role = role_of(model, graph, node, seen_as, seen_axis);
         let kind_order = match kind {
-            TensorKind::Parameter | TensorKind::Statistic => 0,
+            TensorKind::Parameter | TensorKind::Statistic | TensorKind::Quantization => 0,
             TensorKind::Activation => 1,
         };
         let slot = n

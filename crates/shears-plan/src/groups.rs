@@ -47,18 +47,46 @@ pub struct GroupReport {
     pub mixed_by: Vec<String>,
 }
 
+/// The layer a relay (the DequantizeLinear of a stored weight) passes its weight to, when it has
+/// one reader; otherwise `n`.
+fn through_relay(
+    model: &Model,
+    graph: &DependencyGraph,
+    n: shears_onnx::NodeId,
+) -> shears_onnx::NodeId {
+    let g = &model.graph;
+    let relay = graph.verdicts[n.index()].as_ref().is_ok_and(|c| c.relay);
+    match g.node(n).output(0).map(|o| g.value(o).consumers.as_slice()) {
+        Some([(next, _)]) if relay => *next,
+        _ => n,
+    }
+}
+
 /// Every group of the model with a parameter in it, in order of first appearance.
 pub fn group_reports(model: &Model, graph: &DependencyGraph) -> Vec<GroupReport> {
     let g = &model.graph;
+    let mut layer_of: std::collections::HashMap<DimKey, shears_onnx::NodeId> =
+        std::collections::HashMap::new();
+    for id in g.node_ids() {
+        if let Some((v, a)) = graph.verdicts[id.index()]
+            .as_ref()
+            .ok()
+            .and_then(|c| c.out_channels)
+        {
+            layer_of.entry(DimKey::Axis(v, a)).or_insert(id);
+        }
+    }
     graph
         .groups
         .iter()
         .map(|grp| {
             let root = graph.dim(grp.root);
-            let root_node = root
-                .linked_by
-                .first()
-                .map(|&n| g.node(n).name.clone())
+            // The layer naming the root as its output channels (a quantized weight is linked
+            // first by its DequantizeLinear), else the first node linking it.
+            let root_node = layer_of
+                .get(&root.key)
+                .or(root.linked_by.first())
+                .map(|&n| g.node(through_relay(model, graph, n)).name.clone())
                 .unwrap_or_default();
             let members = grp
                 .dims

@@ -38,6 +38,9 @@ pub enum TensorKind {
     Statistic,
     /// An intermediate activation: its shape changes, nothing is stored.
     Activation,
+    /// A per-channel quantization scale or zero point: sliced with its channels, not counted
+    /// as parameters.
+    Quantization,
 }
 
 /// One affected (tensor, axis) and the indices removed from it.

@@ -68,6 +68,7 @@ fn render(plan: &PruningPlan, aligned: bool) -> String {
     for (i, e) in edited.iter().enumerate() {
         let action = match (e.kind, e.role.as_str()) {
             (TensorKind::Statistic, _) => "prune_stats",
+            (TensorKind::Quantization, _) => "prune_quant",
             (_, "out") => "prune_out",
             _ => "prune_in",
         };

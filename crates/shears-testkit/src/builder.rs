@@ -14,6 +14,7 @@
 
 pub mod layers;
 pub mod prng;
+pub mod quantize;
 pub mod zoo;
 
 use std::collections::{HashMap, HashSet};

@@ -108,11 +108,13 @@ pub fn check_exactness(
     let mut pruned =
         Model::from_proto(applied.proto, format!("{} (pruned)", model.source), store())?;
     shears_onnx::shape::infer_shapes(&mut pruned, shapes)?;
-    let zeroed = Model::from_proto(
+    let mut zeroed = Model::from_proto(
         zero_removed_inputs(model, plans)?,
         format!("{} (zeroed)", model.source),
         store(),
     )?;
+    // Element types come with the shapes (a quantizer saturates to its output's type).
+    shears_onnx::shape::infer_shapes(&mut zeroed, shapes)?;
     let report = shears_verify::verify(&zeroed, &pruned, shapes, samples, seed)?;
     let nan_max = |it: &mut dyn Iterator<Item = Option<f64>>| {
         it.map(|x| x.unwrap_or(f64::INFINITY)).fold(0.0f64, |a, b| {

@@ -44,6 +44,10 @@ struct Step {
     op: OpFn,
     /// Values whose last reader is this step (not graph outputs, not constants).
     frees: Vec<usize>,
+    /// The ONNX element type of each input and output slot (0 when unknown): integer tensors
+    /// are all i64 here, so ops whose results saturate to their type (QuantizeLinear) read it.
+    in_dtypes: Vec<i32>,
+    out_dtypes: Vec<i32>,
 }
 
 impl Evaluator {
@@ -119,10 +123,17 @@ impl Evaluator {
             for v in n.inputs.iter().flatten() {
                 last_use[v.index()] = Some(at);
             }
+            let dtypes = |vs: &[Option<ValueId>]| -> Vec<i32> {
+                vs.iter()
+                    .map(|v| v.map_or(0, |v| g.value(v).dtype))
+                    .collect()
+            };
             steps.push(Step {
                 node: n.clone(),
                 op,
                 frees: Vec::new(),
+                in_dtypes: dtypes(&n.inputs),
+                out_dtypes: dtypes(&n.outputs),
             });
         }
         for (v, last) in last_use.iter().enumerate() {
@@ -252,6 +263,8 @@ impl Evaluator {
         let ctx = Ctx {
             node: n,
             opset: self.opset,
+            in_dtypes: &step.in_dtypes,
+            out_dtypes: &step.out_dtypes,
         };
         let outs = (step.op)(&ctx, &args).map_err(|e| self.node_error(n, e.0))?;
         for (slot, v) in n.outputs.iter().enumerate() {

@@ -16,6 +16,7 @@
 
 use super::{Coupling, Ctx, DimRef, Link, OpRule, Removed, Rewrite, RuleResult};
 use crate::channel_map::ChannelMap;
+use shears_onnx::ValueId;
 
 pub static CONV: OpRule = OpRule {
     ops: &["Conv"],
@@ -39,8 +40,27 @@ fn group_of(ctx: &Ctx) -> Result<usize, String> {
 
 fn couple_conv(ctx: &Ctx) -> RuleResult {
     let (x, w, y) = io(ctx)?;
-    let xs = ctx.in_shape(0)?;
-    let ws = ctx.in_shape(1)?;
+    conv_coupling(ctx, x, w, ctx.input(2), y)
+}
+
+/// The coupling of a convolution of `x` by weight `w` (with optional bias `b`) into `y`,
+/// wherever the op places them (the quantized convolutions use other slots).
+pub(super) fn conv_coupling(
+    ctx: &Ctx,
+    x: ValueId,
+    w: ValueId,
+    b: Option<ValueId>,
+    y: ValueId,
+) -> RuleResult {
+    let shape = |v: ValueId| {
+        ctx.shape(v)
+            .ok_or_else(|| format!("shape of '{}' is unknown", ctx.model.graph.value(v).name))
+    };
+    let xs = shape(x)?;
+    let ws = shape(w)?;
+    if xs.len() < 2 || ws.len() < 2 {
+        return Err(format!("input {xs:?} / weight {ws:?} have rank < 2"));
+    }
     let g = group_of(ctx)?;
     let (c, m, cg) = (xs[1], ws[0], ws[1]);
     if c != cg * g || m % g != 0 {
@@ -49,12 +69,12 @@ fn couple_conv(ctx: &Ctx) -> RuleResult {
         ));
     }
     let mut out = Coupling {
-        out_channels: Some((w, 0)),
+        out_channels: Some((ctx.dequantized_source(w), 0)),
         ..Default::default()
     };
     out.links.push(Link::identity((x, 0), (y, 0)));
     out.links.push(Link::identity((w, 0), (y, 1)));
-    if let Some(b) = ctx.input(2) {
+    if let Some(b) = b {
         out.links.push(Link::identity((b, 0), (y, 1)));
     }
     if g == 1 {
@@ -106,7 +126,7 @@ fn couple_conv_transpose(ctx: &Ctx) -> RuleResult {
     }
     if g == 1 {
         out.links.push(Link::identity((w, 1), (y, 1)));
-        out.out_channels = Some((w, 1));
+        out.out_channels = Some((ctx.dequantized_source(w), 1));
     } else if c == g {
         out.links.push(Link::new(
             DimRef::Axis(y, 1),
@@ -132,16 +152,7 @@ fn couple_conv_transpose(ctx: &Ctx) -> RuleResult {
     Ok(out)
 }
 
-fn io(
-    ctx: &Ctx,
-) -> Result<
-    (
-        shears_onnx::ValueId,
-        shears_onnx::ValueId,
-        shears_onnx::ValueId,
-    ),
-    String,
-> {
+fn io(ctx: &Ctx) -> Result<(ValueId, ValueId, ValueId), String> {
     let x = ctx.input(0).ok_or("input X is missing")?;
     let w = ctx.input(1).ok_or("weight W is missing")?;
     let y = ctx.output(0).ok_or("output Y is missing")?;
@@ -149,7 +160,7 @@ fn io(
 }
 
 /// A group-removing (depthwise) conv loses one group per removed input channel.
-fn rewrite_group(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+pub(super) fn rewrite_group(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
     let g = group_of(ctx)?;
     let x = ctx.input(0).ok_or("input X is missing")?;
     let c = ctx.in_shape(0)?[1];

@@ -8,6 +8,7 @@
 //!   with M dropped from Y, a 1-D B is `[K,1]` with N dropped; batch axes broadcast.
 
 use super::{Coupling, Ctx, Link, OpRule, RuleResult};
+use shears_onnx::ValueId;
 
 pub static GEMM: OpRule = OpRule {
     ops: &["Gemm"],
@@ -52,9 +53,9 @@ fn couple_gemm(ctx: &Ctx) -> RuleResult {
         }
     }
     if ctx.is_weight(b) {
-        out.out_channels = Some((b, b_n));
+        out.out_channels = Some((ctx.dequantized_source(b), b_n));
     } else if ctx.is_weight(a) {
-        out.out_channels = Some((a, a_m));
+        out.out_channels = Some((ctx.dequantized_source(a), a_m));
     }
     Ok(out)
 }
@@ -63,9 +64,19 @@ fn couple_matmul(ctx: &Ctx) -> RuleResult {
     let a = ctx.input(0).ok_or("input A is missing")?;
     let b = ctx.input(1).ok_or("input B is missing")?;
     let y = ctx.output(0).ok_or("output Y is missing")?;
-    let as_ = ctx.in_shape(0)?;
-    let bs = ctx.in_shape(1)?;
-    let ys = ctx.out_shape(0)?;
+    matmul_coupling(ctx, a, b, y)
+}
+
+/// The coupling of `y = a @ b` with numpy semantics, wherever the op places its operands (the
+/// quantized products use other slots).
+pub(super) fn matmul_coupling(ctx: &Ctx, a: ValueId, b: ValueId, y: ValueId) -> RuleResult {
+    let shape = |v: ValueId| {
+        ctx.shape(v)
+            .ok_or_else(|| format!("shape of '{}' is unknown", ctx.model.graph.value(v).name))
+    };
+    let as_ = shape(a)?;
+    let bs = shape(b)?;
+    let ys = shape(y)?;
     let (ar, br, yr) = (as_.len(), bs.len(), ys.len());
     if ar == 0 || br == 0 {
         return Err("MatMul of a scalar".into());
@@ -100,7 +111,7 @@ fn couple_matmul(ctx: &Ctx) -> RuleResult {
         }
     }
     if br > 1 && ctx.is_weight(b) {
-        out.out_channels = Some((b, br - 1));
+        out.out_channels = Some((ctx.dequantized_source(b), br - 1));
     }
     // Between two activations (attention's Q·Kᵀ), the contracted channels meet no weight
     // slice that could be zeroed: pruning them changes the product.

@@ -21,6 +21,7 @@ mod elementwise;
 mod matmul;
 mod norm;
 mod pool;
+mod quant;
 mod reshape;
 mod shape_ops;
 pub mod shape_trace;
@@ -84,6 +85,16 @@ pub struct Coupling {
     /// Input slots holding running statistics rather than learned parameters (BatchNorm's mean
     /// and variance): removed with their channels, but not counted as parameters.
     pub statistics: Vec<usize>,
+    /// Input slots whose stored integer tensor holds a layer's quantized weights
+    /// (`DequantizeLinear`'s x, `QLinearConv`'s w and bias): parameters whatever their type.
+    pub quantized: Vec<usize>,
+    /// Input slots holding quantization scales and zero points: sliced with the channels they
+    /// describe (when per channel), never parameters.
+    pub quant_params: Vec<usize>,
+    /// The node only passes a stored tensor on, axis for axis (the `DequantizeLinear` of a
+    /// quantized weight): an axis it links carries channels only if another node (the layer)
+    /// links it too, as a float weight's kernel axes, linked by no rule, carry none.
+    pub relay: bool,
 }
 
 /// The node being coupled, with its model, for rules to read shapes and constants.
@@ -140,8 +151,21 @@ impl<'a> Ctx<'a> {
         let t = self.model.constant(v)?;
         self.model.i64s(&t).ok()
     }
+    /// The stored tensor `v` dequantizes, when `v` is a `DequantizeLinear` output of one (same
+    /// axes): the quantized weight a layer's `--layer` axis names; otherwise `v`.
+    pub fn dequantized_source(&self, v: ValueId) -> ValueId {
+        let g = &self.model.graph;
+        let Some(p) = g.producer(v) else { return v };
+        let n = g.node(p);
+        match n.input(0) {
+            Some(src) if n.op_type == "DequantizeLinear" && is_stored(self.model, src) => src,
+            _ => v,
+        }
+    }
     /// Whether `v` is a weight: a constant, or a constant seen through layout-only ops
-    /// ([`shears_onnx::ops::OpRole::Layout`]), as exporters emit `Linear` weights.
+    /// ([`shears_onnx::ops::OpRole::Layout`]: Transpose, Identity, Cast), as exporters emit
+    /// `Linear` weights, or through the `DequantizeLinear` of a quantized model (its integer
+    /// weight, read through its scales).
     pub fn is_weight(&self, v: ValueId) -> bool {
         let g = &self.model.graph;
         let mut v = v;
@@ -261,6 +285,11 @@ pub static RULES: &[&OpRule] = &[
     &shape_ops::CONSTANT,
     &reshape::RESHAPE,
     &reshape::FLATTEN,
+    &quant::QUANTIZE,
+    &quant::QLINEAR_CONV,
+    &quant::CONV_INTEGER,
+    &quant::QLINEAR_MATMUL,
+    &quant::MATMUL_INTEGER,
 ];
 
 /// The rule for `node`, if any (default ONNX domain only).

@@ -88,7 +88,7 @@ fn couple_per_channel(ctx: &Ctx) -> RuleResult {
             out.links.push(Link::identity((o, 0), (y, 1)));
         }
     }
-    out.out_channels = ctx.input(1).map(|s| (s, 0));
+    out.out_channels = ctx.input(1).map(|s| (ctx.dequantized_source(s), 0));
     out.statistics = shears_onnx::ops::facts(ctx.node).statistic_slots.to_vec();
     Ok(out)
 }
@@ -126,7 +126,7 @@ fn couple_layer_norm(ctx: &Ctx) -> RuleResult {
         out.mixing.push((y, axis));
         out.out_channels = ctx.input(1).map(|s| {
             let prank = ctx.shape(s).map_or(1, |sh| sh.len());
-            (s, prank - 1)
+            (ctx.dequantized_source(s), prank - 1)
         });
     }
     Ok(out)

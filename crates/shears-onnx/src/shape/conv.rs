@@ -151,10 +151,10 @@ fn group(c: &Ctx<'_>) -> Result<usize, Fail> {
     Ok(g as usize)
 }
 
-/// Checks that the optional bias (input 2) has `channels` elements.
-fn check_bias(c: &Ctx<'_>, channels: usize) -> Result<(), Fail> {
-    if c.has(2) {
-        let b = c.shape(2)?;
+/// Checks that the optional bias (input `slot`) has `channels` elements.
+fn check_bias(c: &Ctx<'_>, slot: usize, channels: usize) -> Result<(), Fail> {
+    if c.has(slot) {
+        let b = c.shape(slot)?;
         if b != [channels] {
             return invalid(format!("bias has shape {b:?}, expected [{channels}]"));
         }
@@ -164,8 +164,19 @@ fn check_bias(c: &Ctx<'_>, channels: usize) -> Result<(), Fail> {
 
 /// `Conv`: `X [N, C, D...]`, `W [M, C/group, K...]` -> `[N, M, out...]`.
 fn conv(c: &Ctx<'_>) -> R {
-    let x = c.shape(0)?;
-    let w = c.shape(1)?;
+    Ok(vec![conv_out(c, [0, 1], Some(2), c.dtype(0)?)?])
+}
+
+/// The output of a convolution whose input, weight and optional bias are at `slots` (the
+/// quantized convolutions place them elsewhere), of element type `dtype`.
+pub(super) fn conv_out(
+    c: &Ctx<'_>,
+    [xs, ws]: [usize; 2],
+    bias: Option<usize>,
+    dtype: i32,
+) -> Result<Out, Fail> {
+    let x = c.shape(xs)?;
+    let w = c.shape(ws)?;
     if x.len() < 3 || w.len() != x.len() {
         return invalid(format!(
             "input rank {} and weight rank {} (need equal ranks >= 3)",
@@ -186,12 +197,14 @@ fn conv(c: &Ctx<'_>) -> R {
             w[0]
         ));
     }
-    check_bias(c, w[0])?;
+    if let Some(bs) = bias {
+        check_bias(c, bs, w[0])?;
+    }
     let k = kernel_dims(c, w)?;
     let spatial = window_out(c, &x[2..], &k, false)?;
     let mut out = vec![x[0], w[0]];
     out.extend(spatial);
-    Ok(vec![Out::new(out, c.dtype(0)?)])
+    Ok(Out::new(out, dtype))
 }
 
 /// `ConvTranspose`: `X [N, C, D...]`, `W [C, M/group, K...]` -> `[N, M, out...]` with
@@ -216,7 +229,7 @@ fn conv_transpose(c: &Ctx<'_>) -> R {
     let Some(m) = w[1].checked_mul(g) else {
         return invalid(format!("{} x group {g} output channels overflow", w[1]));
     };
-    check_bias(c, m)?;
+    check_bias(c, 2, m)?;
     let k = kernel_dims(c, w)?;
     let n = x.len() - 2;
     let mut out = vec![x[0], m];

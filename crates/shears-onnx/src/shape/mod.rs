@@ -3,7 +3,7 @@
 //!
 //! The driver ([`infer_shapes`]) walks the nodes in topological order and asks the op's rule
 //! for its outputs. Rules live one file per op family (`conv`, `pool`, `elementwise`, `norm`,
-//! `matmul`, `shape_ops`, `slicing`, `constant`, `resize`, `reduce`); `rule` looks an op up in
+//! `matmul`, `shape_ops`, `slicing`, `constant`, `resize`, `reduce`, `quant`); `rule` looks an op up in
 //! their tables.
 //!
 //! **Constant folding.** Shape subgraphs (`Shape -> Gather -> Unsqueeze -> Concat -> Reshape`, as
@@ -32,6 +32,7 @@ mod fold;
 mod matmul;
 mod norm;
 mod pool;
+pub mod quant;
 mod reduce;
 mod resize;
 mod shape_ops;
@@ -214,6 +215,7 @@ const FAMILIES: &[&[(&str, ShapeFn)]] = &[
     constant::RULES,
     resize::RULES,
     reduce::RULES,
+    quant::RULES,
 ];
 
 /// The shape rule of a default-domain (`ai.onnx`) op, if there is one.

@@ -129,7 +129,7 @@ fn bias_values(inputs: &[Option<Tensor>], m: usize) -> OpResult<Option<Vec<f32>>
     }
 }
 
-fn conv(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+pub(crate) fn conv(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let (x, wt) = (input(inputs, 0)?, input(inputs, 1)?);
     let (n, ch, h, w) = dims_2d(x)?;
     if wt.rank() != x.rank() {

@@ -23,7 +23,7 @@ fn float_pair<'a>(a: &'a Tensor, b: &'a Tensor) -> OpResult<()> {
     Ok(())
 }
 
-fn matmul(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+pub(crate) fn matmul(_: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
     float_pair(a, b)?;
     if a.rank() == 0 || b.rank() == 0 {

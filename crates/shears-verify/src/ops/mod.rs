@@ -18,6 +18,7 @@ pub(crate) mod elementwise;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod pool;
+pub(crate) mod quant;
 pub(crate) mod reduce;
 pub(crate) mod resize;
 pub(crate) mod shape;
@@ -54,6 +55,11 @@ pub(crate) struct Ctx<'a> {
     pub node: &'a Node,
     /// Version of the model's default (`ai.onnx`) opset.
     pub opset: i64,
+    /// The ONNX element type of each input and output slot, 0 when unknown (the evaluator
+    /// computes every integer type as i64; ops that saturate to their output type read it
+    /// here).
+    pub in_dtypes: &'a [i32],
+    pub out_dtypes: &'a [i32],
 }
 
 impl Ctx<'_> {
@@ -92,6 +98,7 @@ pub(crate) fn table() -> &'static HashMap<&'static str, OpFn> {
         matmul::register(&mut t);
         norm::register(&mut t);
         pool::register(&mut t);
+        quant::register(&mut t);
         reduce::register(&mut t);
         resize::register(&mut t);
         shape::register(&mut t);
