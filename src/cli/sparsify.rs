@@ -63,7 +63,7 @@ pub struct Args {
 #[derive(clap::Args)]
 pub struct SparseArgs {
     /// The fraction of zeros each weight ends with (of all weights with --global), in [0, 1).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub sparsity: Option<f64>,
     /// Rank all weights together instead of each weight on its own.
     #[arg(long)]
@@ -73,7 +73,7 @@ pub struct SparseArgs {
     #[arg(long = "layer-sparsity", value_name = "PATTERN=S")]
     pub layer_sparsity: Vec<String>,
     /// Zero every weight with |w| below T instead.
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
     pub threshold: Option<f32>,
     /// Keep the N largest of every M consecutive weights along the reduction axis (2:4).
     #[arg(long, value_name = "N:M")]
