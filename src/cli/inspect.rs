@@ -166,8 +166,8 @@ fn qualified_op(domain: &str, op: &str) -> String {
 }
 
 fn sparsity(m: &Model, patterns: &[shears_sparsity::NmPattern]) -> anyhow::Result<Sparsity> {
-    let (zeros, elements) = shears_sparsity::inspect::model_zeros(m)
-        .with_context(|| format!("{}: zeros", m.source))?;
+    let (zeros, elements) =
+        shears_sparsity::inspect::model_zeros(m).with_context(|| format!("{}: zeros", m.source))?;
     let weights = shears_sparsity::layer_sparsity(m, patterns)
         .with_context(|| format!("{}: sparsity", m.source))?
         .into_iter()

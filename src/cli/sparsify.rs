@@ -123,9 +123,9 @@ impl SparseArgs {
             .map_err(|e| anyhow::anyhow!("--pattern: {e}"))?;
         let mut layer_sparsity = Vec::new();
         for spec in &self.layer_sparsity {
-            let parsed = spec.rsplit_once('=').and_then(|(p, s)| {
-                Some((Pattern::new(p.trim())?, s.trim().parse::<f64>().ok()?))
-            });
+            let parsed = spec
+                .rsplit_once('=')
+                .and_then(|(p, s)| Some((Pattern::new(p.trim())?, s.trim().parse::<f64>().ok()?)));
             match parsed {
                 Some(x) => layer_sparsity.push(x),
                 None => bail!("--layer-sparsity: expected PATTERN=S, got `{spec}`"),
@@ -149,7 +149,10 @@ impl SparseArgs {
             None if calibration.is_some() => RecoverConfig::default().methods,
             None => Vec::new(),
         };
-        if methods.iter().any(|m| *m != shears_recover::Method::Reconstruct) {
+        if methods
+            .iter()
+            .any(|m| *m != shears_recover::Method::Reconstruct)
+        {
             bail!("--recover: sparsify refits weights with the mask fixed: none or reconstruct");
         }
         let rcfg = RecoverConfig {
@@ -310,7 +313,10 @@ pub fn write_sparsified(
         StoreArg::Sparse => {
             let names: Vec<String> = out.layers.iter().map(|l| l.weight.clone()).collect();
             let (proto, storage) = shears_sparsity::store_sparse(&out.model, &names)?;
-            (save_proto(&proto, &out.model.external, path, &opts)?, storage)
+            (
+                save_proto(&proto, &out.model.external, path, &opts)?,
+                storage,
+            )
         }
     };
     let (z1, n) = out.total();
@@ -364,7 +370,11 @@ pub fn render_summary(s: &Summary) -> String {
                 l.weight.clone(),
                 l.op_type.clone(),
                 thousands(l.elements),
-                format!("{} -> {}", pct(l.zeros.0, l.elements), pct(l.zeros.1, l.elements)),
+                format!(
+                    "{} -> {}",
+                    pct(l.zeros.0, l.elements),
+                    pct(l.zeros.1, l.elements)
+                ),
                 l.requested
                     .map_or_else(|| "-".to_string(), |r| format!("{:.2}%", 100.0 * r)),
                 match l.pattern_satisfied {
@@ -406,7 +416,11 @@ pub fn render_summary(s: &Summary) -> String {
         let _ = writeln!(o, "left dense: {}: {}", u.weight, u.reason);
     }
     if s.stages.len() > 1 {
-        let v: Vec<String> = s.stages.iter().map(|x| format!("{:.2}%", 100.0 * x)).collect();
+        let v: Vec<String> = s
+            .stages
+            .iter()
+            .map(|x| format!("{:.2}%", 100.0 * x))
+            .collect();
         let _ = writeln!(o, "stages: {}", v.join(" -> "));
     }
     for st in &s.storage {

@@ -83,9 +83,9 @@ pub fn densify(s: &SparseTensorProto, external: &ExternalStore) -> Result<Tensor
                 [n, r] if *n as usize == nnz && *r as usize == dims.len() => raw
                     .chunks_exact(dims.len().max(1))
                     .map(|c| {
-                        c.iter().zip(&dims).try_fold(0usize, |acc, (&v, &d)| {
-                            Ok(acc * d + to_usize(v, d)?)
-                        })
+                        c.iter()
+                            .zip(&dims)
+                            .try_fold(0usize, |acc, (&v, &d)| Ok(acc * d + to_usize(v, d)?))
                     })
                     .collect::<Result<_>>()?,
                 d => {

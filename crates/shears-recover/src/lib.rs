@@ -83,7 +83,15 @@ pub fn recover_kept(
     cfg: &RecoverConfig,
     progress: &dyn Progress,
 ) -> Result<(Model, RecoveryReport)> {
-    recover_with(original, pruned, kept, &Masks::new(), samples, cfg, progress)
+    recover_with(
+        original,
+        pruned,
+        kept,
+        &Masks::new(),
+        samples,
+        cfg,
+        progress,
+    )
 }
 
 /// Sparsity masks, by weight (initializer) name: per element in the stored layout, whether it
@@ -102,7 +110,15 @@ pub fn recover_masked(
     cfg: &RecoverConfig,
     progress: &dyn Progress,
 ) -> Result<(Model, RecoveryReport)> {
-    recover_with(original, sparse, &Kept::default(), masks, samples, cfg, progress)
+    recover_with(
+        original,
+        sparse,
+        &Kept::default(),
+        masks,
+        samples,
+        cfg,
+        progress,
+    )
 }
 
 fn recover_with(
@@ -127,7 +143,9 @@ fn recover_with(
     let mut original_outputs = None;
     let mut recovered_outputs = None;
     for &m in &cfg.methods {
-        let out = pass::run_pass(original, &model, kept, masks, samples, m, cfg.ridge, progress)?;
+        let out = pass::run_pass(
+            original, &model, kept, masks, samples, m, cfg.ridge, progress,
+        )?;
         model = copy_with(&model, &out.edits)?;
         report.layers.extend(out.layers);
         report.not_recovered.extend(out.not_recovered);

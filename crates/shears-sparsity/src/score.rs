@@ -47,7 +47,9 @@ pub fn scores(
         (Criterion::Random, _) => {
             let base = seed ^ fnv1a(w.name.as_bytes());
             (0..values.len())
-                .map(|e| (splitmix64(base.wrapping_add(e as u64)) >> 40) as f32 / (1u64 << 24) as f32)
+                .map(|e| {
+                    (splitmix64(base.wrapping_add(e as u64)) >> 40) as f32 / (1u64 << 24) as f32
+                })
                 .collect()
         }
         (Criterion::Wanda, Some(norms)) => {

@@ -174,7 +174,9 @@ fn describe(model: &Model, node: NodeId, slot: usize, w: ValueId) -> Result<Weig
     if tensor::num_elements(t).ok() != Some(shape.iter().product()) {
         return Err("payload does not match its shape".into());
     }
-    let data_in = n.input(if slot == 0 { 1 } else { 0 }).ok_or("no data input")?;
+    let data_in = n
+        .input(if slot == 0 { 1 } else { 0 })
+        .ok_or("no data input")?;
     let rank_in = g.value(data_in).shape.as_ref().map(Vec::len);
     let group = usize::try_from(n.attr_i("group", 1)).unwrap_or(1).max(1);
     let (layout, axis) = match (n.op_type.as_str(), shape.as_slice()) {
@@ -239,7 +241,10 @@ fn describe(model: &Model, node: NodeId, slot: usize, w: ValueId) -> Result<Weig
                 rows: Rows::OuterInner,
                 channels: Channels::Reduce,
             };
-            (layout, rank_in.ok_or("input shape unknown")?.saturating_sub(1))
+            (
+                layout,
+                rank_in.ok_or("input shape unknown")?.saturating_sub(1),
+            )
         }
         ("MatMul", s) if s.len() >= 2 && slot == 0 => {
             // A constant left operand `[.., M, K]`: its rows are the outputs, K is read
@@ -252,7 +257,10 @@ fn describe(model: &Model, node: NodeId, slot: usize, w: ValueId) -> Result<Weig
                 rows: Rows::Outer,
                 channels: Channels::Reduce,
             };
-            (layout, rank_in.ok_or("input shape unknown")?.saturating_sub(2))
+            (
+                layout,
+                rank_in.ok_or("input shape unknown")?.saturating_sub(2),
+            )
         }
         (op, s) => return Err(format!("{op} weight of rank {}", s.len())),
     };
