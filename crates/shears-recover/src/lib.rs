@@ -27,7 +27,8 @@
 //!   samples (each sample's values freed after their last reader), so each layer is fitted on
 //!   the activations of the already-recovered layers upstream; Gram matrices are accumulated
 //!   per layer and dropped after its solve.
-//! - With no channel removed nothing is affected and the model is returned unchanged.
+//! - With no channel removed and no mask given nothing is affected and the model is returned
+//!   unchanged. A masked weight (`recover_masked`) keeps every masked element exactly 0.
 //! - A refit that does not lower its layer's calibration error keeps the old weights, and if
 //!   recovery as a whole makes the graph outputs' calibration error larger, the pruned model is
 //!   returned unchanged (`reverted`). No NaN or infinite value is ever written.
@@ -144,7 +145,13 @@ fn recover_with(
     let mut recovered_outputs = None;
     for &m in &cfg.methods {
         let out = pass::run_pass(
-            original, &model, kept, masks, samples, m, cfg.ridge, progress,
+            original,
+            &model,
+            (kept, masks),
+            samples,
+            m,
+            cfg.ridge,
+            progress,
         )?;
         model = copy_with(&model, &out.edits)?;
         report.layers.extend(out.layers);

@@ -101,12 +101,12 @@ struct Pass<'a> {
     out: PassOutput,
 }
 
-/// Runs `method` over `pruned` against `original` on every sample.
+/// Runs `method` over `pruned` against `original` on every sample; `pruned` keeps the
+/// channels `kept` says and its weights are zero outside `masks`.
 pub(crate) fn run_pass(
     original: &Model,
     pruned: &Model,
-    kept: &Kept,
-    masks: &Masks,
+    (kept, masks): (&Kept, &Masks),
     samples: &[Sample],
     method: Method,
     ridge: f64,
