@@ -30,7 +30,7 @@ impl NmPattern {
     /// Whether `layout`'s reduction axis splits into runs of M (otherwise the layer stays
     /// dense).
     pub fn fits(&self, layout: &Layout) -> bool {
-        layout.reduce > 0 && layout.reduce % self.m == 0
+        layout.reduce > 0 && layout.reduce.is_multiple_of(self.m)
     }
 
     /// The runs of `layout` as lists of element indices (each of length M, in reduction order).
