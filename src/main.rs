@@ -41,6 +41,8 @@ enum Command {
     Prune(cli::prune::Args),
     /// Physically remove the channels a mask-based pruner left dead (zero or foldable constant).
     Compact(cli::compact::Args),
+    /// Zero individual weights (unstructured, by threshold, or N:M such as 2:4).
+    Sparsify(cli::sparsify::Args),
     /// Accuracy on a folder of .npy inputs and labels, and fidelity to a reference model.
     Eval(cli::eval::Args),
     /// Print a shell completion script, e.g. `shears completions bash > ~/.local/share/bash-completion/completions/shears`.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => cli::diff::run(args),
         Command::Prune(args) => cli::prune::run(args),
         Command::Compact(args) => cli::compact::run(args),
+        Command::Sparsify(args) => cli::sparsify::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "shears", &mut std::io::stdout());

@@ -123,3 +123,18 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// A value parser for a library setting chosen by name: its names (less `except`) are the
+/// possible values.
+pub fn named<T: shears_pruner::named::Named + Clone + Send + Sync>(
+    except: &'static [&'static str],
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        T::ALL
+            .iter()
+            .map(|v| v.name())
+            .filter(move |n| !except.contains(n)),
+    )
+    .try_map(|s| T::from_name(&s).ok_or("not a possible value"))
+}

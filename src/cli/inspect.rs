@@ -27,6 +27,9 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub shapes: ShapeArgs,
+    /// Also check each weight against this N:M pattern (2:4 is always checked).
+    #[arg(long, value_name = "N:M")]
+    pub pattern: Option<String>,
 }
 
 /// Version tag of the JSON schema; bumped on any incompatible change.
@@ -47,6 +50,7 @@ struct Report {
     outputs: Vec<TensorInfo>,
     producer: String,
     schema: &'static str,
+    sparsity: Sparsity,
     /// Symbolic input dimensions, counted at [`shape::symbolic::BASE`]; absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     symbolic_dimensions: Vec<SymbolInfo>,
@@ -98,6 +102,25 @@ struct Totals {
     statistics: u64,
 }
 
+/// Zeros of the model's float initializers, and per Conv/ConvTranspose/Gemm/MatMul weight its
+/// zeros and the N:M patterns it satisfies (`null`: the reduction size is not a multiple of M).
+#[derive(Serialize)]
+struct Sparsity {
+    elements: u64,
+    weights: Vec<WeightZeros>,
+    zeros: u64,
+}
+
+#[derive(Serialize)]
+struct WeightZeros {
+    elements: u64,
+    layer: String,
+    op_type: String,
+    patterns: BTreeMap<String, Option<bool>>,
+    weight: String,
+    zeros: u64,
+}
+
 #[derive(Serialize)]
 struct Blocked {
     node: String,
@@ -111,7 +134,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     shape::infer_shapes(&mut model, &shapes)
         .with_context(|| format!("{}: shape inference", model.source))?;
     let costs = cost::analyze(&model).with_context(|| format!("{}: costs", model.source))?;
-    let report = build(&model, &costs);
+    let mut patterns = vec![shears_sparsity::NmPattern { n: 2, m: 4 }];
+    if let Some(p) = &args.pattern {
+        let p: shears_sparsity::NmPattern =
+            p.parse().map_err(|e| anyhow::anyhow!("--pattern: {e}"))?;
+        if !patterns.contains(&p) {
+            patterns.push(p);
+        }
+    }
+    let sparsity = sparsity(&model, &patterns)?;
+    let report = build(&model, &costs, sparsity);
     if args.json {
         // Through `serde_json::Value`, whose maps keep keys sorted.
         let s = serde_json::to_string_pretty(&serde_json::to_value(&report)?)?;
@@ -131,7 +163,29 @@ fn qualified_op(domain: &str, op: &str) -> String {
     }
 }
 
-fn build(m: &Model, costs: &CostReport) -> Report {
+fn sparsity(m: &Model, patterns: &[shears_sparsity::NmPattern]) -> anyhow::Result<Sparsity> {
+    let (zeros, elements) =
+        shears_sparsity::inspect::model_zeros(m).with_context(|| format!("{}: zeros", m.source))?;
+    let weights = shears_sparsity::layer_sparsity(m, patterns)
+        .with_context(|| format!("{}: sparsity", m.source))?
+        .into_iter()
+        .map(|w| WeightZeros {
+            elements: w.elements,
+            layer: w.layer,
+            op_type: w.op_type,
+            patterns: w.patterns.into_iter().collect(),
+            weight: w.weight,
+            zeros: w.zeros,
+        })
+        .collect();
+    Ok(Sparsity {
+        elements,
+        weights,
+        zeros,
+    })
+}
+
+fn build(m: &Model, costs: &CostReport, sparsity: Sparsity) -> Report {
     let g = &m.graph;
     let tensor_info = |v: shears_onnx::ValueId| {
         let value = g.value(v);
@@ -212,6 +266,7 @@ fn build(m: &Model, costs: &CostReport) -> Report {
             .trim()
             .to_string(),
         schema: SCHEMA,
+        sparsity,
         symbolic_dimensions: m
             .symbolic
             .symbols
@@ -448,6 +503,7 @@ fn render_text(r: &Report) -> String {
             names.join(", ")
         );
     }
+    render_sparsity(&mut o, &r.sparsity);
     for b in &r.unknown_shapes {
         let _ = writeln!(
             o,
@@ -456,6 +512,47 @@ fn render_text(r: &Report) -> String {
         );
     }
     o
+}
+
+/// The zeros line, and a table of the weights that hold zeros (every weight's N:M verdicts).
+fn render_sparsity(o: &mut String, s: &Sparsity) {
+    let pct = |z: u64, n: u64| format!("{:.2}%", 100.0 * z as f64 / n.max(1) as f64);
+    let _ = writeln!(
+        o,
+        "{:<14}{} of {} float parameters ({})",
+        "zeros",
+        thousands(s.zeros),
+        thousands(s.elements),
+        pct(s.zeros, s.elements)
+    );
+    if s.zeros == 0 || s.weights.is_empty() {
+        return;
+    }
+    let names: Vec<&String> = s.weights[0].patterns.keys().collect();
+    let mut header = vec!["weight", "op", "elements", "sparsity"];
+    header.extend(names.iter().map(|n| n.as_str()));
+    let rows: Vec<Vec<String>> = s
+        .weights
+        .iter()
+        .map(|w| {
+            let mut row = vec![
+                w.weight.clone(),
+                w.op_type.clone(),
+                thousands(w.elements),
+                pct(w.zeros, w.elements),
+            ];
+            row.extend(w.patterns.values().map(|v| match v {
+                None => "-".into(),
+                Some(true) => "yes".into(),
+                Some(false) => "no".into(),
+            }));
+            row
+        })
+        .collect();
+    let _ = writeln!(o, "\nsparsity");
+    let mut right = vec![false, false, true, true];
+    right.extend(names.iter().map(|_| false));
+    table(o, &header, &rows, &right);
 }
 
 #[cfg(test)]

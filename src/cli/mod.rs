@@ -9,4 +9,5 @@ pub mod plan;
 pub mod progress;
 pub mod prune;
 pub mod recovery;
+pub mod sparsify;
 pub mod verify;

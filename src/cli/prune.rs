@@ -19,7 +19,6 @@ use shears_graph::DependencyGraph;
 use shears_onnx::save::{save_proto, SaveOptions};
 use shears_onnx::Model;
 use shears_plan::PruningPlan;
-use shears_pruner::named::Named;
 use shears_pruner::summary::{PruneReport, PruneSummary, Settings, StageOut};
 use shears_pruner::{
     AllocationConfig, Calibration, Control, Criterion, Goal, ImportanceConfig, Normalizer, Outcome,
@@ -27,24 +26,9 @@ use shears_pruner::{
 };
 use shears_recover::StagedRecovery;
 
-use super::common::{load_with_shapes, parse_indices, thousands, ShapeArgs};
+use super::common::{load_with_shapes, named, parse_indices, thousands, ShapeArgs};
 use super::progress::CliProgress;
 use super::recovery::{self, RecoverySummary};
-
-/// A value parser for a library setting chosen by name: its names (less `except`) are the
-/// possible values.
-fn named<T: Named + Clone + Send + Sync>(
-    except: &'static [&'static str],
-) -> impl clap::builder::TypedValueParser<Value = T> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(
-        T::ALL
-            .iter()
-            .map(|v| v.name())
-            .filter(move |n| !except.contains(n)),
-    )
-    .try_map(|s| T::from_name(&s).ok_or("not a possible value"))
-}
 
 const MANUAL: [&str; 3] = ["layer", "idxs", "plan"];
 
@@ -146,6 +130,13 @@ pub struct AutoArgs {
     /// Ridge factor of reconstruction: lambda = F * trace(X'X) / d.
     #[arg(long, value_name = "F", default_value_t = 0.01)]
     pub ridge: f64,
+    /// After removing channels, zero this fraction of every remaining Conv/Gemm/MatMul weight
+    /// (l1; see docs/sparsify.md). Without S, --pattern says how much.
+    #[arg(long, value_name = "S", num_args = 0..=1, default_missing_value = "-1", allow_negative_numbers = true)]
+    pub then_sparsify: Option<f64>,
+    /// With --then-sparsify: keep the N largest of every M weights along the reduction axis.
+    #[arg(long, value_name = "N:M", requires = "then_sparsify")]
+    pub pattern: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -337,35 +328,55 @@ fn run_pruner(args: &Args, model: Model) -> anyhow::Result<ExitCode> {
         &model,
         &cfg.input_shapes,
     )?;
-    let outcome = match &recovery {
-        None => shears_pruner::prune(&model, &cfg, &progress)?,
-        Some((rcfg, samples)) => {
-            let mut staged = StagedRecovery::new(&model, samples, rcfg);
-            let mut failure = None;
-            let outcome = shears_pruner::prune_iterative(&model, &cfg, &progress, |stage| {
-                match staged.after_stage(stage, &progress) {
-                    Ok(()) => Control::Continue,
-                    Err(e) => {
-                        failure = Some(e);
-                        Control::Stop
-                    }
-                }
-            })?;
-            if let Some(e) = failure {
-                return Err(e.into());
+    let then = then_sparsify(&args.auto, &cfg)?;
+    let mut staged = recovery
+        .as_ref()
+        .map(|(rcfg, samples)| StagedRecovery::new(&model, samples, rcfg));
+    let mut failure = None;
+    let on_stage = |stage: &mut shears_pruner::Stage| {
+        let Some(staged) = staged.as_mut() else {
+            return Control::Continue;
+        };
+        match staged.after_stage(stage, &progress) {
+            Ok(()) => Control::Continue,
+            Err(e) => {
+                failure = Some(e);
+                Control::Stop
             }
-            rsummary.stages = staged.reports;
-            outcome
         }
     };
+    let (outcome, sparsified) = match &then {
+        None => (
+            shears_pruner::prune_iterative(&model, &cfg, &progress, on_stage)?,
+            None,
+        ),
+        Some(scfg) => {
+            let (o, s) =
+                shears_sparsity::prune_then_sparsify(&model, &cfg, scfg, &progress, on_stage)?;
+            (o, Some(s))
+        }
+    };
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    if let Some(staged) = staged {
+        rsummary.stages = staged.reports;
+    }
     let rewrites = outcome
         .stages
         .iter()
         .flat_map(|s| &s.plans)
         .map(|p| p.rewrites.len())
         .sum();
-    let mut summary = write_pruned(&model, &outcome.model, &args.output, rewrites)?;
+    let written = sparsified.as_ref().map_or(&outcome.model, |s| &s.model);
+    let mut summary = write_pruned(&model, written, &args.output, rewrites)?;
     summary.recovery = rsummary;
+    summary.then_sparsified = sparsified.map(|s| ThenSparsified {
+        zeros: s.total().0,
+        elements: s.total().1,
+        layers: s.layers,
+        untouched: s.untouched,
+    });
     if let Some(path) = &args.report {
         let report = PruneReport {
             summary: &summary,
@@ -392,6 +403,54 @@ pub struct Summary {
     pub figures: PruneSummary,
     /// Recovery from calibration data (see docs/recover.md).
     pub recovery: RecoverySummary,
+    /// `--then-sparsify`: the weights zeroed after pruning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then_sparsified: Option<ThenSparsified>,
+}
+
+/// What `prune --then-sparsify` zeroed in the pruned model.
+#[derive(serde::Serialize)]
+pub struct ThenSparsified {
+    /// Zeros over the elements of the sparsified weights, after.
+    pub zeros: u64,
+    pub elements: u64,
+    pub layers: Vec<shears_sparsity::LayerSparsity>,
+    pub untouched: Vec<shears_sparsity::Untouched>,
+}
+
+/// The sparsify settings of `--then-sparsify [S] [--pattern N:M]` (l1, per layer).
+fn then_sparsify(
+    auto: &AutoArgs,
+    cfg: &PruneConfig,
+) -> anyhow::Result<Option<shears_sparsity::SparsifyConfig>> {
+    let Some(s) = auto.then_sparsify else {
+        return Ok(None);
+    };
+    let pattern = auto
+        .pattern
+        .as_deref()
+        .map(|p| p.parse::<shears_sparsity::NmPattern>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--pattern: {e}"))?;
+    // `--then-sparsify` alone (no S) is only meaningful with a pattern.
+    if s == -1.0 && pattern.is_none() {
+        bail!("--then-sparsify: give a fraction S in [0, 1) or --pattern N:M");
+    }
+    let sparsity = (s != -1.0 || pattern.is_none()).then_some(s);
+    let scfg = shears_sparsity::SparsifyConfig {
+        sparsity,
+        pattern,
+        ignore: cfg.allocation.ignore.clone(),
+        input_shapes: cfg.input_shapes.clone(),
+        ..Default::default()
+    };
+    scfg.validate().map_err(|e| match e {
+        shears_sparsity::SparsifyError::Config { flag, reason } if flag == "--sparsity" => {
+            anyhow::anyhow!("--then-sparsify: {reason}")
+        }
+        e => e.into(),
+    })?;
+    Ok(Some(scfg))
 }
 
 /// Applies `plans` to `model` and checks the result (IR and shape inference); gives the
@@ -435,6 +494,7 @@ pub fn write_pruned(
             rewrites,
         ),
         recovery: RecoverySummary::default(),
+        then_sparsified: None,
     })
 }
 
@@ -521,6 +581,19 @@ pub fn render_summary(summary: &Summary) -> String {
         );
     }
     let _ = writeln!(o, "{} attribute/shape rewrites", s.rewrites);
+    if let Some(t) = &summary.then_sparsified {
+        let _ = writeln!(
+            o,
+            "then sparsified {} weights: {} of {} elements zero ({:.2}%)",
+            t.layers.len(),
+            thousands(t.zeros),
+            thousands(t.elements),
+            100.0 * t.zeros as f64 / t.elements.max(1) as f64
+        );
+        for u in &t.untouched {
+            let _ = writeln!(o, "  left dense: {}: {}", u.weight, u.reason);
+        }
+    }
     o += &recovery::render(&summary.recovery);
     o
 }

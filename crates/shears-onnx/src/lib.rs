@@ -15,6 +15,7 @@ pub mod ops;
 pub mod proto;
 pub mod save;
 pub mod shape;
+pub mod sparse;
 pub mod tensor;
 pub mod walk;
 

@@ -66,13 +66,17 @@ impl Model {
         Ok(m)
     }
 
-    /// Wraps an already decoded or built proto.
+    /// Wraps an already decoded or built proto. Sparse initializers become dense initializers
+    /// (appended after the others), so every reader sees them as ordinary constants.
     pub fn from_proto(
         proto: ModelProto,
         source: impl Into<String>,
         external: ExternalStore,
     ) -> Result<Model> {
         let source = source.into();
+        let mut proto = proto;
+        // Sparse initializers are read as the dense constants they describe.
+        crate::sparse::densify_initializers(&mut proto, &external)?;
         let graph = Graph::build(&proto, &source)?;
         Ok(Model {
             proto,

@@ -131,7 +131,7 @@ fn layer_rows(
 }
 
 /// Bytes of the side files a model reads, for a fair file-size comparison.
-fn external_bytes(model: &Model) -> u64 {
+pub fn external_bytes(model: &Model) -> u64 {
     let Some(dir) = model.external.base_dir() else {
         return 0;
     };

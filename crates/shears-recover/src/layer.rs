@@ -398,6 +398,16 @@ impl Layer {
         Ok(out)
     }
 
+    /// Where coefficient `f` of output channel `oc` (over all groups) sits in the stored
+    /// weight.
+    pub fn weight_at(&self, oc: usize, f: usize) -> usize {
+        match self.geom {
+            Geometry::Conv { .. } => oc * self.features + f,
+            Geometry::Gemm { .. } if self.trans_b => oc * self.features + f,
+            _ => f * self.groups * self.outputs + oc,
+        }
+    }
+
     /// The weight (in its stored layout) and bias from each group's solution Θ (width ×
     /// outputs: Θᵀ's rows are output channels, the last row the bias when there is one).
     pub fn unpack(&self, thetas: &[Mat<f64>]) -> (Vec<f32>, Option<Vec<f32>>) {
@@ -412,13 +422,7 @@ impl Layer {
             for j in 0..self.outputs {
                 let oc = g * self.outputs + j;
                 for f in 0..self.features {
-                    let v = (th[(f, j)] * scale_w) as f32;
-                    let at = match self.geom {
-                        Geometry::Conv { .. } => oc * self.features + f,
-                        Geometry::Gemm { .. } if self.trans_b => oc * self.features + f,
-                        _ => f * total_out + oc,
-                    };
-                    w[at] = v;
+                    w[self.weight_at(oc, f)] = (th[(f, j)] * scale_w) as f32;
                 }
                 if let Some(b) = b.as_mut() {
                     b[oc] = (th[(self.features, j)] * scale_b) as f32;

@@ -27,7 +27,8 @@
 //!   samples (each sample's values freed after their last reader), so each layer is fitted on
 //!   the activations of the already-recovered layers upstream; Gram matrices are accumulated
 //!   per layer and dropped after its solve.
-//! - With no channel removed nothing is affected and the model is returned unchanged.
+//! - With no channel removed and no mask given nothing is affected and the model is returned
+//!   unchanged. A masked weight (`recover_masked`) keeps every masked element exactly 0.
 //! - A refit that does not lower its layer's calibration error keeps the old weights, and if
 //!   recovery as a whole makes the graph outputs' calibration error larger, the pruned model is
 //!   returned unchanged (`reverted`). No NaN or infinite value is ever written.
@@ -83,6 +84,53 @@ pub fn recover_kept(
     cfg: &RecoverConfig,
     progress: &dyn Progress,
 ) -> Result<(Model, RecoveryReport)> {
+    recover_with(
+        original,
+        pruned,
+        kept,
+        &Masks::new(),
+        samples,
+        cfg,
+        progress,
+    )
+}
+
+/// Sparsity masks, by weight (initializer) name: per element in the stored layout, whether it
+/// may be non-zero. A masked weight is refitted output by output over its kept elements only,
+/// so every masked element stays exactly 0.
+pub type Masks = std::collections::BTreeMap<String, Vec<bool>>;
+
+/// Recovers `sparse`, made from `original` by zeroing weights (same graph, same shapes), on
+/// `samples`: every layer whose weight `masks` names (and every layer downstream) is refitted
+/// with the mask fixed, with the same safeguards as [`recover`].
+pub fn recover_masked(
+    original: &Model,
+    sparse: &Model,
+    masks: &Masks,
+    samples: &[Sample],
+    cfg: &RecoverConfig,
+    progress: &dyn Progress,
+) -> Result<(Model, RecoveryReport)> {
+    recover_with(
+        original,
+        sparse,
+        &Kept::default(),
+        masks,
+        samples,
+        cfg,
+        progress,
+    )
+}
+
+fn recover_with(
+    original: &Model,
+    pruned: &Model,
+    kept: &Kept,
+    masks: &Masks,
+    samples: &[Sample],
+    cfg: &RecoverConfig,
+    progress: &dyn Progress,
+) -> Result<(Model, RecoveryReport)> {
     let start = Instant::now();
     cfg.validate()?;
     check_samples(samples)?;
@@ -96,7 +144,15 @@ pub fn recover_kept(
     let mut original_outputs = None;
     let mut recovered_outputs = None;
     for &m in &cfg.methods {
-        let out = pass::run_pass(original, &model, kept, samples, m, cfg.ridge, progress)?;
+        let out = pass::run_pass(
+            original,
+            &model,
+            (kept, masks),
+            samples,
+            m,
+            cfg.ridge,
+            progress,
+        )?;
         model = copy_with(&model, &out.edits)?;
         report.layers.extend(out.layers);
         report.not_recovered.extend(out.not_recovered);

@@ -16,7 +16,7 @@ use crate::kept::Kept;
 use crate::layer::{describe, Geometry, Layer};
 use crate::report::{LayerRecovery, NotRecovered};
 use crate::solve::Normal;
-use crate::Sample;
+use crate::{Masks, Sample};
 
 /// Edited float32 initializers of the pruned model, by name: dims and values.
 pub(crate) type Edits = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
@@ -36,6 +36,7 @@ struct Pass<'a> {
     original: &'a Model,
     pruned: &'a Model,
     kept: &'a Kept,
+    masks: &'a Masks,
     oe: Evaluator,
     pe: Evaluator,
     os: Vec<State>,
@@ -45,11 +46,12 @@ struct Pass<'a> {
     out: PassOutput,
 }
 
-/// Runs `method` over `pruned` against `original` on every sample.
+/// Runs `method` over `pruned` against `original` on every sample; `pruned` keeps the
+/// channels `kept` says and its weights are zero outside `masks`.
 pub(crate) fn run_pass(
     original: &Model,
     pruned: &Model,
-    kept: &Kept,
+    (kept, masks): (&Kept, &Masks),
     samples: &[Sample],
     method: Method,
     ridge: f64,
@@ -91,6 +93,7 @@ pub(crate) fn run_pass(
         original,
         pruned,
         kept,
+        masks,
         oe,
         pe,
         os,
@@ -150,6 +153,16 @@ impl Pass<'_> {
     /// the op mixes channels and an input lost some.
     fn affected(&self, i: usize, node: &Node, changed: &[bool]) -> bool {
         if node.inputs.iter().flatten().any(|v| changed[v.index()]) {
+            return true;
+        }
+        // A layer whose weight was masked computes something else on the same input.
+        let g = &self.pruned.graph;
+        if node
+            .inputs
+            .iter()
+            .flatten()
+            .any(|v| self.masks.contains_key(&g.value(*v).name))
+        {
             return true;
         }
         // Output channel c depends only on input channel c (element-wise ops, per-channel
@@ -327,8 +340,20 @@ impl Pass<'_> {
         }
         let mut thetas = Vec::with_capacity(normals.len());
         let mut stronger = false;
-        for n in &mut normals {
-            match n.solve(self.ridge) {
+        let mask = self.masks.get(&self.pruned.graph.value(layer.weight).name);
+        if mask.is_some_and(|m| m.len() != layer.weight_dims.iter().product::<usize>()) {
+            return self.skip(i, node, "the mask does not match the weight".into());
+        }
+        for (g, n) in normals.iter_mut().enumerate() {
+            let solution = match mask {
+                // Masked weights stay exactly 0: each output refits only its kept inputs
+                // (and its bias, column `features`).
+                Some(mask) => n.solve_masked(self.ridge, |f, j| {
+                    f >= layer.features || mask[layer.weight_at(g * layer.outputs + j, f)]
+                }),
+                None => n.solve(self.ridge),
+            };
+            match solution {
                 Some(s) => {
                     stronger |= s.stronger;
                     thetas.push(s.theta);

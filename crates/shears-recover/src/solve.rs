@@ -141,6 +141,69 @@ impl Normal {
     }
 }
 
+impl Normal {
+    /// [`Normal::solve`] with a sparsity mask: output `j` may only use the columns `f` with
+    /// `keep(f, j)` (its other coefficients are exactly 0), so each output gets its own
+    /// system over its kept columns, with the same λ as the unmasked solve and the same
+    /// stronger-ridge retry. `None` when some output's system failed every attempt.
+    pub fn solve_masked(
+        &mut self,
+        ridge: f64,
+        keep: impl Fn(usize, usize) -> bool,
+    ) -> Option<Solution> {
+        self.flush();
+        let (d, m) = (self.xtx.nrows(), self.xty.ncols());
+        let trace: f64 = (0..d).map(|i| self.xtx[(i, i)]).sum();
+        let scale = if trace > 0.0 && trace.is_finite() {
+            trace / d as f64
+        } else {
+            1.0
+        };
+        let mut theta = Mat::<f64>::zeros(d, m);
+        let mut stronger = false;
+        for j in 0..m {
+            let cols: Vec<usize> = (0..d).filter(|&f| keep(f, j)).collect();
+            if cols.is_empty() {
+                continue;
+            }
+            let k = cols.len();
+            let mut lambda = ridge * scale;
+            let mut solved = false;
+            for attempt in 0..7 {
+                // Only the lower triangle of XᵀX is accumulated: read (max, min).
+                let mut a = Mat::<f64>::from_fn(k, k, |p, q| {
+                    let (r, c) = (cols[p].max(cols[q]), cols[p].min(cols[q]));
+                    self.xtx[(r, c)]
+                });
+                for i in 0..k {
+                    a[(i, i)] += lambda;
+                }
+                let b = Mat::<f64>::from_fn(k, 1, |p, _| self.xty[(cols[p], j)]);
+                if let Ok(llt) = a.llt(Side::Lower) {
+                    let x = llt.solve(&b);
+                    if x.col(0).iter().all(|v: &f64| v.is_finite()) {
+                        for (p, &f) in cols.iter().enumerate() {
+                            theta[(f, j)] = x[(p, 0)];
+                        }
+                        stronger |= attempt > 0;
+                        solved = true;
+                        break;
+                    }
+                }
+                lambda = if lambda > 0.0 {
+                    lambda * 10.0
+                } else {
+                    1e-6 * scale
+                };
+            }
+            if !solved {
+                return None;
+            }
+        }
+        Some(Solution { theta, stronger })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,3 +20,27 @@ pub enum CompactError {
         index: usize,
     },
 }
+
+/// Errors of [`crate::sparsify()`] and [`crate::prune_then_sparsify`].
+#[derive(Debug, Error)]
+pub enum SparsifyError {
+    /// A setting is out of range or conflicts with another; `flag` is the CLI's name for it.
+    #[error("{flag}: {reason}")]
+    Config { flag: String, reason: String },
+    /// No weight of the model can be sparsified with these settings.
+    #[error("no weight to sparsify: {0}")]
+    NothingToSparsify(String),
+    /// A weight found on the input model is missing from a later stage (internal).
+    #[error("weight `{0}` disappeared between stages")]
+    Lost(String),
+    #[error("calibration: {0}")]
+    Calibration(String),
+    #[error(transparent)]
+    Onnx(#[from] shears_onnx::OnnxError),
+    #[error(transparent)]
+    Pruner(#[from] shears_pruner::PrunerError),
+    #[error(transparent)]
+    Verify(#[from] shears_verify::VerifyError),
+    #[error(transparent)]
+    Recover(#[from] shears_recover::RecoverError),
+}
