@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use shears_graph::rules::{self, DimRef, Removed, Rewrite};
-use shears_graph::{DependencyGraph, DimId, DimKey, UnitId};
+use shears_graph::{ChannelMap, DependencyGraph, DimId, DimKey, UnitId};
 use shears_onnx::{Model, NodeId, ValueId, ValueKind};
 
 use crate::{summary, PlanEntry, PlanError, PruningPlan, TensorKind};
@@ -17,7 +17,8 @@ pub struct PlanRoot {
     /// The node whose output channels are pruned.
     pub node: String,
     /// The weight tensor and its output-channel axis: the stored tensor (initializer or
-    /// Constant), also when the layer reads it through a Transpose.
+    /// Constant), also when the layer reads it through a Transpose or computes it from the
+    /// stored tensor (weight standardisation).
     pub tensor: String,
     pub axis: usize,
     /// The number of channels of that axis.
@@ -73,11 +74,15 @@ pub fn resolve_layer(
             hint,
         });
     };
-    // Follow the parameter through Transposes (ConvNeXt's Linear weights) to a weighted node.
-    let mut frontier = vec![(v, None::<Vec<usize>>)];
-    for _ in 0..4 {
+    // Follow the parameter along the axes its readers pass through unchanged (identity links:
+    // ConvNeXt's transposed Linear weights, a standardised weight's Sub/Div/Reshape) to the node
+    // that uses it as a weight. `to_root[a]` is the parameter's axis that axis `a` carries.
+    let rank = g.value(v).shape.as_ref().map_or(0, |s| s.len());
+    let mut frontier = vec![(v, (0..rank).map(Some).collect::<Vec<_>>())];
+    let mut seen = vec![v];
+    for _ in 0..8 {
         let mut next = Vec::new();
-        for (val, perm_to_root) in frontier {
+        for (val, to_root) in frontier {
             for &(consumer, _) in &g.value(val).consumers {
                 let c = match &graph.verdicts[consumer.index()] {
                     Ok(c) => c,
@@ -85,22 +90,37 @@ pub fn resolve_layer(
                 };
                 if let Some((ov, oa)) = c.out_channels {
                     if ov == val {
-                        let root_axis = perm_to_root.as_ref().map_or(oa, |p| p[oa]);
-                        if let Some(d) = graph.dim_id(DimKey::Axis(v, root_axis)) {
+                        if let Some(d) = to_root
+                            .get(oa)
+                            .copied()
+                            .flatten()
+                            .and_then(|r| graph.dim_id(DimKey::Axis(v, r)))
+                        {
                             return Ok((consumer, d));
                         }
                     }
                 }
-                let node = g.node(consumer);
-                if node.op_type == "Transpose" {
-                    if let (Some(out), Some(perm)) = (node.output(0), node.attr_ints("perm")) {
-                        // Output axis i is input axis perm[i]; compose back to the root's axes.
-                        let perm: Vec<usize> = perm.iter().map(|&p| p as usize).collect();
-                        let to_root: Vec<usize> = perm
-                            .iter()
-                            .map(|&p| perm_to_root.as_ref().map_or(p, |r| r[p]))
-                            .collect();
-                        next.push((out, Some(to_root)));
+                for out in g.node(consumer).outputs.iter().flatten() {
+                    if seen.contains(out) {
+                        continue;
+                    }
+                    let out_rank = g.value(*out).shape.as_ref().map_or(0, |s| s.len());
+                    let mut out_to_root = vec![None; out_rank];
+                    for l in &c.links {
+                        if l.map != ChannelMap::Identity {
+                            continue;
+                        }
+                        for (from, to) in [(l.a, l.b), (l.b, l.a)] {
+                            if let (DimRef::Axis(fv, fa), DimRef::Axis(tv, ta)) = (from, to) {
+                                if fv == val && tv == *out && ta < out_rank {
+                                    out_to_root[ta] = to_root.get(fa).copied().flatten();
+                                }
+                            }
+                        }
+                    }
+                    if out_to_root.iter().any(Option::is_some) {
+                        seen.push(*out);
+                        next.push((*out, out_to_root));
                     }
                 }
             }
@@ -254,7 +274,7 @@ pub fn plan(
         .filter(|e| e.kind == TensorKind::Statistic)
         .map(|e| e.elements_removed)
         .sum();
-    let (root_value, root_axis) = stored_source(model, root_value, root_axis);
+    let (root_value, root_axis) = stored_source(model, graph, root_value, root_axis);
     Ok(PruningPlan {
         version: 1,
         root: PlanRoot {
@@ -475,34 +495,43 @@ fn through_layout(
 }
 
 /// The stored tensor behind an output-channel axis read through layout-only ops (a Linear's
-/// weight behind its Transpose), so plans name the initializer rather than the transposed copy.
-fn stored_source(model: &Model, mut v: ValueId, mut axis: usize) -> (ValueId, usize) {
+/// weight behind its Transpose) or computed from it (a standardised weight's Sub/Div, Reshape),
+/// so plans name the initializer rather than the computed copy. Each step goes to the first
+/// input of the producer whose axis the producer's rule ties one to one to the current axis.
+fn stored_source(
+    model: &Model,
+    graph: &DependencyGraph,
+    mut v: ValueId,
+    mut axis: usize,
+) -> (ValueId, usize) {
     let g = &model.graph;
-    for _ in 0..4 {
-        let stored = match g.value(v).kind {
-            ValueKind::Initializer(_) => true,
-            ValueKind::NodeOutput { node, .. } => g.node(node).op_type == "Constant",
-            ValueKind::Input => false,
-        };
-        if stored {
+    for _ in 0..10 {
+        if rules::is_stored(model, v) {
             break;
         }
         let Some(p) = g.producer(v) else { break };
-        let n = g.node(p);
-        if !is_layout(&n.op_type) {
+        let Ok(c) = &graph.verdicts[p.index()] else {
             break;
-        }
-        let Some(input) = n.input(0) else { break };
-        if n.op_type == "Transpose" {
-            let rank = g.value(input).shape.as_ref().map_or(0, |s| s.len());
-            let perm: Vec<usize> = match n.attr_ints("perm") {
-                Some(p) => p.iter().map(|&a| a as usize).collect(),
-                None => (0..rank).rev().collect(),
-            };
-            let Some(&a) = perm.get(axis) else { break };
-            axis = a;
-        }
+        };
+        let me = DimRef::Axis(v, axis);
+        let step = g.node(p).inputs.iter().flatten().find_map(|&i| {
+            c.links.iter().find_map(|l| {
+                if l.map != ChannelMap::Identity {
+                    return None;
+                }
+                match (l.a, l.b) {
+                    (DimRef::Axis(x, a), other) | (other, DimRef::Axis(x, a))
+                        if x == i && other == me =>
+                    {
+                        Some((i, a))
+                    }
+                    _ => None,
+                }
+            })
+        });
+        let Some((input, a)) = step else { break };
         v = input;
+        axis = a;
     }
     (v, axis)
 }

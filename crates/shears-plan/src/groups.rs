@@ -50,15 +50,20 @@ pub struct GroupReport {
 /// Every group of the model with a parameter in it, in order of first appearance.
 pub fn group_reports(model: &Model, graph: &DependencyGraph) -> Vec<GroupReport> {
     let g = &model.graph;
+    let layers = crate::GroupLayers::new(model, graph);
     graph
         .groups
         .iter()
         .map(|grp| {
             let root = graph.dim(grp.root);
-            let root_node = root
-                .linked_by
-                .first()
-                .map(|&n| g.node(n).name.clone())
+            // The layer whose output channels the root is (a computed weight's Conv rather
+            // than the op computing it), else the first node linking it.
+            let root_node = layers
+                .layer(grp.id)
+                .filter(|l| l.dim == grp.root)
+                .map(|l| l.node)
+                .or_else(|| root.linked_by.first().copied())
+                .map(|n| g.node(n).name.clone())
                 .unwrap_or_default();
             let members = grp
                 .dims
