@@ -480,3 +480,33 @@ fn patch_regroup() {
 "#,
     );
 }
+
+/// A Linear whose weight is standardised in the graph (`(W - mean(W)) / std`): the computed
+/// weight counts as the layer's (its output features are what `--layer` names, and the
+/// contracted axis is not mixed, as it would be between two activations).
+#[test]
+fn matmul_with_a_standardised_weight_is_a_layer() {
+    use shears_onnx::builder::attr_ints;
+    let mut b = ModelBuilder::new(17);
+    b.input("x", &[1, 6]);
+    let w = b.param_random("fc.weight", &[6, 4]);
+    let mean = b.node(
+        "ReduceMean",
+        &[&w],
+        1,
+        vec![attr_ints("axes", &[0]), attr_int("keepdims", 1)],
+    );
+    b.set_shape(&mean[0], &[1, 4]);
+    let c = b.node("Sub", &[&w, &mean[0]], 1, vec![]);
+    b.set_shape(&c[0], &[6, 4]);
+    let y = b.node("MatMul", &["x", &c[0]], 1, vec![]);
+    b.set_shape(&y[0], &[1, 4]);
+    b.output(&y[0]);
+    check_proto(
+        "std_linear",
+        b.build(),
+        "/ReduceMean => ReduceMean: in0.1=out0.1 | mixes in0.0
+         /Sub => Sub: in0.0=out0.0 in0.1=out0.1 in1.1=out0.1
+         /MatMul => MatMul: in0.1=in1.0 in0.0=out0.0 in1.1=out0.1 | out in1.1",
+    );
+}
