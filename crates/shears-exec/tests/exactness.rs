@@ -180,3 +180,61 @@ fn every_group_of_every_quantized_zoo_model_prunes_exactly() {
     assert!(models >= 15, "only {models} zoo models quantized");
     assert!(total > 30, "only {total} groups checked");
 }
+
+/// Weights computed in the graph (standardised, through a 2-D Reshape and back), biases made by
+/// ConstantOfShape and Expand, GatherND, and Reshapes nesting channels in a merged axis (a patch
+/// fold, GroupNorm's decomposition): every prunable group is planned from its root and each one
+/// the rules do not call mixed prunes exactly. (A standardised conv's input channels are mixed:
+/// removing them changes the next weight's mean and variance.)
+#[test]
+fn computed_weights_and_nested_reshapes_prune_exactly() {
+    for (name, checked, exact) in [
+        ("std_conv", 2, 1),
+        ("std_conv_2d", 1, 1),
+        ("computed_bias", 1, 1),
+        ("gather_nd_tokens", 1, 1),
+        ("patch_regroup", 1, 1),
+        ("group_norm_decomposed", 1, 1),
+    ] {
+        let build = zoo::MODELS.iter().find(|(n, _)| *n == name).unwrap().1;
+        let model = Model::from_proto(build(), name, ExternalStore::none()).unwrap();
+        let o = check_model(model);
+        assert!(o.skipped.is_empty(), "{name}: skipped {:?}", o.skipped);
+        assert_eq!((o.checked, o.exact), (checked, exact), "{name}");
+    }
+}
+
+/// `--layer` on a standardised weight's initializer finds the conv reading the computed weight,
+/// and the plan names the stored tensor, sliced on its output-channel axis.
+#[test]
+fn a_standardised_weight_names_its_layer_and_is_sliced() {
+    let mut model =
+        Model::from_proto(zoo::std_conv_2d(), "std_conv_2d", ExternalStore::none()).unwrap();
+    let shapes = common::static_shapes(&model);
+    shears_onnx::shape::infer_shapes(&mut model, &shapes).unwrap();
+    let graph = DependencyGraph::build(&model);
+    let (node, _) = shears_plan::resolve_layer(&model, &graph, "stem.conv.weight").unwrap();
+    assert_eq!(model.graph.node(node).name, "/stem.conv/Conv");
+    let by_weight = shears_plan::plan(&model, &graph, "stem.conv.weight", &[2, 5]).unwrap();
+    let by_node = shears_plan::plan(&model, &graph, "/stem.conv/Conv", &[2, 5]).unwrap();
+    assert_eq!(by_weight.root.tensor, "stem.conv.weight");
+    assert_eq!(by_weight.root.node, "/stem.conv/Conv");
+    assert_eq!(by_weight.entries, by_node.entries);
+    let w = by_weight
+        .entries
+        .iter()
+        .find(|e| e.tensor == "stem.conv.weight")
+        .expect("the stored weight is sliced");
+    assert_eq!((w.axis, w.indices.clone()), (0, vec![2, 5]));
+    let applied = shears_exec::apply(&model, std::slice::from_ref(&by_weight)).unwrap();
+    let t = applied
+        .proto
+        .graph
+        .as_ref()
+        .unwrap()
+        .initializer
+        .iter()
+        .find(|t| t.name == "stem.conv.weight")
+        .unwrap();
+    assert_eq!(t.dims, vec![6, 3, 3, 3]);
+}

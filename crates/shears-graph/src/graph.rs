@@ -585,6 +585,7 @@ impl<'m> Builder<'m> {
                         }
                         deferred.push((id, f.clone()));
                     }
+                    mentioned.extend(c.made.iter().copied());
                     // A mixed axis may change size (the op only computes differently).
                     for &(v, a) in &c.mixing {
                         mentioned.push((v, a));

@@ -153,3 +153,44 @@ fn a_shape_entry_computed_from_constants_blocks_the_channels_it_sizes() {
     );
     assert_eq!(blockers_of(reshape_model(false), "conv1.weight"), None);
 }
+
+/// conv1 (8 channels, `[1, 8, 1, 1]` after a global pool) -> Expand to `[2, 8, 1, 1]` (the shape
+/// a Concat of literals) -> conv2; conv3 (8 channels) -> Expand to the same shape tensor when
+/// `shared`, else to its own Concat. An edit of the shared Concat's literal would resize both
+/// Expands, though only one group loses channels.
+fn expand_model(shared: bool) -> ModelProto {
+    let mut b = ModelBuilder::new(13);
+    let x = b.input("x", &[1, 3, 4, 4]);
+    let shape_of = |b: &mut ModelBuilder, k: usize| {
+        let lead = b.vec_i64(&format!("lead{k}"), &[2]);
+        let rest = b.vec_i64(&format!("rest{k}"), &[8, 1, 1]);
+        let s = b.node("Concat", &[&lead, &rest], 1, vec![attr_int("axis", 0)]);
+        b.set_shape(&s[0], &[4]);
+        s[0].clone()
+    };
+    let first = shape_of(&mut b, 0);
+    let second = if shared {
+        first.clone()
+    } else {
+        shape_of(&mut b, 1)
+    };
+    let mut outs = Vec::new();
+    for (layer, shape) in [("conv1", &first), ("conv3", &second)] {
+        let y = b.conv(&x, layer, 8, 3, 1, 1, 1, true);
+        let y = b.node("GlobalAveragePool", &[&y], 1, vec![]);
+        b.set_shape(&y[0], &[1, 8, 1, 1]);
+        let e = b.node("Expand", &[&y[0], shape], 1, vec![]);
+        b.set_shape(&e[0], &[2, 8, 1, 1]);
+        outs.push(b.conv(&e[0], &format!("{layer}_next"), 4, 1, 1, 0, 1, true));
+    }
+    let out = b.add(&outs[0], &outs[1]);
+    b.output(&out);
+    b.build()
+}
+
+#[test]
+fn a_shape_entry_read_through_a_shared_shape_tensor_blocks_its_channels() {
+    let why = blockers_of(expand_model(true), "conv1.weight").expect("blocked");
+    assert!(why.contains("other nodes read too"), "{why}");
+    assert_eq!(blockers_of(expand_model(false), "conv1.weight"), None);
+}

@@ -78,16 +78,16 @@ fn layernorm_decomposed() {
     );
 }
 
-/// GroupNorm's classic decomposition: [16, 8, 8] -> [4, 256] regroups channels with spatial positions, so both Reshapes fix those axes.
+/// GroupNorm's classic decomposition: [16, 8, 8] -> [4, 256] nests the channels in the groups (channel c lies in group c / 4), so channels go in whole groups; the spatial axes of the run keep their size.
 #[test]
 fn group_norm_decomposed() {
     check(
         "group_norm_decomposed",
         r#"
         /conv1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
-        /gn1/Reshape => Reshape: | fixed in0.1 in0.2 in0.3 out0.1 out0.2
+        /gn1/Reshape => Reshape: in0.1/4%4out0.1 | fixed in0.2 in0.3 out0.2
         /gn1/InstanceNormalization => InstanceNormalization: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.1 in2.0=out0.1 | out in1.0
-        /gn1/Reshape_1 => Reshape: | fixed in0.1 in0.2 out0.1 out0.2 out0.3
+        /gn1/Reshape_1 => Reshape: out0.1/4%4in0.1 | fixed in0.2 out0.2 out0.3
         /gn1/Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1
         /gn1/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.1
         /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
@@ -498,5 +498,149 @@ fn quantized_ops() {
         imm => MatMulInteger: in0.1=in1.0 in0.0=out0.0 in1.1=out0.1 in3.0=in1.1 | out in1.1
         qmm => QLinearMatMul: in0.1=in3.0 in0.0=out0.0 in3.1=out0.1 in4.0=in3.1 in5.0=in3.1 | out in3.1
 "#,
+    );
+}
+
+/// Weight standardisation: the weight's output-channel axis passes through the ReduceMeans
+/// (which reduce the other axes, mixing the input channels) and the Sub/Div to the Conv.
+#[test]
+fn std_conv() {
+    check(
+        "std_conv",
+        r#"
+        /stem.conv/ReduceMean => ReduceMean: in0.0=out0.0 | mixes in0.1 in0.2 in0.3
+        /stem.conv/Sub => Sub: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0
+        /stem.conv/Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stem.conv/ReduceMean_1 => ReduceMean: in0.0=out0.0 | mixes in0.1 in0.2 in0.3
+        /stem.conv/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stem.conv/Sqrt => Sqrt: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stem.conv/Div => Div: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0
+        /stem.conv/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage.conv/ReduceMean => ReduceMean: in0.0=out0.0 | mixes in0.1 in0.2 in0.3
+        /stage.conv/Sub => Sub: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0
+        /stage.conv/Mul => Mul: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage.conv/ReduceMean_1 => ReduceMean: in0.0=out0.0 | mixes in0.1 in0.2 in0.3
+        /stage.conv/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage.conv/Sqrt => Sqrt: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /stage.conv/Div => Div: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0
+        /stage.conv/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Relu_1 => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /head/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// The same through `reshape(C, -1)` and back: the merged non-channel axes are a deferred
+/// factorization, the output-channel axis an identity.
+#[test]
+fn std_conv_2d() {
+    check(
+        "std_conv_2d",
+        r#"
+        /Reshape => Reshape: in0.0=out0.0 factors[1~(1:3,2:3,3:3)]
+        /stem.conv/ReduceMean => ReduceMean: in0.0=out0.0 | mixes in0.1
+        /stem.conv/Sub => Sub: in0.0=out0.0 in0.1=out0.1 in1.0=out0.0
+        /stem.conv/Pow => Pow: in0.0=out0.0 in0.1=out0.1
+        /stem.conv/ReduceMean_1 => ReduceMean: in0.0=out0.0 | mixes in0.1
+        /stem.conv/Add => Add: in0.0=out0.0 in0.1=out0.1
+        /stem.conv/Sqrt => Sqrt: in0.0=out0.0 in0.1=out0.1
+        /stem.conv/Div => Div: in0.0=out0.0 in0.1=out0.1 in1.0=out0.0
+        /Reshape_1 => Reshape: in0.0=out0.0 factors[1~(1:3,2:3,3:3)]
+        /stem.conv/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /head/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// ConstantOfShape and Expand make bias axes from literal shape entries: free, so the bias
+/// follows the conv's channels (the entries are rewritten).
+#[test]
+fn computed_bias() {
+    check(
+        "computed_bias",
+        r#"
+        /conv1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in0.1=in1.1 | out in1.0
+        /ConstantOfShape => ConstantOfShape:
+        /Mul => Mul: in0.0=out0.0 in1.0=out0.0
+        /Reshape => Reshape: in0.0=out0.1
+        /Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1=out0.1
+        /Expand => Expand: in0.0=out0.3 | made out0.1
+        /Add_1 => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3 in1.0=out0.0 in1.1=out0.1
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /conv2/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// GatherND with constant indices: data's trailing (hidden) axis passes through; the picked
+/// token axis keeps its size.
+#[test]
+fn gather_nd_tokens() {
+    check(
+        "gather_nd_tokens",
+        r#"
+        /fc1/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /fc1/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+        /GatherND => GatherND: in0.2=out0.2
+        /fc2/MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /fc2/Add => Add: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in1.0=out0.2
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2
+"#,
+    );
+}
+
+/// `[8, 16] -> [32, 4]` and back: the channel axis is the leading factor of the merged axis,
+/// so channel c owns rows 4c..4c+4; the patch axes keep their size.
+#[test]
+fn patch_regroup() {
+    check(
+        "patch_regroup",
+        r#"
+        /conv1/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /Relu => Relu: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+        /Reshape => Reshape: in0.1=out0.1 factors[2~(2:4,3:4)]
+        /Reshape_1 => Reshape: out0.1/4%8in0.1 | fixed in0.2 out0.2
+        /MatMul => MatMul: in0.2=in1.0 in0.1=out0.1 in1.1=out0.2 in0.0=out0.0 | out in1.1
+        /Reshape_2 => Reshape: in0.1/4%8out0.1 | fixed in0.2 out0.2
+        /Reshape_3 => Reshape: in0.1=out0.1 factors[2~(2:4,3:4)]
+        /conv2/Conv => Conv: in0.0=out0.0 in1.0=out0.1 in2.0=out0.1 in0.1=in1.1 | out in1.0
+        /output/Identity => Identity: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 in0.3=out0.3
+"#,
+    );
+}
+
+/// A Linear whose weight is standardised in the graph (`(W - mean(W)) / std`): the computed
+/// weight counts as the layer's (its output features are what `--layer` names, and the
+/// contracted axis is not mixed, as it would be between two activations).
+#[test]
+fn matmul_with_a_standardised_weight_is_a_layer() {
+    use shears_testkit::builder::attr_ints;
+    let mut b = ModelBuilder::new(17);
+    b.input("x", &[1, 6]);
+    let w = b.param_random("fc.weight", &[6, 4]);
+    let mean = b.node(
+        "ReduceMean",
+        &[&w],
+        1,
+        vec![attr_ints("axes", &[0]), attr_int("keepdims", 1)],
+    );
+    b.set_shape(&mean[0], &[1, 4]);
+    let c = b.node("Sub", &[&w, &mean[0]], 1, vec![]);
+    b.set_shape(&c[0], &[6, 4]);
+    let y = b.node("MatMul", &["x", &c[0]], 1, vec![]);
+    b.set_shape(&y[0], &[1, 4]);
+    b.output(&y[0]);
+    check_proto(
+        "std_linear",
+        b.build(),
+        "/ReduceMean => ReduceMean: in0.1=out0.1 | mixes in0.0
+         /Sub => Sub: in0.0=out0.0 in0.1=out0.1 in1.1=out0.1
+         /MatMul => MatMul: in0.1=in1.0 in0.0=out0.0 in1.1=out0.1 | out in1.1",
     );
 }

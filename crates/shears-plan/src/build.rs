@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use shears_graph::rules::{self, DimRef, Removed, Rewrite};
-use shears_graph::{DependencyGraph, DimId, DimKey, UnitId};
+use shears_graph::{ChannelMap, DependencyGraph, DimId, DimKey, UnitId};
 use shears_onnx::{ops, Model, NodeId, ValueId, ValueKind};
 
 use crate::{summary, PlanEntry, PlanError, PruningPlan, TensorKind};
@@ -17,7 +17,8 @@ pub struct PlanRoot {
     /// The node whose output channels are pruned.
     pub node: String,
     /// The weight tensor and its output-channel axis: the stored tensor (initializer or
-    /// Constant), also when the layer reads it through a Transpose.
+    /// Constant), also when the layer reads it through a Transpose or computes it from the
+    /// stored tensor (weight standardisation).
     pub tensor: String,
     pub axis: usize,
     /// The number of channels of that axis.
@@ -73,12 +74,16 @@ pub fn resolve_layer(
             hint,
         });
     };
-    // Follow the parameter through layout ops (ConvNeXt's Linear weights behind a Transpose) to
-    // a weighted node.
-    let mut frontier = vec![(v, None::<Vec<usize>>)];
-    for _ in 0..4 {
+    // Follow the parameter along the axes its readers pass through unchanged (identity links:
+    // ConvNeXt's transposed Linear weights, a standardised weight's Sub/Div/Reshape, a quantized
+    // weight's DequantizeLinear) to the node
+    // that uses it as a weight. `to_root[a]` is the parameter's axis that axis `a` carries.
+    let rank = g.value(v).shape.as_ref().map_or(0, |s| s.len());
+    let mut frontier = vec![(v, (0..rank).map(Some).collect::<Vec<_>>())];
+    let mut seen = vec![v];
+    for _ in 0..8 {
         let mut next = Vec::new();
-        for (val, perm_to_root) in frontier {
+        for (val, to_root) in frontier {
             for &(consumer, _) in &g.value(val).consumers {
                 let c = match &graph.verdicts[consumer.index()] {
                     Ok(c) => c,
@@ -87,23 +92,39 @@ pub fn resolve_layer(
                 if let Some((ov, oa)) = c.out_channels {
                     // A quantized layer names its stored weight, read through its
                     // DequantizeLinear.
-                    if ov == val || (ov == v && perm_to_root.is_none()) {
-                        let root_axis = perm_to_root.as_ref().map_or(oa, |p| p[oa]);
-                        if let Some(d) = graph.dim_id(DimKey::Axis(v, root_axis)) {
-                            return Ok((consumer, d));
-                        }
+                    let root_axis = if ov == val {
+                        to_root.get(oa).copied().flatten()
+                    } else if ov == v {
+                        Some(oa)
+                    } else {
+                        None
+                    };
+                    if let Some(d) = root_axis.and_then(|r| graph.dim_id(DimKey::Axis(v, r))) {
+                        return Ok((consumer, d));
                     }
                 }
-                let node = g.node(consumer);
-                let rank = g.value(val).shape.as_ref().map(|s| s.len());
-                let perm = rank.and_then(|r| ops::layout_perm(node, r));
-                if let (Some(out), Some(perm)) = (node.output(0), perm) {
-                    // Output axis i is input axis perm[i]; compose back to the root's axes.
-                    let to_root: Vec<usize> = perm
-                        .iter()
-                        .map(|&p| perm_to_root.as_ref().map_or(p, |r| r[p]))
-                        .collect();
-                    next.push((out, Some(to_root)));
+                for out in g.node(consumer).outputs.iter().flatten() {
+                    if seen.contains(out) {
+                        continue;
+                    }
+                    let out_rank = g.value(*out).shape.as_ref().map_or(0, |s| s.len());
+                    let mut out_to_root = vec![None; out_rank];
+                    for l in &c.links {
+                        if l.map != ChannelMap::Identity {
+                            continue;
+                        }
+                        for (from, to) in [(l.a, l.b), (l.b, l.a)] {
+                            if let (DimRef::Axis(fv, fa), DimRef::Axis(tv, ta)) = (from, to) {
+                                if fv == val && tv == *out && ta < out_rank {
+                                    out_to_root[ta] = to_root.get(fa).copied().flatten();
+                                }
+                            }
+                        }
+                    }
+                    if out_to_root.iter().any(Option::is_some) {
+                        seen.push(*out);
+                        next.push((*out, out_to_root));
+                    }
                 }
             }
         }
@@ -256,7 +277,7 @@ pub fn plan(
         .filter(|e| e.kind == TensorKind::Statistic)
         .map(|e| e.elements_removed)
         .sum();
-    let (root_value, root_axis) = stored_source(model, root_value, root_axis);
+    let (root_value, root_axis) = stored_source(model, graph, root_value, root_axis);
     Ok(PruningPlan {
         version: 1,
         root: PlanRoot {
@@ -469,23 +490,43 @@ fn through_layout(
 }
 
 /// The stored tensor behind an output-channel axis read through layout-only ops (a Linear's
-/// weight behind its Transpose), so plans name the initializer rather than the transposed copy.
-fn stored_source(model: &Model, mut v: ValueId, mut axis: usize) -> (ValueId, usize) {
+/// weight behind its Transpose) or computed from it (a standardised weight's Sub/Div, Reshape),
+/// so plans name the initializer rather than the computed copy. Each step goes to the first
+/// input of the producer whose axis the producer's rule ties one to one to the current axis.
+fn stored_source(
+    model: &Model,
+    graph: &DependencyGraph,
+    mut v: ValueId,
+    mut axis: usize,
+) -> (ValueId, usize) {
     let g = &model.graph;
-    for _ in 0..4 {
-        if model.is_stored(v) {
+    for _ in 0..10 {
+        if rules::is_stored(model, v) {
             break;
         }
         let Some(p) = g.producer(v) else { break };
-        let n = g.node(p);
-        let Some(input) = n.input(0) else { break };
-        let rank = g.value(input).shape.as_ref().map_or(0, |s| s.len());
-        let Some(perm) = ops::layout_perm(n, rank) else {
+        let Ok(c) = &graph.verdicts[p.index()] else {
             break;
         };
-        let Some(&a) = perm.get(axis) else { break };
-        axis = a;
+        let me = DimRef::Axis(v, axis);
+        let step = g.node(p).inputs.iter().flatten().find_map(|&i| {
+            c.links.iter().find_map(|l| {
+                if l.map != ChannelMap::Identity {
+                    return None;
+                }
+                match (l.a, l.b) {
+                    (DimRef::Axis(x, a), other) | (other, DimRef::Axis(x, a))
+                        if x == i && other == me =>
+                    {
+                        Some((i, a))
+                    }
+                    _ => None,
+                }
+            })
+        });
+        let Some((input, a)) = step else { break };
         v = input;
+        axis = a;
     }
     (v, axis)
 }

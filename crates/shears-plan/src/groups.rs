@@ -65,28 +65,21 @@ fn through_relay(
 /// Every group of the model with a parameter in it, in order of first appearance.
 pub fn group_reports(model: &Model, graph: &DependencyGraph) -> Vec<GroupReport> {
     let g = &model.graph;
-    let mut layer_of: std::collections::HashMap<DimKey, shears_onnx::NodeId> =
-        std::collections::HashMap::new();
-    for id in g.node_ids() {
-        if let Some((v, a)) = graph.verdicts[id.index()]
-            .as_ref()
-            .ok()
-            .and_then(|c| c.out_channels)
-        {
-            layer_of.entry(DimKey::Axis(v, a)).or_insert(id);
-        }
-    }
+    let layers = crate::GroupLayers::new(model, graph);
     graph
         .groups
         .iter()
         .map(|grp| {
             let root = graph.dim(grp.root);
-            // The layer naming the root as its output channels (a quantized weight is linked
-            // first by its DequantizeLinear), else the first node linking it.
-            let root_node = layer_of
-                .get(&root.key)
-                .or(root.linked_by.first())
-                .map(|&n| g.node(through_relay(model, graph, n)).name.clone())
+            // The layer whose output channels the root is (a computed weight's Conv rather
+            // than the op computing it; a quantized weight's layer rather than the
+            // DequantizeLinear relaying it), else the first node linking it.
+            let root_node = layers
+                .layer(grp.id)
+                .filter(|l| l.dim == grp.root)
+                .map(|l| l.node)
+                .or_else(|| root.linked_by.first().copied())
+                .map(|n| g.node(through_relay(model, graph, n)).name.clone())
                 .unwrap_or_default();
             let members = grp
                 .dims

@@ -82,6 +82,9 @@ pub struct Coupling {
     /// The node makes its outputs from attributes alone (Constant): their axes are free, not
     /// fixed by it.
     pub source: bool,
+    /// Output axes the node makes from a literal entry of a shape input that its rewrite follows
+    /// (Expand's broadcast axes): free, not fixed by it, like a source's.
+    pub made: Vec<(ValueId, usize)>,
     /// Input slots holding running statistics rather than learned parameters (BatchNorm's mean
     /// and variance): removed with their channels, but not counted as parameters.
     pub statistics: Vec<usize>,
@@ -162,26 +165,13 @@ impl<'a> Ctx<'a> {
             _ => v,
         }
     }
-    /// Whether `v` is a weight: a constant, or a constant seen through layout-only ops
-    /// ([`shears_onnx::ops::OpRole::Layout`]: Transpose, Identity, Cast), as exporters emit
-    /// `Linear` weights, or through the `DequantizeLinear` of a quantized model (its integer
-    /// weight, read through its scales).
+    /// Whether `v` is a weight: a constant, or a value computed from constants alone by
+    /// layout-only ops ([`shears_onnx::ops::OpRole::Layout`]: Transpose, Identity, Cast, as
+    /// exporters emit `Linear` weights, and the `DequantizeLinear` of a quantized weight) or by
+    /// the arithmetic of weight standardisation (element-wise ops, reductions, Reshape, a
+    /// BatchNormalization over a reshaped weight), so a standardised weight is the layer's.
     pub fn is_weight(&self, v: ValueId) -> bool {
-        let g = &self.model.graph;
-        let mut v = v;
-        for _ in 0..4 {
-            if is_stored(self.model, v) {
-                return true;
-            }
-            let Some(p) = g.producer(v) else { return false };
-            let n = g.node(p);
-            if shears_onnx::ops::facts(n).role != shears_onnx::ops::OpRole::Layout {
-                return false;
-            }
-            let Some(i) = n.input(0) else { return false };
-            v = i;
-        }
-        false
+        computed_from_constants(self.model, v, 10)
     }
     pub fn opset(&self) -> i64 {
         self.model.graph.opset
@@ -192,6 +182,52 @@ impl<'a> Ctx<'a> {
             .map(|ax| Link::identity((a, ax), (b, ax)))
             .collect()
     }
+}
+
+/// Ops besides layout ones through which a value computed from stored tensors still counts as
+/// a weight: each is a pure function of its inputs, so a chain of them over constants is a
+/// constant.
+const WEIGHT_MAKING_OPS: &[&str] = &[
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "Neg",
+    "Abs",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "BatchNormalization",
+];
+
+/// Whether `v` is stored, or made by layout ops or [`WEIGHT_MAKING_OPS`] from stored values
+/// only, within `depth` producers.
+fn computed_from_constants(model: &Model, v: ValueId, depth: usize) -> bool {
+    if is_stored(model, v) {
+        return true;
+    }
+    let g = &model.graph;
+    let Some(p) = g.producer(v) else { return false };
+    let n = g.node(p);
+    if depth == 0
+        || !(n.domain.is_empty() || n.domain == "ai.onnx")
+        || !(shears_onnx::ops::facts(n).role == shears_onnx::ops::OpRole::Layout
+            || WEIGHT_MAKING_OPS.contains(&n.op_type.as_str()))
+    {
+        return false;
+    }
+    n.inputs
+        .iter()
+        .flatten()
+        .all(|&i| computed_from_constants(model, i, depth - 1))
 }
 
 /// Whether `v` is stored in the model: an initializer or a Constant node's output (checked
@@ -279,6 +315,7 @@ pub static RULES: &[&OpRule] = &[
     &shape_ops::UNSQUEEZE,
     &shape_ops::GATHER,
     &shape_ops::GATHER_ELEMENTS,
+    &shape_ops::GATHER_ND,
     &shape_ops::PAD,
     &shape_ops::RESIZE,
     &shape_ops::EXPAND,
@@ -325,8 +362,8 @@ pub fn couple(model: &Model, id: NodeId) -> RuleResult {
 }
 
 /// Renders a coupling in one line, for tests: `Conv: in0.1=in1.1 in1.0=out0.1 | out in1.0`,
-/// then `| mixes` (mixed axes), `| fixed` (axes fixed with a stated reason) and `| out` (the
-/// axis `--layer` names).
+/// then `| mixes` (mixed axes), `| fixed` (axes fixed with a stated reason), `| made` (axes a
+/// shape entry makes) and `| out` (the axis `--layer` names).
 pub fn render(model: &Model, id: NodeId, c: &RuleResult) -> String {
     let g = &model.graph;
     let node = g.node(id);
@@ -377,6 +414,14 @@ pub fn render(model: &Model, id: NodeId, c: &RuleResult) -> String {
                     .map(|(v, a, _)| format!("{}.{a}", slot_name(*v)))
                     .collect();
                 s.push_str(&format!(" | fixed {}", f.join(" ")));
+            }
+            if !c.made.is_empty() {
+                let m: Vec<String> = c
+                    .made
+                    .iter()
+                    .map(|&(v, a)| format!("{}.{a}", slot_name(v)))
+                    .collect();
+                s.push_str(&format!(" | made {}", m.join(" ")));
             }
             if let Some((v, a)) = c.out_channels {
                 s.push_str(&format!(" | out {}.{a}", slot_name(v)));

@@ -15,8 +15,13 @@
 //!   their size. This covers Flatten into Gemm (channel `c` owns features `c·H·W..(c+1)·H·W`),
 //!   channel shuffle (`[C] → [g, C/g]`, then `[C/g, g] → [C]`: a permutation, pruned by
 //!   position in every group) and attention heads (`[h·d] → [h, d]`: head-dim positions);
-//! - any other regrouping mixes axes (`[16, 8, 8] -> [4, 256]`, GroupNorm's classic
-//!   decomposition): those axes are fixed, with that reason.
+//! - a regrouping whose leading axes nest, one size `S` and the other `S·k` (`[C, p·p] ->
+//!   [C·p, p]`, an unfold/fold around a per-patch op; `[16, 8, 8] -> [4, 256]`, GroupNorm's
+//!   classic decomposition): index `j` of the larger lies inside index `j / k` of the smaller,
+//!   so channels of the smaller go with whole blocks of `k` of the larger (a GroupNorm's
+//!   channels in whole groups); the trailing axes of the run keep their size;
+//! - any other regrouping (`[6, 4] -> [4, 6]`) mixes axes: those axes are fixed, with that
+//!   reason.
 
 use std::fmt;
 
@@ -125,11 +130,28 @@ fn couple_reshape(ctx: &Ctx) -> RuleResult {
                 factors: is.iter().map(|&i| (i, xs[i])).collect(),
             }),
             (is, os) => {
-                // A regrouping that mixes axes (`[16, 8, 8] -> [4, 256]`): no single axis
-                // carries whole channels, so every axis of the run keeps its size.
                 let sizes = |shape: &[usize], axes: &[usize]| -> Vec<usize> {
                     axes.iter().map(|&a| shape[a]).collect()
                 };
+                let (lx, ly) = (xs[is[0]], ys[os[0]]);
+                if let Some(link) = regroup_link((x, is[0], lx), (y, os[0], ly)) {
+                    // The leading axes nest (`[C, p·p] -> [C·p, p]`): channel `c` of the
+                    // smaller is the contiguous block `c·k..(c+1)·k` of the larger, and the
+                    // trailing axes only reshuffle positions inside one channel's block.
+                    out.links.push(link);
+                    let why = format!(
+                        "regroups {:?} into {:?}; only the leading axis carries channels",
+                        sizes(xs, is),
+                        sizes(ys, os)
+                    );
+                    out.fixed
+                        .extend(is[1..].iter().map(|&a| (x, a, why.clone())));
+                    out.fixed
+                        .extend(os[1..].iter().map(|&a| (y, a, why.clone())));
+                    continue;
+                }
+                // A regrouping whose leading axes do not nest (`[6, 4] -> [4, 6]`): no single
+                // axis carries whole channels, so every axis of the run keeps its size.
                 let why = format!(
                     "regroups {:?} into {:?}, mixing channels with other axes",
                     sizes(xs, is),
@@ -148,6 +170,25 @@ fn couple_reshape(ctx: &Ctx) -> RuleResult {
             Some(k)
         }));
     Ok(out)
+}
+
+/// The link between the leading axes of a regrouped run when one divides the other: in row-major
+/// order index `j` of the larger (size `S·k`) lies inside index `j / k` of the smaller (size
+/// `S`), so removing a channel of the smaller removes a whole block of `k` of the larger and
+/// leaves every other element in order.
+fn regroup_link(a: (ValueId, usize, usize), b: (ValueId, usize, usize)) -> Option<Link> {
+    let (small, big) = if a.2 < b.2 { (a, b) } else { (b, a) };
+    if small.2 < 2 || big.2 % small.2 != 0 {
+        return None;
+    }
+    Some(Link::new(
+        DimRef::Axis(big.0, big.1),
+        DimRef::Axis(small.0, small.1),
+        ChannelMap::DivMod {
+            div: big.2 / small.2,
+            modulo: small.2,
+        },
+    ))
 }
 
 /// Pairs runs of input and output axes (size-1 axes skipped) whose products agree.

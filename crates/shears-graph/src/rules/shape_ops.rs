@@ -16,12 +16,18 @@
 //!   indices' shape. Other axes of data are Y's where the sizes agree; data's `axis` is fixed
 //!   (the indices point into it). Runtime indices share every axis with Y; constant indices
 //!   are rewritten instead (the slices of the removed channels dropped).
+//! - GatherND [batch_dims from 12]: `Y = indices[..q-1] ++ data[b+k..]`, the last indices axis
+//!   holding `k` coordinates into data's axes `b..b+k`. Data's trailing axes pass into Y; its
+//!   indexed axes are fixed (the indices point into them). The `b` batch axes and runtime
+//!   indices' own axes are Y's; constant indices are not rewritten, so Y's leading axes then
+//!   keep their size.
 //! - Pad [pads attribute < 11, input from 11, `axes` input from 18]: unpadded axes pass through.
 //! - Resize [inputs X, roi, scales, sizes from 11; X, scales in 10]: axes whose size does not
 //!   change pass through; a constant `sizes` entry is rewritten.
 //! - Expand: numpy broadcast of X to `shape`; a constant `shape` entry is rewritten.
 //! - Constant, ConstantOfShape: sources; their outputs' axes are not constrained (ConstantOfShape's
-//!   input is a shape, read as values).
+//!   input is a shape, read as values: a literal entry is rewritten when its axis loses
+//!   channels, an entry computed from constants fixes its axis).
 
 use std::sync::Arc;
 
@@ -76,6 +82,11 @@ pub static GATHER_ELEMENTS: OpRule = OpRule {
     couple: couple_gather_elements,
     rewrite: Some(rewrite_gather_elements),
 };
+pub static GATHER_ND: OpRule = OpRule {
+    ops: &["GatherND"],
+    couple: couple_gather_nd,
+    rewrite: None,
+};
 pub static PAD: OpRule = OpRule {
     ops: &["Pad"],
     couple: couple_pad,
@@ -98,10 +109,12 @@ pub static CONSTANT: OpRule = OpRule {
             source: true,
             // ConstantOfShape reads its input's values as a shape, not as data.
             shape_only: (0..ctx.node.inputs.len()).collect(),
+            // Its axes follow removed channels through the shape's literal entries.
+            fixed: unrewritable_entries(ctx, 0, |k, _| Some(k)),
             ..Default::default()
         })
     },
-    rewrite: None,
+    rewrite: Some(rewrite_constant_of_shape),
 };
 
 fn data_io(ctx: &Ctx) -> Result<(shears_onnx::ValueId, shears_onnx::ValueId), String> {
@@ -659,6 +672,44 @@ fn couple_gather_elements(ctx: &Ctx) -> RuleResult {
     Ok(out)
 }
 
+fn couple_gather_nd(ctx: &Ctx) -> RuleResult {
+    let (x, y) = data_io(ctx)?;
+    let idx = ctx.input(1).ok_or("indices are missing")?;
+    let xs = ctx.in_shape(0)?;
+    let is = ctx.in_shape(1)?;
+    let ys = ctx.out_shape(0)?;
+    let q = is.len();
+    let k = *is.last().ok_or("indices are a scalar")?;
+    let b = usize::try_from(ctx.node.attr_i("batch_dims", 0))
+        .ok()
+        .filter(|&b| b < q && b + k <= xs.len())
+        .ok_or("batch_dims or the coordinate count do not fit the data")?;
+    if ys.len() != q - 1 + xs.len() - b - k {
+        return Err(format!(
+            "output rank {} disagrees with the inputs",
+            ys.len()
+        ));
+    }
+    let mut out = Coupling::default();
+    for a in b + k..xs.len() {
+        out.links
+            .push(Link::identity((x, a), (y, q - 1 + a - b - k)));
+    }
+    if super::is_stored(ctx.model, idx) {
+        // Constant coordinates are positions along data's axes: nothing rewrites them, so the
+        // batch axes and the picked rows keep their sizes.
+        out.shape_only.push(1);
+    } else {
+        for a in 0..b {
+            out.links.push(Link::identity((x, a), (y, a)));
+        }
+        for a in 0..q - 1 {
+            out.links.push(Link::identity((idx, a), (y, a)));
+        }
+    }
+    Ok(out)
+}
+
 /// Constant indices lose the slices of Y's removed channels (their values, positions along
 /// data's fixed `axis`, do not change).
 fn rewrite_gather_elements(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
@@ -806,7 +857,7 @@ pub(super) fn unrewritable_entries(
     slot: usize,
     entry_axis: impl Fn(usize, usize) -> Option<usize>,
 ) -> Vec<(ValueId, usize, String)> {
-    use super::shape_trace::trace_entry;
+    use super::shape_trace::{trace_entry, EntrySource};
     let (Some(v), Some(y)) = (ctx.input(slot), ctx.output(0)) else {
         return Vec::new();
     };
@@ -821,12 +872,23 @@ pub(super) fn unrewritable_entries(
         if ys.get(ax).is_none_or(|&d| entry != d as i64) {
             continue; // 0 and -1 follow the input by themselves
         }
-        if trace_entry(ctx.model, ctx.id, slot, v, k).is_none() {
-            let why = format!(
-                "reads this axis's size from entry {k} of '{}', computed from constants, which cannot follow removed channels",
-                ctx.model.graph.value(v).name
-            );
-            out.push((y, ax, why));
+        let g = &ctx.model.graph;
+        match trace_entry(ctx.model, ctx.id, slot, v, k) {
+            None => {
+                let why = format!(
+                    "reads this axis's size from entry {k} of '{}', computed from constants, which cannot follow removed channels",
+                    g.value(v).name
+                );
+                out.push((y, ax, why));
+            }
+            Some(EntrySource::Shared { value }) => {
+                let why = format!(
+                    "reads this axis's size from entry {k} of '{}', a shape tensor other nodes read too: editing it would resize theirs",
+                    g.value(value).name
+                );
+                out.push((y, ax, why));
+            }
+            Some(_) => {}
         }
     }
     out
@@ -890,6 +952,13 @@ pub(super) fn rewrite_shape_input(
                     g.value(v).name
                 ))
             }
+            Some(EntrySource::Shared { value }) => {
+                return Err(format!(
+                    "entry {k} of '{}' comes through '{}', which other nodes read too",
+                    g.value(v).name,
+                    g.value(value).name
+                ))
+            }
         }
     }
     Ok(edits
@@ -910,6 +979,11 @@ pub(super) fn rewrite_shape_input(
             }
         })
         .collect())
+}
+
+/// ConstantOfShape's shape entries follow their axes' removed channels (Constant has no input).
+fn rewrite_constant_of_shape(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    rewrite_shape_input(ctx, removed, 0, |k, _| Some(k))
 }
 
 fn rewrite_resize(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
@@ -937,9 +1011,33 @@ fn couple_expand(ctx: &Ctx) -> RuleResult {
         }
     }
     let rank = ys.len();
-    out.fixed.extend(unrewritable_entries(ctx, 1, move |k, n| {
-        (k + rank).checked_sub(n)
-    }));
+    let entry_axis = move |k: usize, n: usize| (k + rank).checked_sub(n);
+    let fixed = unrewritable_entries(ctx, 1, entry_axis);
+    // An axis the shape alone sizes (X broadcast from 1, or a new leading axis) is made here:
+    // free when its entry is a literal the rewrite edits, so a bias expanded from a scalar
+    // follows its channels. Entries computed at run time follow by themselves only if they
+    // copy an axis that is itself linked; nothing ties them here, so they keep their size.
+    if let Some(shape) = ctx.folded(1) {
+        for (k, &entry) in shape.iter().enumerate() {
+            let Some(oa) = entry_axis(k, shape.len()) else {
+                continue;
+            };
+            let from_x = oa >= lead && xs[oa - lead] == ys[oa];
+            if from_x || ys[oa] < 2 || entry != ys[oa] as i64 {
+                continue;
+            }
+            if fixed.iter().any(|f| f.1 == oa) {
+                continue;
+            }
+            let v = ctx.input(1).ok_or("shape is missing")?;
+            if let Some(super::shape_trace::EntrySource::Literal { .. }) =
+                super::shape_trace::trace_entry(ctx.model, ctx.id, 1, v, k)
+            {
+                out.made.push((y, oa));
+            }
+        }
+    }
+    out.fixed.extend(fixed);
     Ok(out)
 }
 

@@ -5,7 +5,10 @@
 //! An entry is either *dynamic* (read from a `Shape` at run time: it follows the pruned tensor
 //! by itself) or a *literal* element of a constant that a known node input reads: that input is
 //! the one to rewrite. Anything computed from literals by arithmetic is neither, and the caller
-//! reports it as not rewritable. Never guesses.
+//! reports it as not rewritable. A literal reached through a computed shape tensor that other
+//! nodes read too (exporters share one `Concat` between two Expands) is *shared*: editing it
+//! would resize the other readers' outputs as well, so it is not rewritable either. Never
+//! guesses.
 
 use shears_onnx::{Model, NodeId, ValueId};
 
@@ -21,6 +24,8 @@ pub enum EntrySource {
         tensor: ValueId,
         index: usize,
     },
+    /// A literal reached through `value`, a computed shape tensor that several nodes read.
+    Shared { value: ValueId },
 }
 
 /// Traces element `index` of `value`, which input `slot` of `consumer` reads.
@@ -42,33 +47,41 @@ pub fn trace_entry(
     }
     let p = g.producer(value)?;
     let n = g.node(p);
+    let readers = &g.value(value).consumers;
+    let shared = readers.iter().any(|&(r, _)| r != consumer);
     let len_of = |v: ValueId| -> Option<usize> {
         let s = g.value(v).shape.as_ref()?;
         Some(s.iter().product())
     };
-    match n.op_type.as_str() {
+    let source = match n.op_type.as_str() {
         "Shape" | "Size" => Some(EntrySource::Dynamic),
         "Identity" | "Cast" | "Unsqueeze" | "Squeeze" => {
             trace_entry(model, p, 0, n.input(0)?, index)
         }
         "Concat" => {
             let mut offset = 0;
+            let mut found = None;
             for (s, v) in n.inputs.iter().enumerate() {
                 let v = (*v)?;
                 let len = len_of(v)?;
                 if index < offset + len {
-                    return trace_entry(model, p, s, v, index - offset);
+                    found = trace_entry(model, p, s, v, index - offset);
+                    break;
                 }
                 offset += len;
             }
-            None
+            found
         }
         // Selecting from a shape keeps it dynamic; selecting from a constant is a literal of
         // the gathered constant only through the indices, which we do not follow.
         "Gather" | "Slice" => match trace_entry(model, p, 0, n.input(0)?, 0)? {
             EntrySource::Dynamic => Some(EntrySource::Dynamic),
-            EntrySource::Literal { .. } => None,
+            EntrySource::Literal { .. } | EntrySource::Shared { .. } => None,
         },
         _ => None,
-    }
+    }?;
+    Some(match source {
+        EntrySource::Literal { .. } if shared => EntrySource::Shared { value },
+        other => other,
+    })
 }

@@ -1,8 +1,10 @@
 //! Ops that cut, join or pick along axes: `Concat`, `Split`, `Slice`, `Gather`,
-//! `GatherElements`, `Pad`. Folded contents go through all but `GatherElements` and `Pad`.
+//! `GatherElements`, `GatherND`, `Pad`. Folded contents go through all but `GatherElements`,
+//! `GatherND` and `Pad`.
 //!
 //! Opset differences: `Split` sizes are the `split` attribute before opset 13, an input since,
-//! and may be `num_outputs` (uneven: the last part smaller) from 18; `Slice` takes
+//! and may be `num_outputs` (uneven: the last part smaller) from 18; `GatherND` has
+//! `batch_dims` from 12 (0 before); `Slice` takes
 //! `starts`/`ends`/`axes` attributes before opset 10 and inputs (plus `steps`) since; `Pad`
 //! takes `paddings` (opset 1), `pads` (2-10) as attributes and `pads`/`axes` as inputs since 11.
 
@@ -17,6 +19,7 @@ pub(super) const RULES: &[(&str, ShapeFn)] = &[
     ("Slice", slice),
     ("Gather", gather),
     ("GatherElements", gather_elements),
+    ("GatherND", gather_nd),
     ("Pad", pad),
 ];
 
@@ -257,6 +260,36 @@ fn gather_elements(c: &Ctx<'_>) -> R {
     }
     norm_axis(c.attr_i("axis", 0), x.len())?;
     Ok(vec![Out::new(idx.to_vec(), c.dtype(0)?)])
+}
+
+/// `GatherND(data[r], indices[q])`: the last indices axis holds `k` coordinates into data's axes
+/// `b..b+k` (`b` = `batch_dims`, whose axes both share); the output is
+/// `indices[..q-1] ++ data[b+k..]`.
+fn gather_nd(c: &Ctx<'_>) -> R {
+    let x = c.shape(0)?;
+    let idx = c.shape(1)?;
+    let b = c.attr_i("batch_dims", 0);
+    let Some(&k) = idx.last() else {
+        return invalid("indices are a scalar");
+    };
+    let b = usize::try_from(b)
+        .ok()
+        .filter(|&b| b < idx.len() && b < x.len())
+        .ok_or_else(|| Fail::Invalid(format!("batch_dims {b} is out of range")))?;
+    if k < 1 || b + k > x.len() {
+        return invalid(format!(
+            "indices of {k} coordinates do not fit data of rank {} with batch_dims {b}",
+            x.len()
+        ));
+    }
+    if x[..b] != idx[..b] {
+        return invalid(format!(
+            "batch axes of data {x:?} and indices {idx:?} differ"
+        ));
+    }
+    let mut out = idx[..idx.len() - 1].to_vec();
+    out.extend_from_slice(&x[b + k..]);
+    Ok(vec![Out::new(out, c.dtype(0)?)])
 }
 
 fn pad(c: &Ctx<'_>) -> R {
@@ -507,6 +540,35 @@ mod tests {
             vec![ai("axis", 1)],
             &[s(&[3, 4]), s(&[3, 2])],
             &[&[3, 2]],
+        );
+        // Row pairs of a [1, 5, 6] sequence: [1, 2, 2] indices give [1, 2, 6].
+        check(
+            13,
+            "GatherND",
+            vec![],
+            &[s(&[1, 5, 6]), s(&[1, 2, 2])],
+            &[&[1, 2, 6]],
+        );
+        check(
+            13,
+            "GatherND",
+            vec![ai("batch_dims", 1)],
+            &[s(&[2, 5, 6]), s(&[2, 3, 1])],
+            &[&[2, 3, 6]],
+        );
+        check_err(
+            13,
+            "GatherND",
+            vec![],
+            &[s(&[5, 6]), s(&[2, 3])],
+            "do not fit",
+        );
+        check_err(
+            13,
+            "GatherND",
+            vec![ai("batch_dims", 1)],
+            &[s(&[2, 5, 6]), s(&[3, 1])],
+            "batch axes",
         );
     }
 

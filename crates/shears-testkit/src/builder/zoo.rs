@@ -6,6 +6,7 @@
 //! [`all`] lists the small ones by name.
 
 mod branches;
+mod computed;
 mod mobile;
 mod ops;
 mod resnet;
@@ -13,6 +14,7 @@ mod sizes;
 mod transformer;
 
 pub use branches::*;
+pub use computed::*;
 pub use mobile::*;
 pub use ops::*;
 pub use resnet::*;
@@ -108,6 +110,11 @@ pub const MODELS: &[ZooEntry] = &[
     ("group_norm_block", group_norm_block),
     ("group_norm_decomposed", group_norm_decomposed),
     ("lrn_gather_elements", lrn_gather_elements),
+    ("std_conv", std_conv),
+    ("std_conv_2d", std_conv_2d),
+    ("computed_bias", computed_bias),
+    ("gather_nd_tokens", gather_nd_tokens),
+    ("patch_regroup", patch_regroup),
 ];
 
 /// Every small zoo model by name, built.
