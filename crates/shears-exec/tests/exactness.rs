@@ -238,3 +238,33 @@ fn a_standardised_weight_names_its_layer_and_is_sliced() {
         .unwrap();
     assert_eq!(t.dims, vec![6, 3, 3, 3]);
 }
+
+/// Biases made by ConstantOfShape and Expand: the plan lists the rewrite of each shape literal
+/// (though neither op links the axis it makes), and applying it makes the same rewrites.
+#[test]
+fn made_bias_shapes_are_rewritten_by_the_plan() {
+    let mut model =
+        Model::from_proto(zoo::computed_bias(), "computed_bias", ExternalStore::none()).unwrap();
+    let shapes = common::static_shapes(&model);
+    shears_onnx::shape::infer_shapes(&mut model, &shapes).unwrap();
+    let graph = DependencyGraph::build(&model);
+    let plan = shears_plan::plan(&model, &graph, "/conv1/Conv", &[1, 7]).unwrap();
+    let edits: Vec<(String, Vec<i64>)> = plan
+        .rewrites
+        .iter()
+        .map(|r| match r {
+            shears_graph::rules::Rewrite::ConstInts { tensor, new, .. } => {
+                (tensor.clone(), new.clone())
+            }
+            other => panic!("unexpected rewrite {other:?}"),
+        })
+        .collect();
+    for want in [("bias.shape", vec![6]), ("shift.shape", vec![1, 6, 1, 1])] {
+        assert!(
+            edits.contains(&(want.0.to_string(), want.1.clone())),
+            "{edits:?}"
+        );
+    }
+    let applied = shears_exec::apply(&model, std::slice::from_ref(&plan)).unwrap();
+    assert_eq!(applied.rewrites, plan.rewrites);
+}

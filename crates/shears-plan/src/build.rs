@@ -246,6 +246,9 @@ pub fn plan(
         nodes_touched.extend(di.linked_by.iter().copied());
         mixed.extend(di.mixed_by.iter().copied());
         if let DimKey::Axis(v, a) = di.key {
+            // A producer that makes the axis from a shape entry (Expand, ConstantOfShape)
+            // links nothing there but rewrites that entry.
+            nodes_touched.extend(model.graph.producer(v));
             removed.0.insert((v, a), idx.clone());
         }
     }
