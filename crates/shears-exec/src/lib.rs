@@ -13,6 +13,7 @@
 
 mod apply;
 mod error;
+mod heads;
 mod merge;
 mod random_plans;
 mod slice;
@@ -21,6 +22,7 @@ mod zero;
 
 pub use apply::{apply, Applied};
 pub use error::ExecError;
+pub use heads::{check_every_head, HeadCheck};
 pub use merge::{merge, Cuts};
 pub use random_plans::random_plans;
 pub use slice::slice_axis;

@@ -275,6 +275,7 @@ pub fn plan(
             .iter()
             .map(|&n| model.graph.node(n).name.clone())
             .collect(),
+        granularity: graph.granularity,
     })
 }
 

@@ -81,6 +81,10 @@ pub struct Coupling {
     /// The node makes its outputs from attributes alone (Constant): their axes are free, not
     /// fixed by it.
     pub source: bool,
+    /// Axes that index attention heads: the batch axes of a product of two activations
+    /// (`Q·Kᵀ`, `scores·V`). When whole heads are the units
+    /// ([`crate::Granularity::Heads`]), Reshape factors tied to them carry the channels.
+    pub head_axes: Vec<(ValueId, usize)>,
     /// Input slots holding running statistics rather than learned parameters (BatchNorm's mean
     /// and variance): removed with their channels, but not counted as parameters.
     pub statistics: Vec<usize>,
