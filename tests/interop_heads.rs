@@ -116,7 +116,14 @@ fn heads_of_an_attention_block_not_in_shared_prune_exactly_and_run() {
 fn heads_of_the_shared_transformers_prune_and_run_at_two_lengths() {
     let dir = tempfile::tempdir().unwrap();
     let mut pairs = Vec::new();
-    for m in ["bert-ts", "bert-dynamo", "gpt2-ts", "vit-ts", "vit-dynamo"] {
+    for m in [
+        "bert-ts",
+        "bert-dynamo",
+        "gpt2-ts",
+        "llama-ts",
+        "vit-ts",
+        "vit-dynamo",
+    ] {
         let original = common::shared().join(format!("models/transformers/{m}.onnx"));
         pairs.extend(pruned_pairs(dir.path(), &original, m));
     }
