@@ -85,3 +85,79 @@ fn the_head_dim_graph_is_unchanged_and_has_no_head_units() {
     let gid = g.group_at(d, 0).unwrap();
     assert_eq!(g.group(gid).units.len(), 8, "head-dim positions");
 }
+
+/// Grouped-query attention: 4 query heads of 4 dims share 2 key/value heads through
+/// `repeat_kv` written as Unsqueeze, Expand `[1, 2, 2, 4, 4]` and Reshape to 4 heads.
+fn gqa() -> shears_onnx::proto::ModelProto {
+    use shears_onnx::builder::ModelBuilder;
+    let mut b = ModelBuilder::new(17).named("gqa");
+    let x = b.input("input", &[1, 4, 16]);
+    let q = b.linear(&x, "q_proj", 16);
+    let k = b.linear(&x, "k_proj", 8);
+    let v = b.linear(&x, "v_proj", 8);
+    let q = b.reshape(&q, &[1, 4, 4, 4]);
+    let q = b.transpose(&q, &[0, 2, 1, 3]);
+    let repeat_kv = |b: &mut ModelBuilder, t: &str| -> String {
+        let t = b.reshape(t, &[1, 4, 2, 4]);
+        let t = b.transpose(&t, &[0, 2, 1, 3]);
+        let t = b.unsqueeze(&t, &[2]);
+        let name = b.unique_value_name("repeat_shape");
+        let shape = b.init_i64(&name, &[5], &[1, 2, 2, 4, 4]);
+        let e = b.node("Expand", &[&t, &shape], 1, vec![]).remove(0);
+        b.set_shape(&e, &[1, 2, 2, 4, 4]);
+        b.reshape(&e, &[1, 4, 4, 4])
+    };
+    let k = repeat_kv(&mut b, &k);
+    let v = repeat_kv(&mut b, &v);
+    let kt = b.transpose(&k, &[0, 1, 3, 2]);
+    let s = b.matmul(&q, &kt);
+    let s = b.softmax(&s, -1);
+    let c = b.matmul(&s, &v);
+    let c = b.transpose(&c, &[0, 2, 1, 3]);
+    let c = b.reshape(&c, &[1, 4, 16]);
+    let o = b.linear(&c, "o_proj", 16);
+    b.output(&o);
+    b.build()
+}
+
+#[test]
+fn with_grouped_query_attention_a_unit_is_a_key_value_head_and_its_query_group() {
+    let m = load("gqa", gqa());
+    let g = DependencyGraph::build_heads(&m);
+    let q = shears_plan::layer_heads(&m, &g, "q_proj.weight").unwrap();
+    assert_eq!(
+        q.heads,
+        vec![(0..8).collect::<Vec<u32>>(), (8..16).collect()]
+    );
+    let k = shears_plan::layer_heads(&m, &g, "k_proj.weight").unwrap();
+    assert_eq!(
+        k.heads,
+        vec![(0..4).collect::<Vec<u32>>(), (4..8).collect()]
+    );
+    // Removing key/value head 1 removes query heads 2 and 3, and every head count follows.
+    let plan = shears_plan::plan_heads(&m, &g, "k_proj.weight", &[1]).unwrap();
+    let rw: Vec<String> = plan
+        .rewrites
+        .iter()
+        .map(shears_plan::rewrite_line)
+        .collect();
+    for (old, new) in [
+        ("[1, 2, 2, 4, 4]", "[1, 1, 2, 4, 4]"),
+        ("[1, 4, 4, 4]", "[1, 2, 4, 4]"),
+        ("[1, 4, 2, 4]", "[1, 4, 1, 4]"),
+        ("[1, 4, 16]", "[1, 4, 8]"),
+    ] {
+        assert!(
+            rw.iter().any(|l| l.contains(&format!("{old} -> {new}"))),
+            "{old}: {rw:?}"
+        );
+    }
+    let checks = shears_exec::check_every_head(&m, &common::static_shapes(&m), 2, 5).unwrap();
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    for c in &checks {
+        assert!(
+            c.exactness.exact_expected && c.exactness.max_rel <= 1e-5,
+            "{c:?}"
+        );
+    }
+}
