@@ -87,8 +87,11 @@ fn the_head_dim_graph_is_unchanged_and_has_no_head_units() {
 }
 
 /// Grouped-query attention: 4 query heads of 4 dims share 2 key/value heads through
-/// `repeat_kv` written as Unsqueeze, Expand `[1, 2, 2, 4, 4]` and Reshape to 4 heads.
-fn gqa() -> shears_onnx::proto::ModelProto {
+/// `repeat_kv` written as Unsqueeze, Expand `[1, 2, 2, 4, 4]` and Reshape to 4 heads; with
+/// `computed`, as the TorchScript exporter writes it: the Expand shape is
+/// `Where(Equal(s, -1), 1, s)` of `s = [1, kv, 2, 4, 4]` and the Reshape target
+/// `[1, kv * 2, 4, 4]`, `kv` read from the keys' shape at run time.
+fn gqa_with(computed: bool) -> shears_onnx::proto::ModelProto {
     use shears_onnx::builder::ModelBuilder;
     let mut b = ModelBuilder::new(17).named("gqa");
     let x = b.input("input", &[1, 4, 16]);
@@ -100,12 +103,49 @@ fn gqa() -> shears_onnx::proto::ModelProto {
     let repeat_kv = |b: &mut ModelBuilder, t: &str| -> String {
         let t = b.reshape(t, &[1, 4, 2, 4]);
         let t = b.transpose(&t, &[0, 2, 1, 3]);
+        let kt = t.clone();
         let t = b.unsqueeze(&t, &[2]);
-        let name = b.unique_value_name("repeat_shape");
-        let shape = b.init_i64(&name, &[5], &[1, 2, 2, 4, 4]);
-        let e = b.node("Expand", &[&t, &shape], 1, vec![]).remove(0);
+        if !computed {
+            let name = b.unique_value_name("repeat_shape");
+            let shape = b.init_i64(&name, &[5], &[1, 2, 2, 4, 4]);
+            let e = b.node("Expand", &[&t, &shape], 1, vec![]).remove(0);
+            b.set_shape(&e, &[1, 2, 2, 4, 4]);
+            return b.reshape(&e, &[1, 4, 4, 4]);
+        }
+        let int = |b: &mut ModelBuilder, base: &str, dims: &[i64], v: &[i64]| {
+            let name = b.unique_value_name(base);
+            b.init_i64(&name, dims, v)
+        };
+        let shape = b.shape(&kt);
+        let kv = b.gather(&shape, 1, 0);
+        let kv1 = b.unsqueeze(&kv, &[0]);
+        let one = int(b, "one", &[1], &[1]);
+        let tail = int(b, "tail", &[3], &[2, 4, 4]);
+        let s = b.concat(&[&one, &kv1, &tail], 0);
+        let neg = int(b, "minus_ones", &[5], &[-1; 5]);
+        let eq = b.node("Equal", &[&s, &neg], 1, vec![]).remove(0);
+        b.set_shape(&eq, &[5]);
+        b.set_dtype(&eq, shears_onnx::proto::tensor_proto::DataType::Bool as i32);
+        let ones = int(b, "ones", &[5], &[1; 5]);
+        let target = b.node("Where", &[&eq, &ones, &s], 1, vec![]).remove(0);
+        b.set_shape(&target, &[5]);
+        b.set_dtype(
+            &target,
+            shears_onnx::proto::tensor_proto::DataType::Int64 as i32,
+        );
+        let e = b.node("Expand", &[&t, &target], 1, vec![]).remove(0);
         b.set_shape(&e, &[1, 2, 2, 4, 4]);
-        b.reshape(&e, &[1, 4, 4, 4])
+        let two = int(b, "n_rep", &[], &[2]);
+        let heads = b.node("Mul", &[&kv, &two], 1, vec![]).remove(0);
+        b.set_shape(&heads, &[]);
+        b.set_dtype(
+            &heads,
+            shears_onnx::proto::tensor_proto::DataType::Int64 as i32,
+        );
+        let heads = b.unsqueeze(&heads, &[0]);
+        let rest = int(b, "rest", &[2], &[4, 4]);
+        let merged = b.concat(&[&one, &heads, &rest], 0);
+        b.reshape_dynamic(&e, &merged, &[1, 4, 4, 4])
     };
     let k = repeat_kv(&mut b, &k);
     let v = repeat_kv(&mut b, &v);
@@ -121,8 +161,26 @@ fn gqa() -> shears_onnx::proto::ModelProto {
 }
 
 #[test]
+fn computed_repeat_kv_head_counts_follow_the_removed_key_value_heads() {
+    // Every count is read at run time (or is the unchanged n_rep): no rewrite is needed, and
+    // the Where and the product are followed rather than blocking the group.
+    let m = load("gqa_computed", gqa_with(true));
+    let g = DependencyGraph::build_heads(&m);
+    let k = shears_plan::layer_heads(&m, &g, "k_proj.weight").unwrap();
+    assert_eq!(k.heads.len(), 2);
+    let checks = shears_exec::check_every_head(&m, &common::static_shapes(&m), 2, 5).unwrap();
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    for c in &checks {
+        assert!(
+            c.exactness.exact_expected && c.exactness.max_rel <= 1e-5,
+            "{c:?}"
+        );
+    }
+}
+
+#[test]
 fn with_grouped_query_attention_a_unit_is_a_key_value_head_and_its_query_group() {
-    let m = load("gqa", gqa());
+    let m = load("gqa", gqa_with(false));
     let g = DependencyGraph::build_heads(&m);
     let q = shears_plan::layer_heads(&m, &g, "q_proj.weight").unwrap();
     assert_eq!(
