@@ -333,7 +333,11 @@ pub fn prune_iterative(
 /// and how many others the goal gave no channel to lose.
 fn nothing_pruned(model: &Model, stages: &[StageReport]) -> PrunerError {
     let groups = DependencyGraph::build(model).groups.len();
-    let skipped = stages.first().map_or(&[][..], |s| &s.skipped[..]);
+    // The first width stage's skips (a head stage, numbered 0, sees head groups only).
+    let skipped = stages
+        .iter()
+        .find(|s| s.stage >= 1)
+        .map_or(&[][..], |s| &s.skipped[..]);
     let open = groups.saturating_sub(skipped.len());
     let mut reason = format!("of {groups} groups, {} are left whole", skipped.len());
     if open > 0 {
