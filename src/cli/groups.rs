@@ -1,5 +1,6 @@
 //! `shears groups MODEL [--json]`: every group of coupled channels, whether it is prunable, and
-//! for blocked ones which node blocks it and why.
+//! for blocked ones which node blocks it and why. The text ends with the head groups (units =
+//! whole attention heads) when the model has attention; `--heads` prints only those.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,26 +14,47 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Only the head groups: units are whole attention heads (`plan --heads`,
+    /// `prune --head-ratio`).
+    #[arg(long)]
+    pub heads: bool,
     #[command(flatten)]
     pub shapes: ShapeArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (model, graph) = load_graph(&args.model, &args.shapes)?;
-    let reports = shears_plan::group_reports(&model, &graph);
+    let heads_graph = shears_graph::DependencyGraph::build_heads(&model);
+    let head_reports = shears_plan::head_group_reports(&model, &heads_graph);
+    let reports = if args.heads {
+        Vec::new()
+    } else {
+        shears_plan::group_reports(&model, &graph)
+    };
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
+        let shown = if args.heads { &head_reports } else { &reports };
+        writeln!(out, "{}", serde_json::to_string_pretty(shown)?)?;
     } else if !super::common::quiet() {
-        write!(
-            out,
-            "{}",
-            shears_plan::render_groups_text(&model.source, &reports)
-        )?;
+        if !args.heads {
+            write!(
+                out,
+                "{}",
+                shears_plan::render_groups_text(&model.source, &reports)
+            )?;
+        }
+        if args.heads || !head_reports.is_empty() {
+            let title = format!("{}: head groups (units = heads)", model.source);
+            write!(
+                out,
+                "{}",
+                shears_plan::render_groups_text(&title, &head_reports)
+            )?;
+        }
     }
     out.flush()?;
     // The process ends here: freeing the model and graph piece by piece would only add time.
-    std::mem::forget((model, graph, reports));
+    std::mem::forget((model, graph, heads_graph, reports, head_reports));
     Ok(ExitCode::SUCCESS)
 }

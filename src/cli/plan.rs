@@ -1,5 +1,6 @@
 //! `shears plan MODEL --layer NAME --idxs 2,6,9 [--json]`: the pruning plan for removing those
-//! output channels of a layer, expanded through every coupling.
+//! output channels of a layer, expanded through every coupling; `--heads 1,3` instead removes
+//! whole attention heads of a q, k, v (or fused qkv) projection.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +17,12 @@ pub struct Args {
     #[arg(long)]
     pub layer: String,
     /// Output-channel indices to remove: `2,6,9` or ranges `0..4`.
+    #[arg(long, required_unless_present = "heads", conflicts_with = "heads")]
+    pub idxs: Option<String>,
+    /// Whole attention heads to remove, numbered from 0 as the projection lays them out (with
+    /// grouped-query attention a unit is a key/value head with its query heads): `1,3`.
     #[arg(long)]
-    pub idxs: String,
+    pub heads: Option<String>,
     /// Print JSON (schema in docs/plan.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -26,10 +31,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (model, graph) = load_graph(&args.model, &args.shapes)?;
-    let idxs = parse_indices(&args.idxs)?;
-    let plan = shears_plan::plan(&model, &graph, &args.layer, &idxs)
-        .with_context(|| args.model.display().to_string())?;
+    let plan = if let Some(heads) = &args.heads {
+        let model = super::common::load_with_shapes(&args.model, &args.shapes)?;
+        let graph = shears_graph::DependencyGraph::build_heads(&model);
+        let heads = parse_indices(heads)?;
+        shears_plan::plan_heads(&model, &graph, &args.layer, &heads)
+    } else {
+        let (model, graph) = load_graph(&args.model, &args.shapes)?;
+        let idxs = parse_indices(args.idxs.as_deref().unwrap_or_default())?;
+        shears_plan::plan(&model, &graph, &args.layer, &idxs)
+    }
+    .with_context(|| args.model.display().to_string())?;
     if args.json {
         super::common::out(serde_json::to_string_pretty(&plan)? + "\n")?;
     } else {

@@ -67,6 +67,10 @@ pub struct AutoArgs {
     /// Remove this share of every group's channels (of all channels with --global), in [0, 1).
     #[arg(long, conflicts_with_all = MANUAL)]
     pub ratio: Option<f64>,
+    /// Remove this share of every attention's whole heads, in [0, 1), before the widths are
+    /// pruned (combine with --ratio, --target-params or --target-macs; alone, only heads go).
+    #[arg(long, value_name = "R", conflicts_with_all = MANUAL)]
+    pub head_ratio: Option<f64>,
     /// Keep this fraction of the original parameters instead (the ratio is searched).
     #[arg(long, value_name = "F", conflicts_with_all = ["ratio", "target_macs", "layer", "idxs", "plan"])]
     pub target_params: Option<f64>,
@@ -141,6 +145,7 @@ pub struct AutoArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let auto = args.auto.ratio.is_some()
+        || args.auto.head_ratio.is_some()
         || args.auto.target_params.is_some()
         || args.auto.target_macs.is_some();
     let model = load_with_shapes(&args.model, &args.shapes)?;
@@ -271,6 +276,8 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         (Some(r), None, None) => Goal::Ratio(r),
         (None, Some(f), None) => Goal::Parameters(f),
         (None, None, Some(f)) => Goal::Macs(f),
+        // Heads alone: the width stages remove nothing.
+        (None, None, None) if args.auto.head_ratio.is_some() => Goal::Ratio(0.0),
         _ => bail!("give one of --ratio, --target-params, --target-macs"),
     };
     let mut layer_ratios = Vec::new();
@@ -314,6 +321,7 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         calibration,
         input_shapes: args.shapes.parse()?,
         custom_importance: None,
+        head_ratio: args.auto.head_ratio,
     })
 }
 

@@ -30,6 +30,29 @@ pub const MAX_AXIS_ATOMS: usize = 1 << 24;
 /// too long. Keeps every atom counter (`u32`) far from wrapping.
 pub const MAX_ATOMS: usize = 1 << 27;
 
+/// Which factor of an attention Reshape (`[.., h·d] <-> [.., h, d]`) carries the channels.
+///
+/// The two choices partition the same weight rows differently (position `p` of every head, or
+/// every position of head `j`), so they cannot be units of one graph: a model has one graph
+/// of each kind, and plans say which one they were made on.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// Head-dim positions: a unit is position `p` of every head (the largest free factor
+    /// carries the channels, as for every other Reshape). Whole heads are fixed.
+    #[default]
+    HeadDims,
+    /// Whole heads: a Reshape factor tied to a head axis ([`crate::rules::Coupling::head_axes`],
+    /// or a factor merged into one, as grouped-query attention's `repeat_kv` merges key/value
+    /// heads into query heads) carries the channels, so a unit is one head with its q, k, v
+    /// rows and output-projection columns (with grouped-query attention, one key/value head
+    /// and its query heads). Head-dim positions are fixed; every other Reshape is resolved as
+    /// in [`Granularity::HeadDims`].
+    Heads,
+}
+
 /// Index of a dim in [`DependencyGraph::dims`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DimId(pub u32);
@@ -70,6 +93,9 @@ pub struct DimInfo {
     /// Whether the dim is an axis of a stored quantization scale or zero point
     /// (`Coupling::quant_params`): sliced with its channels, not a parameter.
     pub is_quant_param: bool,
+    /// Whether the dim indexes attention heads: identity-tied to a head axis a rule reports,
+    /// or a Reshape factor merged into such an axis (key/value heads of `repeat_kv`).
+    pub is_head: bool,
 }
 
 /// Index of a unit (a connected set of atoms).
@@ -134,6 +160,8 @@ pub struct DependencyGraph {
     /// Per unit, its atoms in every dim, built on first use (plans need it, `groups` does not).
     unit_atoms: OnceLock<UnitAtoms>,
     pub groups: Vec<Group>,
+    /// Which factor of attention Reshapes carries the channels.
+    pub granularity: Granularity,
 }
 
 /// Atoms by unit, as offsets into one list.
@@ -146,7 +174,24 @@ struct UnitAtoms {
 impl DependencyGraph {
     /// Builds the graph of `model`, whose values must carry static shapes where known.
     pub fn build(model: &Model) -> DependencyGraph {
-        Builder::new(model).run()
+        Self::build_with(model, Granularity::HeadDims)
+    }
+
+    /// Builds the graph of `model` with whole attention heads as units
+    /// ([`Granularity::Heads`]).
+    pub fn build_heads(model: &Model) -> DependencyGraph {
+        Self::build_with(model, Granularity::Heads)
+    }
+
+    /// Builds the graph of `model` at the given attention granularity.
+    pub fn build_with(model: &Model, granularity: Granularity) -> DependencyGraph {
+        Builder::new(model, granularity).run()
+    }
+
+    /// Whether group `g` has a head axis among its dims (its units are whole heads in a
+    /// [`Granularity::Heads`] graph).
+    pub fn is_head_group(&self, g: GroupId) -> bool {
+        self.group(g).dims.iter().any(|&d| self.dim(d).is_head)
     }
 
     pub fn dim(&self, id: DimId) -> &DimInfo {
@@ -224,6 +269,7 @@ impl DependencyGraph {
 
 struct Builder<'m> {
     model: &'m Model,
+    granularity: Granularity,
     dims: Vec<DimInfo>,
     dim_of: FxHashMap<DimKey, DimId>,
     atom_count: u32,
@@ -305,9 +351,10 @@ fn constant_dtype(model: &Model, v: ValueId) -> Option<i32> {
 }
 
 impl<'m> Builder<'m> {
-    fn new(model: &'m Model) -> Self {
+    fn new(model: &'m Model, granularity: Granularity) -> Self {
         Builder {
             model,
+            granularity,
             dims: Vec::new(),
             dim_of: FxHashMap::default(),
             atom_count: 0,
@@ -382,6 +429,7 @@ impl<'m> Builder<'m> {
             mixed_by: Vec::new(),
             is_param,
             is_quant_param,
+            is_head: false,
         });
         self.dim_of.insert(key, id);
         self.petgraph_node.push(self.couplings.add_node(id));
@@ -620,16 +668,25 @@ impl<'m> Builder<'m> {
         self.fix_symbolic();
         self.form_classes();
 
+        let head_class = self.head_classes(&verdicts, &deferred);
+
         // Phase 2: reshape factors, in topological order, each seeing what is fixed so far.
+        let prefer_heads = self.granularity == Granularity::Heads;
         for (id, f) in deferred {
             let mut links = {
                 let uf = &mut self.uf;
                 let cl = self.classes.as_ref().expect("classes are set");
                 let dim_of = &self.dim_of;
-                f.resolve(&mut |v, a| match dim_of.get(&DimKey::Axis(v, a)) {
-                    Some(&d) => cl.atoms(cl.of_dim(d)).all(|x| !uf.is_fixed(x)),
-                    None => false,
-                })
+                let class_of = |v, a| dim_of.get(&DimKey::Axis(v, a)).map(|&d| cl.of_dim(d));
+                f.resolve_preferring(
+                    &mut |v, a| match class_of(v, a) {
+                        Some(c) => cl.atoms(c).all(|x| !uf.is_fixed(x)),
+                        None => false,
+                    },
+                    &mut |v, a| {
+                        prefer_heads && class_of(v, a).is_some_and(|c| head_class[c as usize])
+                    },
+                )
             };
             let node = g.node(id);
             let c = verdicts[id.0 as usize]
@@ -687,7 +744,52 @@ impl<'m> Builder<'m> {
             atom_count: self.atom_count,
             unit_atoms: OnceLock::new(),
             groups: tables.groups,
+            granularity: self.granularity,
         }
+    }
+
+    /// Per class, whether it indexes attention heads: classes of the rules' head axes, then,
+    /// until nothing changes, the factors of every Reshape whose single axis is one (a merge of
+    /// key/value heads into query heads). Marks the dims of those classes `is_head`.
+    fn head_classes(
+        &mut self,
+        verdicts: &[Result<Coupling, String>],
+        deferred: &[(NodeId, rules::Factorization)],
+    ) -> Vec<bool> {
+        let cl = self.classes.as_ref().expect("classes are set");
+        let mut head = vec![false; cl.count()];
+        let class_of =
+            |v: ValueId, a: usize| self.dim_of.get(&DimKey::Axis(v, a)).map(|&d| cl.of_dim(d));
+        for c in verdicts.iter().flatten() {
+            for &(v, a) in &c.head_axes {
+                if let Some(k) = class_of(v, a) {
+                    head[k as usize] = true;
+                }
+            }
+        }
+        // Each round marks at least one more class or stops: at most one round per split.
+        loop {
+            let mut changed = false;
+            for (_, f) in deferred {
+                for s in &f.splits {
+                    if !class_of(s.single.0, s.single.1).is_some_and(|k| head[k as usize]) {
+                        continue;
+                    }
+                    for &(a, _) in &s.factors {
+                        if let Some(k) = class_of(s.factors_of, a) {
+                            changed |= !std::mem::replace(&mut head[k as usize], true);
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        for d in 0..self.dims.len() {
+            self.dims[d].is_head = head[cl.dim_class[d] as usize];
+        }
+        head
     }
 
     /// Fixes every node output axis whose size depends on a symbolic input dimension: shapes

@@ -12,5 +12,6 @@ pub mod union_find;
 
 pub use channel_map::ChannelMap;
 pub use graph::{
-    DependencyGraph, DimId, DimInfo, DimKey, Fix, Group, GroupId, UnitId, MAX_ATOMS, MAX_AXIS_ATOMS,
+    DependencyGraph, DimId, DimInfo, DimKey, Fix, Granularity, Group, GroupId, UnitId, MAX_ATOMS,
+    MAX_AXIS_ATOMS,
 };

@@ -301,6 +301,7 @@ pub fn plan(
             .iter()
             .map(|&n| model.graph.node(n).name.clone())
             .collect(),
+        granularity: graph.granularity,
     })
 }
 
@@ -394,7 +395,19 @@ fn make_entries(
                 .product();
             total - kept
         };
-        let role = role_of(model, graph, node, seen_as, seen_axis);
+        let mut role = role_of(model, graph, node, seen_as, seen_axis);
+        // A parameter several layers read (a tied embedding: a Gather's table and, transposed,
+        // the LM head's weight) is `in` when any of them reads the channels as inputs: that is
+        // the slice the exactness check must zero.
+        if di.is_param && role == "out" {
+            let read_as_input = di.linked_by.iter().skip(1).any(|&other| {
+                let (n, sv, sa) = through_layout(model, other, v, axis);
+                role_of(model, graph, n, sv, sa) == "in"
+            });
+            if read_as_input {
+                role = "in".into();
+            }
+        }
         let kind_order = match kind {
             TensorKind::Parameter | TensorKind::Statistic | TensorKind::Quantization => 0,
             TensorKind::Activation => 1,

@@ -19,6 +19,16 @@ pub enum PlanError {
     Blocked { layer: String, reasons: String },
     #[error("removing these indices would remove all {size} channels of the group of '{layer}'")]
     WholeGroup { layer: String, size: usize },
+    #[error("'{layer}' has no attention heads to prune: {reason}")]
+    NoHeads { layer: String, reason: String },
+    #[error("head {index} is out of range: '{layer}' has {heads} heads")]
+    HeadOutOfRange {
+        layer: String,
+        index: usize,
+        heads: usize,
+    },
+    #[error("removing these heads would remove all {heads} heads of '{layer}'")]
+    AllHeads { layer: String, heads: usize },
     #[error("node '{node}' cannot be rewritten: {reason}")]
     Rewrite { node: String, reason: String },
     #[error("{path}: {reason}")]

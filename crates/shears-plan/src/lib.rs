@@ -12,6 +12,7 @@ mod error;
 mod file;
 mod group_plan;
 mod groups;
+mod heads;
 mod render;
 mod summary;
 mod verify;
@@ -22,11 +23,13 @@ pub use error::PlanError;
 pub use file::PlanFile;
 pub use group_plan::{group_layer, plan_units, plan_units_at, GroupLayer, GroupLayers};
 pub use groups::{group_reports, render_groups_text, GroupBlocker, GroupMember, GroupReport};
+pub use heads::{head_group_reports, layer_heads, plan_heads, LayerHeads};
 pub use render::{render_lines, render_text, rewrite_line};
 pub use verify::verify_plan;
 
 use serde::{Deserialize, Serialize};
 use shears_graph::rules::Rewrite;
+use shears_graph::Granularity;
 
 /// What kind of tensor a plan entry edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -92,6 +95,15 @@ pub struct PruningPlan {
     /// Nodes that mix the removed channels without a weight (LayerNorm over channels, Softmax):
     /// pruning is valid there, but not exact.
     pub mixed_by: Vec<String>,
+    /// The graph the plan was made on: head-dim positions (the default, not written) or whole
+    /// attention heads (`plan --heads`, `prune --head-ratio`). Verification re-derives it on
+    /// the same kind of graph.
+    #[serde(default, skip_serializing_if = "is_head_dims")]
+    pub granularity: Granularity,
+}
+
+fn is_head_dims(g: &Granularity) -> bool {
+    *g == Granularity::HeadDims
 }
 
 pub use build::plan;

@@ -23,6 +23,14 @@ pub fn verify_plan(
         detail,
     };
     let idxs: Vec<usize> = given.indices.iter().map(|&i| i as usize).collect();
+    // A head plan is re-derived on a graph with whole heads as units, and the other way round.
+    let other;
+    let graph = if graph.granularity == given.granularity {
+        graph
+    } else {
+        other = DependencyGraph::build_with(model, given.granularity);
+        &other
+    };
     let derived = plan(model, graph, &given.root.layer, &idxs)
         .map_err(|e| differs(format!("it cannot be re-derived on this model: {e}")))?;
     if derived == *given {

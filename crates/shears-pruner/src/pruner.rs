@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use shears_graph::{DependencyGraph, DimKey, GroupId, UnitId};
+use shears_graph::{DependencyGraph, DimKey, Granularity, GroupId, UnitId};
 use shears_onnx::{InputShapes, Model, NodeId, ValueKind};
 use shears_plan::{plan_units_at, GroupLayer, GroupLayers, PruningPlan};
 
@@ -47,6 +47,10 @@ pub struct PruneConfig {
     /// A user-defined criterion replacing `importance.criterion` (see [`CustomImportance`]);
     /// `None` uses the built-in one.
     pub custom_importance: Option<CustomImportance>,
+    /// Remove this share of every attention's heads (whole heads, in `[0, 1)`) in a stage of
+    /// its own before the others (Torch-Pruning's `head_pruning_ratio`); `goal` then applies
+    /// to the widths of the model with fewer heads.
+    pub head_ratio: Option<f64>,
 }
 
 impl Default for PruneConfig {
@@ -59,6 +63,7 @@ impl Default for PruneConfig {
             calibration: None,
             input_shapes: InputShapes::default(),
             custom_importance: None,
+            head_ratio: None,
         }
     }
 }
@@ -93,6 +98,14 @@ impl PruneConfig {
                 return Err(PrunerError::config(
                     "layer-ratio",
                     format!("{}={r}: the ratio is not in [0, 1)", p.text),
+                ));
+            }
+        }
+        if let Some(r) = self.head_ratio {
+            if !(0.0..1.0).contains(&r) {
+                return Err(PrunerError::config(
+                    "head-ratio",
+                    format!("{r} is not in [0, 1)"),
                 ));
             }
         }
@@ -231,16 +244,48 @@ pub fn prune_iterative(
         (Some(c), true) => calib::inputs(model, &cfg.input_shapes, c)?,
         _ => Vec::new(),
     };
+    let mut current: Option<Model> = None;
+    let mut stages = Vec::new();
+    // Whole heads first, in a stage numbered 0: the widths are then ranked and counted on the
+    // model with fewer heads.
+    if let Some(r) = cfg.head_ratio.filter(|&r| r > 0.0) {
+        let head_cfg = PruneConfig {
+            goal: Goal::Ratio(r),
+            schedule: crate::schedule::Schedule {
+                steps: 1,
+                ..cfg.schedule
+            },
+            // Heads are counted whole (`--round-to` is for widths), and `--layer-ratio` names
+            // width ratios.
+            allocation: crate::allocate::AllocationConfig {
+                round_to: 1,
+                layer_ratios: Vec::new(),
+                ..cfg.allocation.clone()
+            },
+            ..cfg.clone()
+        };
+        let mut heads = Run {
+            cfg: &head_cfg,
+            progress,
+            samples: samples.clone(),
+            original,
+            originals: HashMap::new(),
+            granularity: Granularity::Heads,
+        };
+        let (mut report, pruned) = heads.stage(model, 1)?;
+        report.stage = 0;
+        current = Some(pruned);
+        stages.push(report);
+    }
     let mut run = Run {
         cfg,
         progress,
         samples,
         original,
         originals: HashMap::new(),
+        granularity: Granularity::HeadDims,
     };
     let steps = cfg.schedule.steps;
-    let mut current: Option<Model> = None;
-    let mut stages = Vec::new();
     for t in 1..=steps {
         let m = current.as_ref().unwrap_or(model);
         let (report, pruned) = run.stage(m, t)?;
@@ -294,8 +339,10 @@ pub fn prune_iterative(
 /// never open to pruning, then those the allocation gave no channel to lose).
 fn nothing_pruned(model: &Model, stages: &[StageReport]) -> PrunerError {
     let groups = DependencyGraph::build(model).groups.len();
+    // The first width stage's skips (a head stage, numbered 0, sees head groups only).
     let mut skipped: Vec<&Skipped> = stages
-        .first()
+        .iter()
+        .find(|s| s.stage >= 1)
         .map_or(Vec::new(), |s| s.skipped.iter().collect());
     skipped.sort_by_key(|s| s.by_allocation);
     let closed = skipped.iter().filter(|s| !s.by_allocation).count();
@@ -327,6 +374,9 @@ struct Run<'a> {
     original: Cost,
     /// Units per group key when the schedule started.
     originals: HashMap<String, usize>,
+    /// The graph stages are planned on: whole heads (the head stage, head groups only) or the
+    /// default one.
+    granularity: Granularity,
 }
 
 /// A group that may lose channels in this stage.
@@ -382,7 +432,7 @@ impl Run<'_> {
     /// Plans stage `t` of the schedule on `model` and applies the plans.
     fn stage(&mut self, model: &Model, t: usize) -> Result<(StageReport, Model)> {
         let cfg = self.cfg;
-        let graph = DependencyGraph::build(model);
+        let graph = DependencyGraph::build_with(model, self.granularity);
         let before = cost(model)?;
         let keys = group_keys(model, &graph);
         // Nodes indexed to groups once per stage: per-group scans of every node would make a
@@ -540,6 +590,10 @@ impl Run<'_> {
         let mut skipped = Vec::new();
         let mut open: Vec<(GroupId, GroupLayer, String, Vec<String>)> = Vec::new();
         for (report, group) in reports.iter().zip(&graph.groups) {
+            // The head stage prunes heads only; every other group is the later stages' work.
+            if self.granularity == Granularity::Heads && !graph.is_head_group(group.id) {
+                continue;
+            }
             let layer = index.layer(group.id);
             let layer_name =
                 layer.map_or(report.root_node.clone(), |l| g.node(l.node).name.clone());

@@ -5,15 +5,18 @@
 //!   [`builder::zoo`] of models covering the couplings Shears must understand);
 //! - [`random_plans`]: seeded random batches of plans for property tests and fuzzing;
 //! - [`zero`]: the exactness check (pruned model vs the original with the removed input slices
-//!   zeroed), which needs the evaluator.
+//!   zeroed), which needs the evaluator; [`heads`]: the same for every attention head removed
+//!   alone.
 //!
 //! **Invariants**: test tooling panics on misuse by the calling test (a value the builder never
 //! saw), never on what a model under test does; the builder and the random plans are
 //! deterministic functions of their seeds.
 
 pub mod builder;
+pub mod heads;
 pub mod random_plans;
 pub mod zero;
 
+pub use heads::{check_every_head, HeadCheck};
 pub use random_plans::random_plans;
 pub use zero::{check_exactness, zero_axis, zero_removed_inputs, Exactness};

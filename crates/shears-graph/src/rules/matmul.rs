@@ -96,6 +96,7 @@ pub(super) fn matmul_coupling(ctx: &Ctx, a: ValueId, b: ValueId, y: ValueId) -> 
     }
     // Batch axes broadcast from the right onto Y's leading axes.
     let y_batch = yr - usize::from(ar > 1) - usize::from(br > 1);
+    let activations = !ctx.is_weight(a) && !ctx.is_weight(b);
     for (v, shape, core) in [(a, as_, 2usize), (b, bs, 2usize)] {
         if shape.len() <= core {
             continue;
@@ -105,6 +106,10 @@ pub(super) fn matmul_coupling(ctx: &Ctx, a: ValueId, b: ValueId, y: ValueId) -> 
         for ia in 0..batch {
             if shape[ia] == ys[lead + ia] {
                 out.links.push(Link::identity((v, ia), (y, lead + ia)));
+                // Between two activations, a batch axis longer than 1 is attention's heads.
+                if activations && ys[lead + ia] > 1 && !out.head_axes.contains(&(y, lead + ia)) {
+                    out.head_axes.push((y, lead + ia));
+                }
             } else if shape[ia] != 1 {
                 return Err(format!("batch axes {as_:?} x {bs:?} do not broadcast"));
             }
@@ -115,7 +120,7 @@ pub(super) fn matmul_coupling(ctx: &Ctx, a: ValueId, b: ValueId, y: ValueId) -> 
     }
     // Between two activations (attention's Q·Kᵀ), the contracted channels meet no weight
     // slice that could be zeroed: pruning them changes the product.
-    if !ctx.is_weight(a) && !ctx.is_weight(b) {
+    if activations {
         out.mixing.push((a, ar - 1));
     }
     Ok(out)

@@ -85,6 +85,10 @@ pub struct Coupling {
     /// Output axes the node makes from a literal entry of a shape input that its rewrite follows
     /// (Expand's broadcast axes): free, not fixed by it, like a source's.
     pub made: Vec<(ValueId, usize)>,
+    /// Axes that index attention heads: the batch axes of a product of two activations
+    /// (`Q·Kᵀ`, `scores·V`). When whole heads are the units
+    /// ([`crate::Granularity::Heads`]), Reshape factors tied to them carry the channels.
+    pub head_axes: Vec<(ValueId, usize)>,
     /// Input slots holding running statistics rather than learned parameters (BatchNorm's mean
     /// and variance): removed with their channels, but not counted as parameters.
     pub statistics: Vec<usize>,

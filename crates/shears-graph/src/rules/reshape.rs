@@ -64,18 +64,35 @@ impl Factorization {
     /// Links each split/merge to its chosen factor; `is_free(value, axis)` says whether an axis
     /// may still carry channels. Returns the links and, per split, the chosen factor axis.
     pub fn resolve(&self, is_free: &mut dyn FnMut(ValueId, usize) -> bool) -> Vec<Link> {
+        self.resolve_preferring(is_free, &mut |_, _| false)
+    }
+
+    /// [`Factorization::resolve`], except that a free factor `prefer` accepts wins over any
+    /// other (the head-count factor of an attention Reshape when whole heads are the units);
+    /// among preferred factors, or when none is free, the usual choice applies.
+    pub fn resolve_preferring(
+        &self,
+        is_free: &mut dyn FnMut(ValueId, usize) -> bool,
+        prefer: &mut dyn FnMut(ValueId, usize) -> bool,
+    ) -> Vec<Link> {
         let mut links = Vec::new();
         for s in &self.splits {
-            let mut best: Option<usize> = None;
+            let mut best: Option<(bool, usize)> = None;
             for (k, &(axis, size)) in s.factors.iter().enumerate() {
                 if !is_free(s.factors_of, axis) {
                     continue;
                 }
+                let preferred = prefer(s.factors_of, axis);
                 // `>=` prefers the innermost among equal sizes.
-                if best.is_none_or(|b| size >= s.factors[b].1) {
-                    best = Some(k);
+                let better = match best {
+                    None => true,
+                    Some((bp, b)) => (preferred, size) >= (bp, s.factors[b].1),
+                };
+                if better {
+                    best = Some((preferred, k));
                 }
             }
+            let best = best.map(|(_, k)| k);
             let Some(k) = best else { continue };
             let inner: usize = s.factors[k + 1..].iter().map(|f| f.1).product();
             links.push(Link::new(

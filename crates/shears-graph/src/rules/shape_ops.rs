@@ -929,6 +929,22 @@ pub(super) fn rewrite_shape_input(
         }
         match trace_entry(ctx.model, ctx.id, slot, v, k) {
             Some(EntrySource::Dynamic) => {}
+            Some(EntrySource::Product {
+                value,
+                axis,
+                factor,
+            }) => {
+                // Follows by itself only when the cut is the read axis's, times the factor.
+                let size = g.value(value).shape.as_ref().and_then(|s| s.get(axis));
+                let after = size.map(|&n| (n - removed.removed(value, axis).len()) as i64 * factor);
+                if after != Some(ys[ax] as i64 - gone as i64) {
+                    return Err(format!(
+                        "entry {k} of '{}' is the size of '{}' axis {axis} times {factor}, which does not follow the removed channels",
+                        g.value(v).name,
+                        g.value(value).name
+                    ));
+                }
+            }
             Some(EntrySource::Literal {
                 node,
                 slot: s,

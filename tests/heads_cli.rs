@@ -1,0 +1,133 @@
+//! `groups --heads`, `plan --heads` and `prune --head-ratio` through the CLI on the builder's
+//! ViT layer (fused qkv, 2 heads): what they print, the plan a `--plan` file replays, and bad
+//! input (exit 2, naming the layer).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{ok, shears, text};
+use shears_onnx::external::ExternalStore;
+use shears_onnx::save::{save_proto, SaveOptions};
+
+const QKV: &str = "encoder.layers.0.self_attention.qkv.weight";
+
+fn vit(dir: &Path) -> PathBuf {
+    let p = dir.join("vit.onnx");
+    save_proto(
+        &shears_testkit::builder::zoo::vit_encoder_layer(),
+        &ExternalStore::none(),
+        &p,
+        &SaveOptions::default(),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn groups_lists_head_groups_beside_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = vit(dir.path());
+    let o = shears(&["groups", m.to_str().unwrap()]);
+    ok(&o);
+    let t = text(&o.stdout);
+    let (widths, heads) = t.split_once("head groups (units = heads)").expect(&t);
+    // The head-dim group (8 positions) above, the head group (2 heads) below.
+    assert!(widths.contains(&format!("{QKV}[1]")), "{t}");
+    assert!(heads.contains("1 groups, 1 prunable (2 channels)"), "{t}");
+    let o = shears(&["groups", m.to_str().unwrap(), "--heads", "--json"]);
+    ok(&o);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j.as_array().unwrap().len(), 1);
+    assert_eq!(j[0]["channels"], 2);
+}
+
+#[test]
+fn plan_heads_writes_a_head_plan_that_prune_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = vit(dir.path());
+    let m = m.to_str().unwrap();
+    let o = shears(&["plan", m, "--layer", QKV, "--heads", "0", "--json"]);
+    ok(&o);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["granularity"], "heads");
+    assert_eq!(plan["channels_removed"], 1);
+    let file = dir.path().join("plan.json");
+    std::fs::write(&file, &o.stdout).unwrap();
+    let out = dir.path().join("out.onnx");
+    let o = shears(&[
+        "prune",
+        m,
+        "--plan",
+        file.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let pruned = shears_onnx::Model::load(&out).unwrap();
+    let w = pruned.graph.value_id(QKV).unwrap();
+    let dims = &pruned.initializer(w).unwrap().dims;
+    assert_eq!(dims, &[16, 24]);
+}
+
+#[test]
+fn bad_head_requests_exit_2_naming_the_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = vit(dir.path());
+    let m = m.to_str().unwrap();
+    for (layer, heads, want) in [
+        (QKV, "2", "head 2 is out of range"),
+        (QKV, "0,1", "would remove all 2 heads"),
+        (
+            "encoder.layers.0.mlp.0.weight",
+            "0",
+            "has no attention heads to prune",
+        ),
+    ] {
+        let o = shears(&["plan", m, "--layer", layer, "--heads", heads]);
+        assert_eq!(o.status.code(), Some(2), "{layer} {heads}");
+        let e = text(&o.stderr);
+        assert!(e.contains(want) && e.contains(layer), "{e}");
+    }
+    let o = shears(&["plan", m, "--layer", QKV, "--heads", "0", "--idxs", "1"]);
+    assert_eq!(o.status.code(), Some(2), "--heads and --idxs conflict");
+}
+
+#[test]
+fn prune_head_ratio_removes_whole_heads_before_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = vit(dir.path());
+    let out = dir.path().join("out.onnx");
+    let report = dir.path().join("r.json");
+    let o = shears(&[
+        "prune",
+        m.to_str().unwrap(),
+        "--head-ratio",
+        "0.5",
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(text(&o.stdout).contains("stage 0/1"), "{}", text(&o.stdout));
+    let r = common::read_json(&report);
+    let stages = r["stages"].as_array().expect("stages");
+    assert_eq!(stages[0]["plans"][0]["granularity"], "heads");
+    let o = shears(&[
+        "prune",
+        m.to_str().unwrap(),
+        "--head-ratio",
+        "1.5",
+        "--ratio",
+        "0.3",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("head-ratio"),
+        "{}",
+        text(&o.stderr)
+    );
+}

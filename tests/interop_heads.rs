@@ -1,0 +1,131 @@
+//! Whole attention heads through a real client: every head removed alone, and `prune
+//! --head-ratio 0.5 --ratio 0.3`, give models that pass `onnx.checker(full_check=True)`, keep
+//! their symbolic sequence (batch for the ViT) and run in onnxruntime at two sizes of it
+//! (`tests/interop/check_symbolic.py`). On an attention block that is not in `../shared`
+//! (`tests/interop/attention_model.py`: `0`-entry Reshape targets, keys transposed straight to
+//! `[1, h, d, seq]`, a per-head score bias) and, with the shared suite, on the transformer
+//! exports whose heads Shears follows.
+#![cfg(feature = "interop")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shears_graph::DependencyGraph;
+use shears_onnx::InputShapes;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shears(args: &[&str]) {
+    let o = common::shears(args);
+    assert!(
+        o.status.success(),
+        "shears {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Every head of every attention of `original` removed alone (through the library), and the
+/// CLI's `--head-ratio 0.5 --ratio 0.3`: (pruned, original) pairs for `check_symbolic.py`.
+fn pruned_pairs(dir: &Path, original: &Path, tag: &str) -> Vec<PathBuf> {
+    let model = shears::load(original).unwrap();
+    let graph = DependencyGraph::build_heads(&model);
+    let layers = shears_plan::GroupLayers::new(&model, &graph);
+    let mut pairs = Vec::new();
+    for g in graph.groups.iter().filter(|g| graph.is_head_group(g.id)) {
+        assert!(g.is_prunable(), "{tag}: a head group is blocked");
+        let layer = layers.layer(g.id).unwrap();
+        let name = model.graph.node(layer.node).name.clone();
+        let heads = shears_plan::layer_heads(&model, &graph, &name).unwrap();
+        for h in 0..heads.heads.len() {
+            let plan = shears_plan::plan_heads(&model, &graph, &name, &[h]).unwrap();
+            let pruned = shears::apply(&model, &[plan]).unwrap();
+            let out = dir.join(format!("{tag}-g{}-h{h}.onnx", g.id.0));
+            shears::save(&model, &pruned, &out).unwrap();
+            pairs.extend([out, original.to_path_buf()]);
+        }
+    }
+    assert!(!pairs.is_empty(), "{tag}: no head to remove");
+    let out = dir.join(format!("{tag}-ratio.onnx"));
+    shears(&[
+        "prune",
+        original.to_str().unwrap(),
+        "--head-ratio",
+        "0.5",
+        "--ratio",
+        "0.3",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    pairs.extend([out, original.to_path_buf()]);
+    pairs
+}
+
+/// Runs `check_symbolic.py` over (pruned, original) pairs; panics with its report on failure.
+fn check_symbolic(pairs: &[PathBuf]) {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/interop/check_symbolic.py"))
+        .args(pairs)
+        .output()
+        .expect("python3 is needed for the interop test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => panic!(
+            "interop test cannot run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        _ => panic!("check failed:\n{stdout}"),
+    }
+    assert_eq!(stdout.lines().count(), pairs.len() / 2);
+}
+
+#[test]
+fn heads_of_an_attention_block_not_in_shared_prune_exactly_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("attention.onnx");
+    let made = Command::new("python3")
+        .arg(repo().join("tests/interop/attention_model.py"))
+        .arg(&model)
+        .output()
+        .expect("python3 is needed for the interop test");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // Exact by the zeroing check at a sequence of 5, every head alone.
+    let shapes = InputShapes::parse(&["x=1,5,32".to_string()]).unwrap();
+    let m = shears::load_with_shapes(&model, &shapes).unwrap();
+    let checks = shears_testkit::check_every_head(&m, &shapes, 2, 3).unwrap();
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    for c in &checks {
+        assert!(
+            c.exactness.exact_expected && c.exactness.max_rel <= 1e-5,
+            "{c:?}"
+        );
+    }
+    check_symbolic(&pruned_pairs(dir.path(), &model, "attention"));
+}
+
+#[cfg(feature = "shared-suite")]
+#[test]
+fn heads_of_the_shared_transformers_prune_and_run_at_two_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pairs = Vec::new();
+    for m in [
+        "bert-ts",
+        "bert-dynamo",
+        "gpt2-ts",
+        "llama-ts",
+        "vit-ts",
+        "vit-dynamo",
+    ] {
+        let original = common::shared().join(format!("models/transformers/{m}.onnx"));
+        pairs.extend(pruned_pairs(dir.path(), &original, m));
+    }
+    check_symbolic(&pairs);
+}

@@ -1,0 +1,61 @@
+//! Whole attention heads on the transformer exports in `../shared/models/transformers`: every
+//! head of every attention removed alone is exact by the zeroing check (the removed heads'
+//! output-projection columns zeroed in the original), at the length the models were exported
+//! at. With grouped-query attention (Llama: 4 query heads, 2 key/value heads) a unit is a
+//! key/value head with its query group, and the zeroing check zeroes the whole group's columns. The exports where heads are blocked say why in `shears groups --heads`; they are listed
+//! here with the blocker, so a change either way shows.
+#![cfg(feature = "shared-suite")]
+
+mod common;
+
+use common::shared;
+use shears_graph::DependencyGraph;
+use shears_onnx::{InputShapes, Model};
+
+fn load(m: &str, input: &str, bound: &str) -> (Model, InputShapes) {
+    let path = shared().join(format!("models/transformers/{m}.onnx"));
+    let shapes = InputShapes::parse(&[format!("{input}={bound}")]).unwrap();
+    let mut model = Model::load(&path).unwrap();
+    shears_onnx::shape::infer_shapes(&mut model, &shapes).unwrap();
+    (model, shapes)
+}
+
+#[test]
+fn every_head_of_every_attention_is_removable_alone_and_exact() {
+    // 2 layers of 4 heads each; Llama's units are its 2 key/value heads, each with the 2 query
+    // heads reading it (a removed unit is a whole query group).
+    for (m, input, bound, units) in [
+        ("bert-ts", "input", "1,16", 4),
+        ("bert-dynamo", "x", "1,16", 4),
+        ("gpt2-ts", "input", "1,16", 4),
+        ("llama-ts", "input", "1,16", 2),
+        ("vit-ts", "input", "1,3,32,32", 4),
+        ("vit-dynamo", "x", "1,3,32,32", 4),
+    ] {
+        let (model, shapes) = load(m, input, bound);
+        let checks = shears_testkit::check_every_head(&model, &shapes, 1, 11).unwrap();
+        assert_eq!(checks.len(), 2 * units, "{m}: {checks:?}");
+        for c in &checks {
+            assert_eq!(c.heads, units, "{m}: {c:?}");
+            assert!(c.exactness.exact_expected, "{m}: {c:?}");
+            assert!(c.exactness.shapes_equal, "{m}: {c:?}");
+            assert!(c.exactness.max_rel <= 1e-5, "{m}: {c:?}");
+        }
+    }
+}
+
+#[test]
+fn exports_whose_heads_shears_cannot_follow_have_no_prunable_head_group() {
+    // gpt2-dynamo: c_attn's Split has no sizes (equal parts implied); llama-dynamo: shape
+    // inference leaves the rotary Add's shape unknown, so the Add is opaque.
+    for (m, input) in [("gpt2-dynamo", "x"), ("llama-dynamo", "x")] {
+        let (model, _) = load(m, input, "1,16");
+        let g = DependencyGraph::build_heads(&model);
+        assert!(
+            !g.groups
+                .iter()
+                .any(|grp| grp.is_prunable() && g.is_head_group(grp.id)),
+            "{m} now has prunable head groups: move it to the exactness test"
+        );
+    }
+}
