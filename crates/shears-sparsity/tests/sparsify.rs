@@ -221,6 +221,11 @@ fn layer_fractions_thresholds_and_ignores() {
         let want = (0.25 * l.elements as f64).round() as i64;
         assert!((l.zeros.1 as i64 - want).abs() <= 1 || l.zeros.0 as i64 > want);
 
+        // Ignoring the only stored weight (a standardised conv's weight is computed, not one)
+        // leaves nothing to sparsify: that refusal is tested on its own.
+        if found.len() < 2 {
+            continue;
+        }
         let th = run(
             &m,
             &SparsifyConfig {
