@@ -23,6 +23,6 @@ pub use apply::{apply, Applied};
 pub use error::ExecError;
 pub use merge::{merge, Cuts};
 pub use random_plans::random_plans;
-pub use slice::slice_axis;
+pub use slice::{slice_axes, slice_axis};
 pub use stages::{apply_stages, Staged};
 pub use zero::{check_exactness, zero_axis, zero_removed_inputs, Exactness};
