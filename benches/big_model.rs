@@ -3,8 +3,8 @@
 //! For each model: `cp` of its files (model and side file), then `shears inspect`, `groups`,
 //! `plan --layer L --idxs 0,1` and `prune --ratio 0.25 -o OUT`, each run `RUNS` times: median
 //! wall time and median CPU time (user + system, from `wait4`), each also as a multiple of
-//! `cp`'s. Memory: peak resident (`ru_maxrss`), and sampled from `/proc/<pid>/status` every
-//! 2 ms, peak `RssAnon` (anonymous memory: heap, the buffers Shears owns) and peak `RssFile`
+//! `cp`'s. Memory, sampled from `/proc/<pid>/status` every 2 ms: peak resident (`VmHWM`),
+//! peak `RssAnon` (anonymous memory: heap, the buffers Shears owns) and peak `RssFile`
 //! (pages of the mapped input and side files, which the kernel can drop); the run with the
 //! largest anonymous peak is reported. The bound checked is the one of ARCHITECTURE.md: peak
 //! anonymous memory <= bytes written + the largest single tensor of the input + 256 MB, and
@@ -276,6 +276,7 @@ fn run(cmd: &mut Command) -> Run {
                     };
                     peaks.anon = peaks.anon.max(kb("RssAnon:"));
                     peaks.file = peaks.file.max(kb("RssFile:"));
+                    peaks.hwm = peaks.hwm.max(kb("VmHWM:"));
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -297,7 +298,8 @@ fn run(cmd: &mut Command) -> Run {
     );
     drop(child);
     let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    peaks.hwm = usage.ru_maxrss as u64 * 1024;
+    // Not `usage.ru_maxrss`: Linux carries the pre-exec peak of the forked (or vfork-shared)
+    // bench process into it; `VmHWM` is the new program's own.
     Run {
         wall,
         cpu: secs(usage.ru_utime) + secs(usage.ru_stime),

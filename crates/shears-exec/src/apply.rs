@@ -136,7 +136,9 @@ fn cut_tensor(
     }
     // Sliced straight from the stored payload (often the mapped file), in one pass: no copy of
     // the whole tensor is made first, and no intermediate copy per axis.
-    let data = slice_axes(&model.payload(t)?, &dims, elem, axes);
+    let source = model.payload(t)?;
+    let data = slice_axes(&source, &dims, elem, axes);
+    shears_onnx::load::release_pages(&source);
     for &(axis, removed) in axes {
         dims[axis] -= removed.len();
     }

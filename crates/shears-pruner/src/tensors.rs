@@ -130,7 +130,7 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
         return Ok(sums(&|a| d.axis_sums(a)));
     }
     let bytes = model.payload(&t)?;
-    Ok(match dtype {
+    let out = match dtype {
         D::Float => {
             sums(&|a| le_axis_sums::<4>(&bytes, &shape, a, |b| f32::from_le_bytes(b) as f64))
         }
@@ -148,7 +148,10 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
         _ => {
             sums(&|a| le_axis_sums::<8>(&bytes, &shape, a, |b| f64::from_le_bytes(b) as f32 as f64))
         }
-    })
+    };
+    // Measured once: its pages of the mapped file need not stay resident.
+    shears_onnx::load::release_pages(&bytes);
+    Ok(out)
 }
 
 /// [`Dense::axis_sums`] over little-endian elements of `N` bytes, widened by `widen`.
