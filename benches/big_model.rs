@@ -1,7 +1,7 @@
 //! Whole-process time and memory of the `shears` binary against `cp` of the same files.
 //!
 //! For each model: `cp` of its files (model and side file), then `shears inspect`, `groups`,
-//! `plan --layer L --idxs 0,1` and `prune --ratio 0.25 -o OUT`, each run `RUNS` times: median
+//! `plan --layer L --idxs 0,1` and `prune --ratio 0.25 -o OUT`, each run 3 times (`SHEARS_BENCH_RUNS`): median
 //! wall time and median CPU time (user + system, from `wait4`), each also as a multiple of
 //! `cp`'s. Memory, sampled from `/proc/<pid>/status` every 2 ms: peak resident (`VmHWM`),
 //! peak `RssAnon` (anonymous memory: heap, the buffers Shears owns) and peak `RssFile`
@@ -31,7 +31,14 @@ use shears_onnx::builder::llama::{write_llama, LlamaConfig};
 use shears_onnx::builder::zoo;
 use shears_onnx::save::{save_proto, SaveOptions};
 
-const RUNS: usize = 3;
+/// Runs per command (`SHEARS_BENCH_RUNS` overrides).
+fn runs() -> usize {
+    std::env::var("SHEARS_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3)
+}
 const MB: f64 = 1e6;
 
 /// Peak memory of one process, in bytes, sampled.
@@ -231,10 +238,11 @@ fn row(
     )
 }
 
-/// Runs `cmd` `RUNS` times (`before` before each): the median wall time, the median CPU time
+/// Runs `cmd` [`runs`] times (`before` before each): the median wall time, the median CPU time
 /// and the peaks of the run with the largest anonymous memory.
 fn median(cmd: &mut Command, mut before: impl FnMut()) -> (Duration, Duration, Peaks) {
-    let mut runs: Vec<Run> = (0..RUNS)
+    let n = runs();
+    let mut runs: Vec<Run> = (0..n)
         .map(|_| {
             before();
             run(cmd)
@@ -248,7 +256,7 @@ fn median(cmd: &mut Command, mut before: impl FnMut()) -> (Duration, Duration, P
     let mut cpu: Vec<Duration> = runs.iter().map(|r| r.cpu).collect();
     cpu.sort();
     runs.sort_by_key(|r| r.wall);
-    (runs[RUNS / 2].wall, cpu[RUNS / 2], peaks)
+    (runs[n / 2].wall, cpu[n / 2], peaks)
 }
 
 fn run(cmd: &mut Command) -> Run {
@@ -290,7 +298,7 @@ fn run(cmd: &mut Command) -> Run {
     let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     done.store(true, Ordering::Relaxed);
-    let mut peaks = sampler.join().expect("sampler");
+    let peaks = sampler.join().expect("sampler");
     assert_eq!(reaped, pid as libc::pid_t, "wait4");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,

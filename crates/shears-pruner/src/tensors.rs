@@ -130,58 +130,121 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
         return Ok(sums(&|a| d.axis_sums(a)));
     }
     let bytes = model.payload(&t)?;
-    let out = match dtype {
-        D::Float => {
-            sums(&|a| le_axis_sums::<4>(&bytes, &shape, a, |b| f32::from_le_bytes(b) as f64))
-        }
-        D::Float16 => sums(&|a| {
-            le_axis_sums::<2>(&bytes, &shape, a, |b| {
-                half::f16::from_le_bytes(b).to_f32() as f64
-            })
-        }),
-        D::Bfloat16 => sums(&|a| {
-            le_axis_sums::<2>(&bytes, &shape, a, |b| {
-                half::bf16::from_le_bytes(b).to_f32() as f64
-            })
-        }),
-        // f64 payloads were narrowed to f32 by `dense`; keep the same values.
-        _ => {
-            sums(&|a| le_axis_sums::<8>(&bytes, &shape, a, |b| f64::from_le_bytes(b) as f32 as f64))
+    let valid: Vec<usize> = axes.iter().copied().filter(|&a| a < shape.len()).collect();
+    let mut bits: Vec<u16> = Vec::new();
+    let widen = |raw: &[u8], out: &mut Vec<f32>| {
+        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+        out.clear();
+        match dtype {
+            D::Float => out.extend(
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+            // f64 payloads were narrowed to f32 by `dense`; keep the same values.
+            D::Double => out.extend(
+                raw.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32),
+            ),
+            _ => {
+                bits.clear();
+                bits.extend(
+                    raw.chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]])),
+                );
+                out.resize(bits.len(), 0.0);
+                // Whole rows at a time: `half` converts slices with the CPU's vector
+                // instructions, elements one call each.
+                if dtype == D::Float16 {
+                    bits.reinterpret_cast::<half::f16>()
+                        .convert_to_f32_slice(out);
+                } else {
+                    bits.reinterpret_cast::<half::bf16>()
+                        .convert_to_f32_slice(out);
+                }
+            }
         }
     };
+    let elem = shears_onnx::tensor::elem_size(t.data_type).unwrap_or(4);
+    let all = row_axis_sums(&bytes, &shape, elem, &valid, widen);
     // Measured once: its pages of the mapped file need not stay resident.
     shears_onnx::load::release_pages(&bytes);
-    Ok(out)
+    Ok(valid.into_iter().zip(all).collect())
 }
 
-/// [`Dense::axis_sums`] over little-endian elements of `N` bytes, widened by `widen`.
-fn le_axis_sums<const N: usize>(
+/// [`Dense::axis_sums`] of every axis in `axes` (each below the rank), in one pass over the
+/// little-endian payload `bytes` (elements of `elem` bytes), one row (last axis) at a time
+/// widened to `f32` by `widen`.
+///
+/// Exactly the sums of [`Dense::axis_sums`]: both visit the elements in row-major order. For
+/// the last axis each element is its index's block; for an earlier axis a block is the
+/// `inner` consecutive elements of one index, whose running sums continue across the rows of
+/// the block and are added to the index's total at its end, as `axis_sums` does.
+fn row_axis_sums(
     bytes: &[u8],
     shape: &[usize],
-    axis: usize,
-    widen: impl Fn([u8; N]) -> f64,
-) -> AxisSums {
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    let size = shape[axis];
-    let mut s = AxisSums {
-        l1: vec![0.0; size],
-        l2: vec![0.0; size],
+    elem: usize,
+    axes: &[usize],
+    mut widen: impl FnMut(&[u8], &mut Vec<f32>),
+) -> Vec<AxisSums> {
+    let mut out: Vec<AxisSums> = axes
+        .iter()
+        .map(|&a| AxisSums {
+            l1: vec![0.0; shape[a]],
+            l2: vec![0.0; shape[a]],
+        })
+        .collect();
+    let Some(&row_len) = shape.last() else {
+        return out;
     };
-    for o in 0..outer {
-        for i in 0..size {
-            let start = (o * size + i) * inner * N;
-            let (mut a, mut b) = (0.0f64, 0.0f64);
-            for c in bytes[start..start + inner * N].chunks_exact(N) {
-                let x = widen(c.try_into().expect("chunk of N"));
-                a += x.abs();
-                b += x * x;
+    let rows: usize = shape[..shape.len() - 1].iter().product();
+    if row_len == 0 || rows == 0 {
+        return out;
+    }
+    let last = shape.len() - 1;
+    // Rows per block of each axis (0 for the last axis, whose blocks are single elements).
+    let per_block: Vec<usize> = axes
+        .iter()
+        .map(|&a| {
+            if a == last {
+                0
+            } else {
+                shape[a + 1..last].iter().product()
             }
-            s.l1[i] += a;
-            s.l2[i] += b;
+        })
+        .collect();
+    let mut running = vec![(0.0f64, 0.0f64); axes.len()];
+    let mut row = Vec::with_capacity(row_len);
+    for r in 0..rows {
+        widen(
+            &bytes[r * row_len * elem..(r + 1) * row_len * elem],
+            &mut row,
+        );
+        for (k, &a) in axes.iter().enumerate() {
+            let s = &mut out[k];
+            if per_block[k] == 0 {
+                for ((l1, l2), &x) in s.l1.iter_mut().zip(s.l2.iter_mut()).zip(&row) {
+                    let x = x as f64;
+                    *l1 += x.abs();
+                    *l2 += x * x;
+                }
+                continue;
+            }
+            let (mut p, mut q) = running[k];
+            for &x in &row {
+                let x = x as f64;
+                p += x.abs();
+                q += x * x;
+            }
+            if (r + 1) % per_block[k] == 0 {
+                let i = (r / per_block[k]) % shape[a];
+                s.l1[i] += p;
+                s.l2[i] += q;
+                (p, q) = (0.0, 0.0);
+            }
+            running[k] = (p, q);
         }
     }
-    s
+    out
 }
 
 #[cfg(test)]
