@@ -101,7 +101,7 @@ pub struct WrittenModel {
 /// payloads), streaming each weight to the side file as it is declared.
 pub fn write_llama(cfg: &LlamaConfig, path: &Path) -> std::io::Result<WrittenModel> {
     assert!(
-        cfg.hidden % cfg.heads == 0 && cfg.heads % cfg.kv_heads == 0,
+        cfg.hidden.is_multiple_of(cfg.heads) && cfg.heads.is_multiple_of(cfg.kv_heads),
         "llama: bad head counts in {cfg:?}"
     );
     let name = path
