@@ -10,7 +10,7 @@ use shears_onnx::{tensor, Model, NodeId, ValueKind};
 use shears_plan::PruningPlan;
 
 use crate::merge::{merge, Cuts};
-use crate::slice::slice_axis;
+use crate::slice::slice_axes;
 use crate::ExecError;
 
 /// The result of applying plans.
@@ -131,12 +131,15 @@ fn cut_tensor(
         ))
     })?;
     let mut dims = tensor::dims(t)?;
-    let mut data = model.payload(t)?.to_vec();
+    if let Some(&(axis, _)) = axes.iter().find(|(a, _)| *a >= dims.len()) {
+        return Err(err(format!("has no axis {axis}")));
+    }
+    // Sliced straight from the stored payload (often the mapped file), in one pass: no copy of
+    // the whole tensor is made first, and no intermediate copy per axis.
+    let source = model.payload(t)?;
+    let data = slice_axes(&source, &dims, elem, axes);
+    shears_onnx::load::release_pages(&source);
     for &(axis, removed) in axes {
-        if axis >= dims.len() {
-            return Err(err(format!("has no axis {axis}")));
-        }
-        data = slice_axis(&data, &dims, elem, axis, removed);
         dims[axis] -= removed.len();
     }
     tensor::set_raw(t, data, &dims);

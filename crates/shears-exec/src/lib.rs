@@ -20,5 +20,5 @@ mod stages;
 pub use apply::{apply, Applied};
 pub use error::ExecError;
 pub use merge::{merge, Cuts};
-pub use slice::slice_axis;
+pub use slice::{slice_axes, slice_axis};
 pub use stages::{apply_stages, Staged};

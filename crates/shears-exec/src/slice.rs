@@ -45,9 +45,111 @@ pub fn slice_axis(
     out
 }
 
+/// Copies `data` (a row-major tensor of `dims` with `elem`-byte elements) without the indices
+/// each of `cuts` removes along its axis (axes ascending and distinct, indices sorted), in one
+/// pass: the result is [`slice_axis`] applied axis after axis, without the intermediate copies
+/// and with the output allocated once at its final size.
+pub fn slice_axes(data: &[u8], dims: &[usize], elem: usize, cuts: &[(usize, &[u32])]) -> Vec<u8> {
+    let Some(&(last, _)) = cuts.last() else {
+        return data.to_vec();
+    };
+    // Per axis up to the last cut one: the kept indices, as runs of consecutive ones.
+    let runs: Vec<Vec<(usize, usize)>> = (0..=last)
+        .map(|a| {
+            let removed = cuts
+                .iter()
+                .find(|(x, _)| *x == a)
+                .map_or(&[][..], |(_, r)| *r);
+            kept_runs(dims[a], removed)
+        })
+        .collect();
+    let inner: usize = dims[last + 1..].iter().product::<usize>() * elem;
+    // Byte stride of each axis up to `last`.
+    let mut stride = vec![inner; last + 1];
+    for a in (0..last).rev() {
+        stride[a] = stride[a + 1] * dims[a + 1];
+    }
+    let kept_len = |a: usize| runs[a].iter().map(|(s, e)| e - s).sum::<usize>();
+    let total = (0..=last).map(kept_len).product::<usize>() * inner;
+    let mut out = Vec::with_capacity(total);
+    // An odometer over the kept indices of the axes before `last`.
+    let outer_idx: Vec<Vec<usize>> = (0..last)
+        .map(|a| runs[a].iter().flat_map(|&(s, e)| s..e).collect())
+        .collect();
+    let mut pos = vec![0usize; last];
+    loop {
+        if outer_idx.iter().any(Vec::is_empty) {
+            break;
+        }
+        let base: usize = (0..last).map(|a| outer_idx[a][pos[a]] * stride[a]).sum();
+        for &(s, e) in &runs[last] {
+            out.extend_from_slice(&data[base + s * inner..base + e * inner]);
+        }
+        // Advance the odometer; done when it wraps past axis 0.
+        let mut a = last;
+        loop {
+            if a == 0 {
+                debug_assert_eq!(out.len(), total);
+                return out;
+            }
+            a -= 1;
+            pos[a] += 1;
+            if pos[a] < outer_idx[a].len() {
+                break;
+            }
+            pos[a] = 0;
+        }
+    }
+    out
+}
+
+/// The indices `0..n` without `removed` (sorted), as half-open runs of consecutive indices.
+fn kept_runs(n: usize, removed: &[u32]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for &r in removed {
+        let r = r as usize;
+        if r > start {
+            runs.push((start, r));
+        }
+        start = r + 1;
+    }
+    if start < n {
+        runs.push((start, n));
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
-    use super::slice_axis;
+    use super::{slice_axes, slice_axis};
+
+    #[test]
+    fn one_pass_equals_axis_after_axis() {
+        let dims = [3usize, 4, 5, 2];
+        let data: Vec<u8> = (0..dims.iter().product::<usize>() * 2)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let cases: [&[(usize, &[u32])]; 6] = [
+            &[(0, &[1])],
+            &[(1, &[0, 3])],
+            &[(3, &[0])],
+            &[(0, &[0]), (2, &[1, 2, 4])],
+            &[(1, &[1, 2]), (2, &[0]), (3, &[1])],
+            &[(0, &[]), (2, &[])],
+        ];
+        for cuts in cases {
+            let mut want = data.clone();
+            let mut d = dims.to_vec();
+            for &(axis, removed) in cuts {
+                want = slice_axis(&want, &d, 2, axis, removed);
+                d[axis] -= removed.len();
+            }
+            assert_eq!(slice_axes(&data, &dims, 2, cuts), want, "{cuts:?}");
+        }
+        // Every index of an outer axis removed: nothing is left.
+        assert!(slice_axes(&data, &dims, 2, &[(0, &[0, 1, 2]), (1, &[0])]).is_empty());
+    }
 
     #[test]
     fn removes_rows_columns_and_middle_axes() {

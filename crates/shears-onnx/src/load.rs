@@ -49,6 +49,52 @@ pub fn decode_file(path: &Path, file: &str) -> Result<DecodedFile> {
     })
 }
 
+/// Drops the resident pages of `bytes` from this process when they are a slice of a file
+/// Shears mapped (a model or side file), after a reader is done with them: streaming over a
+/// multi-gigabyte file then keeps only the pages being read resident, not the whole file. The
+/// kernel keeps them in its page cache, and a later read of the slice faults them back in, so
+/// this changes memory use and speed, never what is read. Any other slice (an owned buffer) is
+/// left alone: `MADV_DONTNEED` on anonymous memory would zero it, so only ranges inside a live
+/// registered mapping are advised.
+pub fn release_pages(bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        if bytes.len() < RELEASE_MIN {
+            return;
+        }
+        let start = bytes.as_ptr() as usize;
+        let mut maps = MAPPINGS.lock().unwrap_or_else(|e| e.into_inner());
+        maps.retain(|w| w.strong_count() > 0);
+        for map in maps.iter().filter_map(std::sync::Weak::upgrade) {
+            let base = map.as_ptr() as usize;
+            if start >= base && start + bytes.len() <= base + map.len() {
+                // SAFETY: the range lies inside a read-only shared file mapping; DONTNEED only
+                // drops its page-table entries and a later access re-reads the file's pages, so
+                // every live slice keeps reading the same bytes. Failure is only slower.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start - base,
+                        bytes.len(),
+                    )
+                };
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = bytes;
+}
+
+/// Slices smaller than this are not worth a system call (and share their pages with neighbours).
+#[cfg(unix)]
+const RELEASE_MIN: usize = 1 << 20;
+
+/// Every mapping [`Mapped::open`] made that may still be alive, for [`release_pages`].
+#[cfg(unix)]
+static MAPPINGS: std::sync::Mutex<Vec<std::sync::Weak<memmap2::Mmap>>> =
+    std::sync::Mutex::new(Vec::new());
+
 /// A read-only mapping shared between the `Bytes` slices made from it and the loader, which
 /// still needs it to change the paging advice after decoding.
 struct Mapped(Option<Arc<memmap2::Mmap>>);
@@ -79,7 +125,13 @@ impl Mapped {
         // fault; that is the accepted contract of every mmap-based reader (onnxruntime included).
         // Shears itself never writes over a file in place (see `save::write_atomic`).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| OnnxError::io(path, e))?;
-        Ok(Mapped(Some(Arc::new(map))))
+        let map = Arc::new(map);
+        #[cfg(unix)]
+        MAPPINGS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&map));
+        Ok(Mapped(Some(map)))
     }
 
     fn bytes(&self) -> Bytes {
@@ -169,5 +221,32 @@ fn foreign_format(bytes: &[u8]) -> Option<&'static str> {
         Some(b'{') | Some(b'[') => Some("JSON text"),
         Some(b'<') => Some("XML or HTML text"),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn released_pages_read_back_the_same_and_owned_buffers_are_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.bin");
+        let data: Vec<u8> = (0..(3usize << 20)).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mapped = map_file(&path).unwrap();
+        assert_eq!(&mapped[..], &data[..]);
+        // A slice starting mid-page, as tensor payloads do.
+        release_pages(&mapped[100..(2 << 20) + 100]);
+        release_pages(&mapped);
+        assert_eq!(
+            &mapped[..],
+            &data[..],
+            "a released mapping reads the file again"
+        );
+        // An owned buffer is not a registered mapping: releasing it must not zero it.
+        let owned = data.clone();
+        release_pages(&owned);
+        assert_eq!(owned, data);
     }
 }

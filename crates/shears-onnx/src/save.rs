@@ -337,6 +337,9 @@ fn write_side_file(
         w.write_all(&[0u8; EXTERNAL_ALIGN as usize][..pad])
             .map_err(|e| io(&w, e))?;
         w.write_all(&payload).map_err(|e| io(&w, e))?;
+        // Copied: the input's pages need not stay resident (the output is written one tensor
+        // at a time, so only the tensor being copied is).
+        crate::load::release_pages(&payload);
         cursor = slot.offset + slot.len;
     }
     let tmp = w.into_inner().map_err(|e| {
@@ -535,6 +538,8 @@ unsafe impl<W: Write> bytes::BufMut for StreamBuf<W> {
         if src.len() >= Self::CAPACITY / 4 {
             self.flush_buf();
             self.write(src);
+            // A payload of the mapped input, copied: its pages need not stay resident.
+            crate::load::release_pages(src);
         } else {
             if self.buf.len() + src.len() > self.buf.capacity() {
                 self.flush_buf();

@@ -13,6 +13,7 @@
 //! [`zoo`] holds ready-made models covering the couplings Shears must understand.
 
 pub mod layers;
+pub mod llama;
 pub mod prng;
 pub mod quantize;
 pub mod zoo;

@@ -51,3 +51,34 @@ pub fn deep_chain(layers: usize) -> ModelProto {
     }
     finish(b, &y)
 }
+
+/// VGG-16 as torchvision builds it (configuration D, 224x224 input, 1000 classes, no BN):
+/// 138,357,544 parameters, ~553 MB of float32: a model whose file is mostly a few huge
+/// tensors (`classifier.0.weight` alone is 411 MB), for the bounded-memory bench.
+pub fn vgg16_like() -> ModelProto {
+    let (mut b, x) = start("vgg16_like", &[1, 3, 224, 224]);
+    let mut y = x;
+    let mut i = 0;
+    for block in [
+        &[64, 64][..],
+        &[128, 128],
+        &[256, 256, 256],
+        &[512, 512, 512],
+        &[512, 512, 512],
+    ] {
+        for &width in block {
+            y = b.conv(&y, &format!("features.{i}"), width, 3, 1, 1, 1, true);
+            y = b.relu(&y);
+            i += 2;
+        }
+        y = b.maxpool(&y, 2, 2, 0);
+        i += 1;
+    }
+    let y = b.flatten(&y, 1);
+    let y = b.gemm(&y, "classifier.0", 4096, true);
+    let y = b.relu(&y);
+    let y = b.gemm(&y, "classifier.3", 4096, true);
+    let y = b.relu(&y);
+    let y = b.gemm(&y, "classifier.6", 1000, true);
+    finish(b, &y)
+}
