@@ -174,7 +174,17 @@ fn prune_then_sparsify_in_one_call() {
     let i = shears(&["inspect", s(&out), "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
     assert!(j["sparsity"]["zeros"].as_u64().unwrap() >= z);
-    let bad = shears(&[
+    for extra in [&[][..], &["1.5"][..], &["-0.5"][..]] {
+        let mut args = vec!["prune", s(&model), "-o", s(&out), "--ratio", "0.5"];
+        args.push("--then-sparsify");
+        args.extend_from_slice(extra);
+        let bad = shears(&args);
+        assert_eq!(bad.status.code(), Some(2), "{extra:?}");
+        let err = text(&bad.stderr);
+        assert!(err.contains("--then-sparsify"), "{extra:?}: {err}");
+    }
+    // A pattern alone says how much.
+    let o = shears(&[
         "prune",
         s(&model),
         "-o",
@@ -182,13 +192,17 @@ fn prune_then_sparsify_in_one_call() {
         "--ratio",
         "0.5",
         "--then-sparsify",
+        "--pattern",
+        "1:2",
+        "--json",
     ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        text(&bad.stderr).contains("--then-sparsify"),
-        "{}",
-        text(&bad.stderr)
-    );
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let layers = v["then_sparsified"]["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for l in layers {
+        assert_eq!(l["pattern_satisfied"], true, "{l}");
+    }
 }
 
 #[test]

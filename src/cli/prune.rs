@@ -136,8 +136,8 @@ pub struct AutoArgs {
     pub ridge: f64,
     /// After removing channels, zero this fraction of every remaining Conv/Gemm/MatMul weight
     /// (l1; see docs/sparsify.md). Without S, --pattern says how much.
-    #[arg(long, value_name = "S", num_args = 0..=1, default_missing_value = "-1", allow_negative_numbers = true)]
-    pub then_sparsify: Option<f64>,
+    #[arg(long, value_name = "S", num_args = 0..=1, allow_negative_numbers = true)]
+    pub then_sparsify: Option<Option<f64>>,
     /// With --then-sparsify: keep the N largest of every M weights along the reduction axis.
     #[arg(long, value_name = "N:M", requires = "then_sparsify")]
     pub pattern: Option<String>,
@@ -431,7 +431,7 @@ fn then_sparsify(
     auto: &AutoArgs,
     cfg: &PruneConfig,
 ) -> anyhow::Result<Option<shears_sparsity::SparsifyConfig>> {
-    let Some(s) = auto.then_sparsify else {
+    let Some(sparsity) = auto.then_sparsify else {
         return Ok(None);
     };
     let pattern = auto
@@ -440,11 +440,9 @@ fn then_sparsify(
         .map(|p| p.parse::<shears_sparsity::NmPattern>())
         .transpose()
         .map_err(|e| anyhow::anyhow!("--pattern: {e}"))?;
-    // `--then-sparsify` alone (no S) is only meaningful with a pattern.
-    if s == -1.0 && pattern.is_none() {
+    if sparsity.is_none() && pattern.is_none() {
         bail!("--then-sparsify: give a fraction S in [0, 1) or --pattern N:M");
     }
-    let sparsity = (s != -1.0 || pattern.is_none()).then_some(s);
     let scfg = shears_sparsity::SparsifyConfig {
         sparsity,
         pattern,

@@ -116,6 +116,12 @@ impl SparsifyConfig {
                 "stages need a fraction (--sparsity or --layer-sparsity)",
             ));
         }
+        if self.threshold.is_some() && self.criterion != Criterion::L1 {
+            return Err(config(
+                "--criterion",
+                "--threshold compares |w| with T: only l1 applies",
+            ));
+        }
         if self.recover.is_some() && self.calibration.is_none() {
             return Err(config(
                 "--recover",

@@ -139,3 +139,41 @@ pub fn store_sparse(
     }
     Ok((proto, report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn typed_tensors_stay_typed_and_raw_ones_raw() {
+        let mut typed = TensorProto {
+            name: "w".into(),
+            dims: vec![2, 2],
+            data_type: DataType::Float as i32,
+            float_data: vec![1.0, 2.0, 3.0, 4.0],
+            ..Default::default()
+        };
+        write_keeping_form(&mut typed, le(&[1.0, 0.0, 3.0, 0.0]));
+        assert_eq!(typed.float_data, vec![1.0, 0.0, 3.0, 0.0]);
+        assert!(typed.raw_data.is_empty());
+
+        let mut half = TensorProto {
+            name: "h".into(),
+            dims: vec![2],
+            data_type: DataType::Float16 as i32,
+            int32_data: vec![0x3c00, 0x4000],
+            ..Default::default()
+        };
+        write_keeping_form(&mut half, vec![0x00, 0x3c, 0x00, 0x00]);
+        assert_eq!(half.int32_data, vec![0x3c00, 0]);
+
+        let mut raw = tensor::from_f32("r", &[2], &[1.0, 2.0]);
+        write_keeping_form(&mut raw, le(&[0.0, 2.0]));
+        assert_eq!(&raw.raw_data[..], &le(&[0.0, 2.0])[..]);
+        assert!(raw.float_data.is_empty());
+    }
+}

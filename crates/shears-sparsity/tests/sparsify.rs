@@ -405,6 +405,12 @@ fn bad_settings_name_their_flag() {
     .starts_with("--threshold"));
     assert!(err(SparsifyConfig::default()).contains("give --sparsity"));
     assert!(err(SparsifyConfig {
+        threshold: Some(0.1),
+        criterion: Criterion::Random,
+        ..Default::default()
+    })
+    .starts_with("--criterion"));
+    assert!(err(SparsifyConfig {
         criterion: Criterion::Wanda,
         ..cfg(0.5)
     })
