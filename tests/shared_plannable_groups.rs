@@ -1,10 +1,10 @@
 //! `groups` never calls prunable a group that planning refuses, on every shared model and
-//! style fixture (the property of `crates/shears-exec/tests/plannable_groups.rs`, whose helper
+//! style fixture (the property of `crates/shears-testkit/tests/plannable_groups.rs`, whose helper
 //! this includes).
 #![cfg(feature = "shared-suite")]
 
 mod common;
-#[path = "../crates/shears-exec/tests/common/plannable.rs"]
+#[path = "../crates/shears-testkit/tests/common/plannable.rs"]
 mod plannable;
 
 use common::{onnx_files, shared};

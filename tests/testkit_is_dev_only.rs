@@ -8,13 +8,18 @@ use std::path::Path;
 
 /// The names listed in a manifest's `[dependencies]` section.
 fn normal_dependencies(manifest: &Path) -> BTreeSet<String> {
+    dependencies_in(manifest, "[dependencies]")
+}
+
+/// The names listed in a manifest's `section` (`[dependencies]`, `[dev-dependencies]`).
+fn dependencies_in(manifest: &Path, section: &str) -> BTreeSet<String> {
     let text =
         std::fs::read_to_string(manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     let mut in_deps = false;
     let mut deps = BTreeSet::new();
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
-            in_deps = line == "[dependencies]";
+            in_deps = line == section;
             continue;
         }
         if in_deps && !line.is_empty() && !line.starts_with('#') {
@@ -76,5 +81,16 @@ fn the_executor_does_not_link_the_evaluator() {
     assert!(deps.contains("shears-plan"), "{deps:?}");
     for evaluator in ["shears-verify", "candle-core", "rayon"] {
         assert!(!deps.contains(evaluator), "shears-exec links {evaluator}");
+    }
+}
+
+#[test]
+fn the_executor_is_tested_without_the_evaluator_too() {
+    // Its integration tests need the exactness check, so they live in the testkit's package:
+    // `cargo tree -p shears-exec`, dev-dependencies included, shows no candle-core.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/shears-exec/Cargo.toml");
+    let dev = dependencies_in(&manifest, "[dev-dependencies]");
+    for tool in ["shears-testkit", "shears-verify"] {
+        assert!(!dev.contains(tool), "shears-exec's tests use {tool}");
     }
 }
