@@ -3,7 +3,7 @@
 //! builder):
 //! - [`builder`]: building ONNX models in Rust ([`builder::ModelBuilder`], layer helpers, the
 //!   [`builder::zoo`] of models covering the couplings Shears must understand);
-//! - [`random_plans`]: seeded random batches of plans for property tests and fuzzing;
+//! - [`mod@random_plans`]: seeded random batches of plans for property tests and fuzzing;
 //! - [`zero`]: the exactness check (pruned model vs the original with the removed input slices
 //!   zeroed), which needs the evaluator; [`heads`]: the same for every attention head removed
 //!   alone.
