@@ -209,6 +209,26 @@ impl DependencyGraph {
         let k = self.dims.partition_point(|d| d.atom_start <= atom);
         DimId(k.saturating_sub(1) as u32)
     }
+    /// `(atom, dim)` for each of `atoms`, which must be ascending (as [`Self::unit_atoms`] gives
+    /// them): the same answers as [`Self::atom_dim`], with one search per run of atoms of a dim
+    /// rather than one per atom.
+    pub fn atom_dims<'a>(&'a self, atoms: &'a [u32]) -> impl Iterator<Item = (u32, DimId)> + 'a {
+        // The current dim and the atom range [start, end) whose atoms it owns.
+        let mut current: Option<(DimId, u32, u32)> = None;
+        atoms.iter().map(move |&a| match current {
+            Some((d, start, end)) if start <= a && a < end => (a, d),
+            _ => {
+                let d = self.atom_dim(a);
+                let start = self.dims[d.0 as usize].atom_start;
+                let end = self
+                    .dims
+                    .get(d.0 as usize + 1)
+                    .map_or(u32::MAX, |n| n.atom_start);
+                current = Some((d, start, end));
+                (a, d)
+            }
+        })
+    }
     /// The unit of index `i` of dim `d`.
     pub fn unit_at(&self, d: DimId, i: usize) -> Option<UnitId> {
         let info = self.dim(d);

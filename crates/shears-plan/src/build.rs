@@ -228,8 +228,7 @@ pub fn plan(
     // Removed indices per dim.
     let mut per_dim: BTreeMap<DimId, Vec<u32>> = BTreeMap::new();
     for &u in &units {
-        for &a in graph.unit_atoms(u) {
-            let d = graph.atom_dim(a);
+        for (a, d) in graph.atom_dims(graph.unit_atoms(u)) {
             per_dim
                 .entry(d)
                 .or_default()

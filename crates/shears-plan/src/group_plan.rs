@@ -135,10 +135,9 @@ pub fn plan_units_at(
         }
         idxs.extend(
             graph
-                .unit_atoms(u)
-                .iter()
-                .filter(|&&a| graph.atom_dim(a) == layer.dim)
-                .map(|&a| (a - start) as usize),
+                .atom_dims(graph.unit_atoms(u))
+                .filter(|&(_, d)| d == layer.dim)
+                .map(|(a, _)| (a - start) as usize),
         );
     }
     idxs.sort_unstable();
