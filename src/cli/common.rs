@@ -138,3 +138,49 @@ pub fn named<T: shears_pruner::named::Named + Clone + Send + Sync>(
     )
     .try_map(|s| T::from_name(&s).ok_or("not a possible value"))
 }
+
+/// How a column of [`table`] lines up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+    /// Not padded (a trailing free-text column).
+    Raw,
+}
+
+/// Rows under `head`, columns two spaces apart, each padded to its widest cell as `align`
+/// says: one line per row, the header first.
+pub fn table<const N: usize>(
+    head: [&str; N],
+    rows: &[[String; N]],
+    align: [Align; N],
+) -> Vec<String> {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; N]| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .zip(align)
+            .map(|((c, &w), a)| match a {
+                Align::Left => format!("{c:<w$}"),
+                Align::Right => format!("{c:>w$}"),
+                Align::Raw => c.to_string(),
+            })
+            .collect();
+        parts.join("  ")
+    };
+    std::iter::once(line(head))
+        .chain(
+            rows.iter()
+                .map(|r| line(std::array::from_fn(|i| r[i].as_str()))),
+        )
+        .collect()
+}

@@ -549,42 +549,13 @@ pub fn render_summary(summary: &Summary) -> String {
             ]
         })
         .collect();
-    let head = ["layer", "channels", "parameters", "MACs"];
-    let w: Vec<usize> = (0..4)
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].len())
-                .chain([head[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let _ = writeln!(
-        o,
-        "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
-        head[0],
-        head[1],
-        head[2],
-        head[3],
-        w0 = w[0],
-        w1 = w[1],
-        w2 = w[2],
-        w3 = w[3]
-    );
-    for c in &cells {
-        let _ = writeln!(
-            o,
-            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2],
-            w3 = w[3]
-        );
+    use super::common::{table, Align};
+    for line in table(
+        ["layer", "channels", "parameters", "MACs"],
+        &cells,
+        [Align::Left, Align::Right, Align::Right, Align::Right],
+    ) {
+        let _ = writeln!(o, "{line}");
     }
     let _ = writeln!(o, "{} attribute/shape rewrites", s.rewrites);
     if let Some(t) = &summary.then_sparsified {

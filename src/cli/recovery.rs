@@ -125,32 +125,20 @@ pub fn render(s: &RecoverySummary) -> String {
                 ]
             })
             .collect();
-        let head = ["layer", "refitted", "error before", "after", "seconds", ""];
-        let w: Vec<usize> = (0..6)
-            .map(|i| {
-                rows.iter()
-                    .map(|c| c[i].len())
-                    .chain([head[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for c in std::iter::once(head.map(String::from)).chain(rows) {
-            let line = format!(
-                "  {:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {}",
-                c[0],
-                c[1],
-                c[2],
-                c[3],
-                c[4],
-                c[5],
-                w0 = w[0],
-                w1 = w[1],
-                w2 = w[2],
-                w3 = w[3],
-                w4 = w[4]
-            );
-            let _ = writeln!(o, "{}", line.trim_end());
+        use super::common::{table, Align};
+        for line in table(
+            ["layer", "refitted", "error before", "after", "seconds", ""],
+            &rows,
+            [
+                Align::Left,
+                Align::Left,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Raw,
+            ],
+        ) {
+            let _ = writeln!(o, "{}", format!("  {line}").trim_end());
         }
         for n in &r.not_recovered {
             let _ = writeln!(
