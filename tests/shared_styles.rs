@@ -70,47 +70,53 @@ fn each_style_groups_like_its_plain_original() {
     }
 }
 
+/// Every third channel of each prunable group of fixture `what`, planned on its layer as
+/// `--layer/--idxs` gives, is exact by the zeroing check (1e-5 relative); asserts that at least
+/// 9 groups were checked.
+fn every_group_prunes_exactly(what: &str) {
+    let m = analysed(&shared().join(format!("fixtures/styles/{what}.onnx")));
+    let graph = DependencyGraph::build(&m);
+    let shapes = InputShapes::default();
+    let mut checked = 0;
+    for (report, group) in shears_plan::group_reports(&m, &graph)
+        .iter()
+        .zip(&graph.groups)
+    {
+        if !report.prunable || group.units.len() < 2 {
+            continue;
+        }
+        let Some(layer) = shears_plan::group_layer(&m, &graph, group.id) else {
+            continue;
+        };
+        let name = m.graph.node(layer.node).name.clone();
+        let idxs: Vec<usize> = (0..graph.dim(layer.dim).size)
+            .filter(|&i| graph.group_at(layer.dim, i) == Some(group.id))
+            .enumerate()
+            .filter(|(k, _)| k % 3 == 1)
+            .map(|(_, i)| i)
+            .collect();
+        let plan = shears_plan::plan(&m, &graph, &name, &idxs)
+            .unwrap_or_else(|e| panic!("{what}: {name} {idxs:?}: {e}"));
+        let ex = shears_testkit::check_exactness(&m, &[plan], &shapes, 1, 7)
+            .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
+        assert!(ex.shapes_equal, "{what}: {name}: output shapes changed");
+        assert!(ex.exact_expected, "{what}: {name}: not expected exact");
+        assert!(
+            ex.max_rel <= 1e-5,
+            "{what}: {name} {idxs:?}: max rel {:.3e}, max abs {:.3e}",
+            ex.max_rel,
+            ex.max_abs
+        );
+        checked += 1;
+    }
+    assert!(checked >= 9, "{what}: only {checked} groups checked");
+}
+
 #[test]
 fn every_group_of_each_style_prunes_exactly() {
     for model in MODELS {
         for (style, _) in STYLES {
-            let what = format!("{model}-{style}");
-            let m = analysed(&shared().join(format!("fixtures/styles/{what}.onnx")));
-            let graph = DependencyGraph::build(&m);
-            let shapes = InputShapes::default();
-            let mut checked = 0;
-            for (report, group) in shears_plan::group_reports(&m, &graph)
-                .iter()
-                .zip(&graph.groups)
-            {
-                if !report.prunable || group.units.len() < 2 {
-                    continue;
-                }
-                let Some(layer) = shears_plan::group_layer(&m, &graph, group.id) else {
-                    continue;
-                };
-                // Every third of the group's channels on its layer, as `--layer/--idxs` gives.
-                let name = m.graph.node(layer.node).name.clone();
-                let idxs: Vec<usize> = (0..graph.dim(layer.dim).size)
-                    .filter(|&i| graph.group_at(layer.dim, i) == Some(group.id))
-                    .enumerate()
-                    .filter(|(k, _)| k % 3 == 1)
-                    .map(|(_, i)| i)
-                    .collect();
-                let plan = shears_plan::plan(&m, &graph, &name, &idxs)
-                    .unwrap_or_else(|e| panic!("{what}: {name} {idxs:?}: {e}"));
-                let ex = shears_testkit::check_exactness(&m, &[plan], &shapes, 1, 7)
-                    .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
-                assert!(ex.shapes_equal, "{what}: {name}: output shapes changed");
-                assert!(ex.exact_expected, "{what}: {name}: not expected exact");
-                assert!(
-                    ex.max_rel <= 1e-5,
-                    "{what}: {name} {idxs:?}: max rel {:.3e}",
-                    ex.max_rel
-                );
-                checked += 1;
-            }
-            assert!(checked >= 9, "{what}: only {checked} groups checked");
+            every_group_prunes_exactly(&format!("{model}-{style}"));
         }
     }
 }
@@ -193,43 +199,7 @@ fn qdq_groups_and_prunes_like_its_plain_original() {
 #[test]
 fn every_group_of_the_qdq_style_prunes_within_the_quantization_step() {
     for model in MODELS {
-        let what = format!("{model}-qdq");
-        let m = analysed(&shared().join(format!("fixtures/styles/{what}.onnx")));
-        let graph = DependencyGraph::build(&m);
-        let shapes = InputShapes::default();
-        let mut checked = 0;
-        for (report, group) in shears_plan::group_reports(&m, &graph)
-            .iter()
-            .zip(&graph.groups)
-        {
-            if !report.prunable || group.units.len() < 2 {
-                continue;
-            }
-            let Some(layer) = shears_plan::group_layer(&m, &graph, group.id) else {
-                continue;
-            };
-            let name = m.graph.node(layer.node).name.clone();
-            let idxs: Vec<usize> = (0..graph.dim(layer.dim).size)
-                .filter(|&i| graph.group_at(layer.dim, i) == Some(group.id))
-                .enumerate()
-                .filter(|(k, _)| k % 3 == 1)
-                .map(|(_, i)| i)
-                .collect();
-            let plan = shears_plan::plan(&m, &graph, &name, &idxs)
-                .unwrap_or_else(|e| panic!("{what}: {name} {idxs:?}: {e}"));
-            let ex = shears_testkit::check_exactness(&m, &[plan], &shapes, 1, 7)
-                .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
-            assert!(ex.shapes_equal, "{what}: {name}: output shapes changed");
-            assert!(ex.exact_expected, "{what}: {name}: not expected exact");
-            assert!(
-                ex.max_rel <= 1e-5,
-                "{what}: {name} {idxs:?}: max rel {:.3e}, max abs {:.3e}",
-                ex.max_rel,
-                ex.max_abs
-            );
-            checked += 1;
-        }
-        assert!(checked >= 9, "{what}: only {checked} groups checked");
+        every_group_prunes_exactly(&format!("{model}-qdq"));
     }
 }
 
