@@ -272,7 +272,7 @@ pub fn prune_iterative(
             originals: HashMap::new(),
             granularity: Granularity::Heads,
         };
-        let (mut report, pruned) = heads.stage(model, 1)?;
+        let (mut report, pruned) = heads.stage(model, original, 1)?;
         report.stage = 0;
         current = Some(pruned);
         stages.push(report);
@@ -288,7 +288,13 @@ pub fn prune_iterative(
     let steps = cfg.schedule.steps;
     for t in 1..=steps {
         let m = current.as_ref().unwrap_or(model);
-        let (report, pruned) = run.stage(m, t)?;
+        // The input's cost is known; a later stage's model may be one the callback swapped in.
+        let before = if current.is_none() {
+            original
+        } else {
+            cost(m)?
+        };
+        let (report, pruned) = run.stage(m, before, t)?;
         let mut stage = Stage {
             index: t,
             steps,
@@ -429,11 +435,11 @@ impl Run<'_> {
         Ok(m)
     }
 
-    /// Plans stage `t` of the schedule on `model` and applies the plans.
-    fn stage(&mut self, model: &Model, t: usize) -> Result<(StageReport, Model)> {
+    /// Plans stage `t` of the schedule on `model`, whose cost is `before`, and applies the
+    /// plans.
+    fn stage(&mut self, model: &Model, before: Cost, t: usize) -> Result<(StageReport, Model)> {
         let cfg = self.cfg;
         let graph = DependencyGraph::build_with(model, self.granularity);
-        let before = cost(model)?;
         let keys = group_keys(model, &graph);
         // Nodes indexed to groups once per stage: per-group scans of every node would make a
         // stage quadratic in the model.
