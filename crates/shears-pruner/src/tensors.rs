@@ -155,13 +155,24 @@ fn quantization(model: &Model, v: ValueId, shape: &[usize]) -> Result<Option<Qua
             return Ok(Some(q(None)));
         }
         let axis = match op {
+            // The layout the shape inference and the coupling rule decided on, not a second
+            // reading of `axis`.
             "DequantizeLinear" => {
-                let a = n.attr_i("axis", 1);
-                let r = shape.len() as i64;
-                if a < -r || a >= r {
-                    return Ok(None);
+                let scale_shape = n
+                    .input(1)
+                    .and_then(|s| g.value(s).shape.as_deref())
+                    .unwrap_or(&[]);
+                let axis = n.attr("axis").map(|_| n.attr_i("axis", 1));
+                match shears_onnx::shape::quant::quant_axis(
+                    g.opset,
+                    axis,
+                    n.attr_i("block_size", 0),
+                    shape,
+                    scale_shape,
+                ) {
+                    Ok(shears_onnx::shape::quant::QuantAxis::PerAxis(a)) => a,
+                    _ => return Ok(None),
                 }
-                (if a < 0 { a + r } else { a }) as usize
             }
             "QLinearConv" | "ConvInteger" => 0,
             // Per row of the left operand, per column of the right one.
