@@ -164,8 +164,12 @@ impl<'a> Ctx<'a> {
         let g = &self.model.graph;
         let Some(p) = g.producer(v) else { return v };
         let n = g.node(p);
+        // A layout op reading a quantized tensor at slot 0: DequantizeLinear (the op facts).
+        let facts = shears_onnx::ops::facts(n);
+        let dequantizes =
+            facts.role == shears_onnx::ops::OpRole::Layout && facts.quantized_slots.contains(&0);
         match n.input(0) {
-            Some(src) if n.op_type == "DequantizeLinear" && is_stored(self.model, src) => src,
+            Some(src) if dequantizes && is_stored(self.model, src) => src,
             _ => v,
         }
     }
