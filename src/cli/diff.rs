@@ -50,12 +50,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match shears_plan::diff_lines(&a, &b) {
         None => Ok(ExitCode::SUCCESS),
         Some(d) => {
-            super::common::print_text(&format!(
+            let printed = super::common::print_text(&format!(
                 "--- {}\n+++ {}\n{d}",
                 args.a.display(),
                 args.b.display()
-            ))?;
-            Ok(ExitCode::from(1))
+            ));
+            // The verdict is known before printing: a reader that went away early must not
+            // turn "the plans differ" into success, whenever the pipe happened to close.
+            match printed {
+                Err(e) if !super::common::is_closed_pipe(&e) => Err(e),
+                _ => Ok(ExitCode::from(1)),
+            }
         }
     }
 }
