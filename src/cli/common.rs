@@ -45,6 +45,35 @@ impl ShapeArgs {
     }
 }
 
+/// Calibration inputs and the seed of everything random: the one definition, flattened into
+/// `prune` and `sparsify`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CalibArgs {
+    /// Calibrate on N seeded random inputs (activation criteria, recovery).
+    #[arg(long, value_name = "N", conflicts_with = "calib_dir")]
+    pub calib_random: Option<usize>,
+    /// Calibrate on the .npy inputs in DIR (activation criteria, recovery).
+    #[arg(long, value_name = "DIR")]
+    pub calib_dir: Option<std::path::PathBuf>,
+    /// Seed of random calibration inputs and of a random ranking.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl CalibArgs {
+    /// The calibration inputs the flags name, if any.
+    pub fn calibration(&self) -> Option<shears_pruner::Calibration> {
+        match (self.calib_random, &self.calib_dir) {
+            (Some(samples), None) => Some(shears_pruner::Calibration::Random {
+                samples,
+                seed: self.seed,
+            }),
+            (None, Some(dir)) => Some(shears_pruner::Calibration::Dir(dir.clone())),
+            _ => None,
+        }
+    }
+}
+
 /// Loads `path` and infers static shapes.
 pub fn load_with_shapes(path: &Path, shapes: &ShapeArgs) -> anyhow::Result<Model> {
     let inputs = shapes.parse()?;

@@ -21,8 +21,8 @@ use shears_onnx::Model;
 use shears_plan::PruningPlan;
 use shears_pruner::summary::{PruneReport, PruneSummary, Settings, StageOut};
 use shears_pruner::{
-    AllocationConfig, Calibration, Control, Criterion, Goal, ImportanceConfig, Normalizer, Outcome,
-    Pattern, PruneConfig, Reduction, Schedule, ScheduleKind,
+    AllocationConfig, Control, Criterion, Goal, ImportanceConfig, Normalizer, Outcome, Pattern,
+    PruneConfig, Reduction, Schedule, ScheduleKind,
 };
 use shears_recover::StagedRecovery;
 
@@ -117,15 +117,8 @@ pub struct AutoArgs {
     /// The sparsity curve over the stages.
     #[arg(long, default_value = "linear", value_parser = named::<ScheduleKind>(&[]))]
     pub schedule: ScheduleKind,
-    /// Calibrate activation criteria on N seeded random inputs.
-    #[arg(long, value_name = "N", conflicts_with = "calib_dir")]
-    pub calib_random: Option<usize>,
-    /// Calibrate activation criteria on the .npy inputs in DIR.
-    #[arg(long, value_name = "DIR")]
-    pub calib_dir: Option<PathBuf>,
-    /// Seed of random calibration inputs and of `--importance random`.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub calib: super::common::CalibArgs,
     /// Recover the pruned model from the calibration inputs: none, bn, reconstruct, or a list
     /// applied in the order given (bn,reconstruct). Default with calibration inputs:
     /// reconstruct. See docs/recover.md.
@@ -170,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
              or --plan"
         ),
     };
-    let calibration = calibration(&args.auto);
+    let calibration = args.auto.calib.calibration();
     let (recovery, mut rsummary) = recovery::plan(
         args.auto.recover.as_deref(),
         args.auto.ridge,
@@ -254,18 +247,6 @@ fn write_report(path: &Path, report: &PruneReport<Summary>) -> anyhow::Result<()
     std::fs::write(path, text + "\n").with_context(|| format!("{}", path.display()))
 }
 
-/// The calibration inputs the flags name, if any.
-fn calibration(auto: &AutoArgs) -> Option<Calibration> {
-    match (auto.calib_random, &auto.calib_dir) {
-        (Some(samples), None) => Some(Calibration::Random {
-            samples,
-            seed: auto.seed,
-        }),
-        (None, Some(dir)) => Some(Calibration::Dir(dir.clone())),
-        _ => None,
-    }
-}
-
 /// The pruner's settings from the command line.
 fn config(args: &Args) -> anyhow::Result<PruneConfig> {
     let goal = match (
@@ -297,14 +278,14 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         .iter()
         .map(|n| Pattern::new(n).context("--ignore: empty name"))
         .collect::<anyhow::Result<_>>()?;
-    let calibration = calibration(&args.auto);
+    let calibration = args.auto.calib.calibration();
     Ok(PruneConfig {
         importance: ImportanceConfig {
             criterion: args.auto.importance,
             reduction: args.auto.reduction,
             normalizer: args.auto.normalize.unwrap_or(Normalizer::None),
             include_vectors: args.auto.include_bias,
-            seed: args.auto.seed,
+            seed: args.auto.calib.seed,
         },
         allocation: AllocationConfig {
             global: args.auto.global,

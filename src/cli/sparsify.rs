@@ -89,15 +89,8 @@ pub struct SparseArgs {
     /// The sparsity curve over the stages.
     #[arg(long, default_value = "linear", value_parser = named::<ScheduleKind>(&[]))]
     pub schedule: ScheduleKind,
-    /// Calibrate on N seeded random inputs.
-    #[arg(long, value_name = "N", conflicts_with = "calib_dir")]
-    pub calib_random: Option<usize>,
-    /// Calibrate on the .npy inputs in DIR (wanda, --recover).
-    #[arg(long, value_name = "DIR")]
-    pub calib_dir: Option<PathBuf>,
-    /// Seed of `--criterion random` and of random calibration inputs.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub calib: super::common::CalibArgs,
     /// Refit the kept weights on the calibration inputs with the mask fixed: none or
     /// reconstruct (default with calibration inputs: reconstruct). See docs/sparsify.md.
     #[arg(long, value_name = "METHODS")]
@@ -135,14 +128,7 @@ impl SparseArgs {
             .iter()
             .map(|n| Pattern::new(n).context("--ignore: empty name"))
             .collect::<anyhow::Result<_>>()?;
-        let calibration = match (self.calib_random, &self.calib_dir) {
-            (Some(samples), None) => Some(Calibration::Random {
-                samples,
-                seed: self.seed,
-            }),
-            (None, Some(dir)) => Some(Calibration::Dir(dir.clone())),
-            _ => None,
-        };
+        let calibration = self.calib.calibration();
         let methods = match self.recover.as_deref() {
             Some(text) => RecoverConfig::parse_methods(text)?,
             None if calibration.is_some() => RecoverConfig::default().methods,
@@ -187,7 +173,7 @@ impl SparseArgs {
                 CriterionArg::Random => Criterion::Random,
                 CriterionArg::Wanda => Criterion::Wanda,
             },
-            seed: self.seed,
+            seed: self.calib.seed,
             schedule: Schedule {
                 steps: self.steps,
                 kind: self.schedule,
