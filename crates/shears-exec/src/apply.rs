@@ -302,27 +302,7 @@ fn apply_rewrite(
 
 /// The graph input declaring initializer `t` (its element type and dims).
 fn param_input(t: &TensorProto) -> shears_onnx::proto::ValueInfoProto {
-    use shears_onnx::proto::{tensor_shape_proto::Dimension, TensorShapeProto, TypeProto};
-    shears_onnx::proto::ValueInfoProto {
-        name: t.name.clone(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: t.data_type,
-                shape: Some(TensorShapeProto {
-                    dim: t
-                        .dims
-                        .iter()
-                        .map(|&n| Dimension {
-                            value: Some(dimension::Value::DimValue(n)),
-                            denotation: String::new(),
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    shears_onnx::proto::ValueInfoProto::tensor(&t.name, t.data_type, Some(&t.dims))
 }
 
 /// An integer tensor like `like` (same element type) holding `values` with `dims`.

@@ -96,6 +96,42 @@ pub struct ValueInfoProto {
     pub metadata_props: Vec<StringStringEntryProto>,
 }
 
+impl ValueInfoProto {
+    /// A tensor value of `elem_type` (a `TensorProto.DataType` code). Dims `-1` are written as
+    /// `dim_param` (`N` on axis 0, `d{axis}` elsewhere, as exporters name dynamic axes);
+    /// `None` leaves the shape out.
+    pub fn tensor(name: &str, elem_type: i32, dims: Option<&[i64]>) -> Self {
+        use tensor_shape_proto::{dimension, Dimension};
+        let shape = dims.map(|dims| TensorShapeProto {
+            dim: dims
+                .iter()
+                .enumerate()
+                .map(|(axis, &d)| Dimension {
+                    value: Some(if d >= 0 {
+                        dimension::Value::DimValue(d)
+                    } else if axis == 0 {
+                        dimension::Value::DimParam("N".into())
+                    } else {
+                        dimension::Value::DimParam(format!("d{axis}"))
+                    }),
+                    denotation: String::new(),
+                })
+                .collect(),
+        });
+        ValueInfoProto {
+            name: name.to_string(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type,
+                    shape,
+                })),
+                denotation: String::new(),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct NodeProto {
     #[prost(string, repeated, tag = "1")]

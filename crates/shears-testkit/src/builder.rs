@@ -26,10 +26,9 @@ use shears_onnx::external::ExternalStore;
 use shears_onnx::model::Model;
 use shears_onnx::proto::attribute_proto::AttributeType;
 use shears_onnx::proto::tensor_proto::DataType;
-use shears_onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use shears_onnx::proto::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    ValueInfoProto,
 };
 
 /// The IR version a builder model importing the default domain at `opset` declares: the oldest
@@ -534,33 +533,7 @@ pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
 /// A tensor `ValueInfoProto`; dims `-1` are written as `dim_param` (`N` on axis 0, `d{axis}`
 /// elsewhere), and `None` leaves the shape out.
 pub fn value_info(name: &str, elem_type: i32, dims: Option<&[i64]>) -> ValueInfoProto {
-    let shape = dims.map(|dims| TensorShapeProto {
-        dim: dims
-            .iter()
-            .enumerate()
-            .map(|(axis, &d)| Dimension {
-                value: Some(if d >= 0 {
-                    dimension::Value::DimValue(d)
-                } else if axis == 0 {
-                    dimension::Value::DimParam("N".into())
-                } else {
-                    dimension::Value::DimParam(format!("d{axis}"))
-                }),
-                denotation: String::new(),
-            })
-            .collect(),
-    });
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type,
-                shape,
-            })),
-            denotation: String::new(),
-        }),
-        ..Default::default()
-    }
+    ValueInfoProto::tensor(name, elem_type, dims)
 }
 
 /// An `int` attribute.

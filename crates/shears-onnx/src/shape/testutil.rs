@@ -11,43 +11,16 @@ use crate::input_shapes::InputShapes;
 use crate::model::Model;
 use crate::proto::attribute_proto::AttributeType;
 use crate::proto::tensor_proto::DataType;
-use crate::proto::tensor_shape_proto::{dimension, Dimension};
 use crate::proto::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    ValueInfoProto,
 };
 use crate::tensor;
 
 /// A tensor `ValueInfoProto`; dims `-1` are written as `dim_param` (`N` on axis 0, `d{axis}`
 /// elsewhere), and `None` leaves the shape out.
 pub fn value_info(name: &str, elem_type: i32, dims: Option<&[i64]>) -> ValueInfoProto {
-    let shape = dims.map(|dims| TensorShapeProto {
-        dim: dims
-            .iter()
-            .enumerate()
-            .map(|(axis, &d)| Dimension {
-                value: Some(if d >= 0 {
-                    dimension::Value::DimValue(d)
-                } else if axis == 0 {
-                    dimension::Value::DimParam("N".into())
-                } else {
-                    dimension::Value::DimParam(format!("d{axis}"))
-                }),
-                denotation: String::new(),
-            })
-            .collect(),
-    });
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type,
-                shape,
-            })),
-            denotation: String::new(),
-        }),
-        ..Default::default()
-    }
+    ValueInfoProto::tensor(name, elem_type, dims)
 }
 
 fn attr(name: &str, ty: AttributeType, fill: impl FnOnce(&mut AttributeProto)) -> AttributeProto {
