@@ -309,6 +309,16 @@ pub static OP_FACTS: &[OpFacts] = &[
         channelwise: true,
         ..OpFacts::NONE
     },
+    // `Attention(input, weights, bias?, mask_index?, ...)`: q, k and v projections packed in
+    // one weight `[input_hidden, q + k + v]` and bias.
+    OpFacts {
+        domain: MS_DOMAIN,
+        ops: &["Attention"],
+        role: OpRole::Layer,
+        kernel_slots: &[1],
+        vector_slots: &[2],
+        ..OpFacts::NONE
+    },
     OpFacts {
         domain: MS_DOMAIN,
         ops: &["Gelu"],

@@ -10,7 +10,7 @@ use shears_onnx::external::ExternalStore;
 use shears_onnx::ops::MS_DOMAIN;
 use shears_onnx::proto::{ModelProto, OperatorSetIdProto};
 use shears_onnx::{InputShapes, Model};
-use shears_testkit::builder::{attr_float, attr_int, attr_string, ModelBuilder};
+use shears_testkit::builder::{attr_float, attr_int, attr_ints, attr_string, ModelBuilder};
 
 const EPS: f32 = 1e-5;
 
@@ -292,4 +292,120 @@ fn fused_ops_are_found_in_their_own_domain_only() {
         let mlp = reports.iter().find(|r| r.root == "w1[1]").unwrap();
         assert!(!mlp.prunable, "{domain}: {mlp:?}");
     }
+}
+
+/// `input[1, 5, 8] -> MatMul -> r[1, 5, 16] -> Attention(4 heads, packed [16, 48] weight and
+/// bias) -> MatMul -> [1, 5, 4]`; with `fused` false the Attention written out in default-domain
+/// ops (same weights).
+fn attention_block(fused: bool) -> ModelProto {
+    let mut b = ModelBuilder::new(20);
+    let input = b.input("input", &[1, 5, 8]);
+    let w0 = b.param_random("w0", &[8, 16]);
+    let wqkv = b.param_random("wqkv", &[16, 48]);
+    let bqkv = b.param_random("bqkv", &[48]);
+    let wo = b.param_random("wo", &[16, 4]);
+    let r = b.node("MatMul", &[&input, &w0], 1, vec![]).remove(0);
+    let a = if fused {
+        let a = b
+            .node(
+                "Attention",
+                &[&r, &wqkv, &bqkv],
+                1,
+                vec![attr_int("num_heads", 4)],
+            )
+            .remove(0);
+        b.last_node_mut().unwrap().domain = MS_DOMAIN.into();
+        a
+    } else {
+        let split = b.init_i64("split", &[3], &[16, 16, 16]);
+        let heads = b.init_i64("heads", &[4], &[1, 5, 4, 4]);
+        let merged = b.init_i64("merged", &[3], &[1, 5, 16]);
+        let scale = b.init_f32("scale", &[], &[0.5]);
+        let p = b.node("MatMul", &[&r, &wqkv], 1, vec![]).remove(0);
+        let p = b.node("Add", &[&p, &bqkv], 1, vec![]).remove(0);
+        let qkv = b.node("Split", &[&p, &split], 3, vec![attr_int("axis", 2)]);
+        let mut per_head = |v: &str, perm: &[i64]| {
+            let h = b.node("Reshape", &[v, &heads], 1, vec![]).remove(0);
+            b.node("Transpose", &[&h], 1, vec![attr_ints("perm", perm)])
+                .remove(0)
+        };
+        let q = per_head(&qkv[0], &[0, 2, 1, 3]);
+        let k = per_head(&qkv[1], &[0, 2, 3, 1]);
+        let v = per_head(&qkv[2], &[0, 2, 1, 3]);
+        let s = b.node("MatMul", &[&q, &k], 1, vec![]).remove(0);
+        let s = b.node("Mul", &[&s, &scale], 1, vec![]).remove(0);
+        let p = b
+            .node("Softmax", &[&s], 1, vec![attr_int("axis", -1)])
+            .remove(0);
+        let c = b.node("MatMul", &[&p, &v], 1, vec![]).remove(0);
+        let c = b
+            .node(
+                "Transpose",
+                &[&c],
+                1,
+                vec![attr_ints("perm", &[0, 2, 1, 3])],
+            )
+            .remove(0);
+        b.node("Reshape", &[&c, &merged], 1, vec![]).remove(0)
+    };
+    let y = b.node("MatMul", &[&a, &wo], 1, vec![]).remove(0);
+    b.set_shape(&y, &[1, 5, 4]);
+    b.output(&y);
+    let mut p = b.build();
+    p.opset_import.push(OperatorSetIdProto {
+        domain: MS_DOMAIN.into(),
+        version: 1,
+    });
+    p
+}
+
+#[test]
+fn a_fused_attention_passes_its_input_width_and_keeps_its_heads() {
+    let fused = model(attention_block(true));
+    let plain = model(attention_block(false));
+    // The evaluator's Attention is the written-out one.
+    let r = shears_verify::verify(&plain, &fused, &InputShapes::default(), 3, 5).unwrap();
+    let worst = r
+        .outputs
+        .iter()
+        .map(|o| o.max_rel.expect("same shapes"))
+        .fold(0.0f64, f64::max);
+    assert!(worst <= 1e-5, "{r:?}");
+
+    let g = DependencyGraph::build(&fused);
+    assert_eq!(
+        rule_line(&fused, &g, "/Attention"),
+        "Attention: in0.0=out0.0 in0.1=out0.1 in0.2=in1.0 | fixed in1.1 out0.2 in2.0 | out in1.1"
+    );
+    let reports = shears_plan::group_reports(&fused, &g);
+    // The input width (through the packed weight's rows) prunes exactly.
+    let width = reports.iter().find(|r| r.root == "w0[1]").unwrap();
+    assert!(width.prunable && width.mixed_by.is_empty(), "{width:?}");
+    let gid = g.groups[width.id as usize].id;
+    let units: Vec<_> = g.groups[width.id as usize]
+        .units
+        .iter()
+        .step_by(3)
+        .copied()
+        .collect();
+    let plan = shears_plan::plan_units(&fused, &g, gid, &units).unwrap();
+    let ex = shears_testkit::check_exactness(
+        &fused,
+        std::slice::from_ref(&plan),
+        &InputShapes::default(),
+        2,
+        3,
+    )
+    .unwrap();
+    assert!(ex.exact_expected && ex.max_rel <= 1e-5, "{ex:?}");
+    // The attention's output width (its v heads) is blocked, with the reason.
+    let heads = reports.iter().find(|r| r.root == "wo[0]").unwrap();
+    assert!(!heads.prunable, "{heads:?}");
+    assert!(
+        heads
+            .blockers
+            .iter()
+            .any(|b| b.reason.contains("packs q, k and v heads")),
+        "{heads:?}"
+    );
 }

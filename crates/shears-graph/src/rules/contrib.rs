@@ -16,7 +16,10 @@
 //! - `SimplifiedLayerNormalization(X, scale) -> (Y, inv_std_var?)`: RMSNorm from `axis`,
 //!   coupled like LayerNormalization (its second output has the statistics' shape).
 //!
-//! Not here, so opaque (blocking the groups through them, naming op and domain): Attention,
+//! - `Attention(input, weights[H_in, q + k + v], bias?, ...)`: the input width only (the
+//!   weight's rows); its packed heads are fixed ([`ATTENTION`]).
+//!
+//! Not here, so opaque (blocking the groups through them, naming op and domain):
 //! MultiHeadAttention, GroupQueryAttention, RotaryEmbedding and the other contrib ops; the
 //! optimizer does not produce them on the exports Shears is tested with (docs/fused.md).
 
@@ -97,5 +100,44 @@ fn couple_skip_norm(ctx: &Ctx) -> RuleResult {
     }
     out.mixing.push((y, hidden));
     out.out_channels = ctx.input(2).map(|g| (ctx.dequantized_source(g), 0));
+    Ok(out)
+}
+
+/// com.microsoft.
+pub static ATTENTION: OpRule = OpRule {
+    ops: &["Attention"],
+    couple: couple_attention,
+    rewrite: None,
+};
+
+/// `Attention(input[B, S, H_in], weights[H_in, q + k + v], bias?, ...) -> output[B, S, v]`:
+/// the input width is the weight's rows (input channels, exact to remove); batch and sequence
+/// pass through. The packed columns, the bias and the output width hold whole heads and
+/// head-dim positions with `num_heads` baked in, which this rule does not follow: fixed, with
+/// that reason. Masks, past state and the other optional inputs keep their sizes.
+fn couple_attention(ctx: &Ctx) -> RuleResult {
+    let x = ctx.input(0).ok_or("input is missing")?;
+    let w = ctx.input(1).ok_or("weights are missing")?;
+    let y = ctx.output(0).ok_or("output is missing")?;
+    let (xs, ws) = (ctx.in_shape(0)?, ctx.in_shape(1)?);
+    if xs.len() != 3 || ws.len() != 2 {
+        return Err(format!("input {xs:?} / weights {ws:?} are not 3-D / 2-D"));
+    }
+    shears_onnx::shape::contrib::qkv_sizes(ctx.node.attr_ints("qkv_hidden_sizes"), ws[1])?;
+    let why = "packs q, k and v heads (a fused Attention's heads and head dims are not followed)";
+    let mut out = Coupling {
+        links: vec![
+            Link::identity((x, 0), (y, 0)),
+            Link::identity((x, 1), (y, 1)),
+            Link::identity((x, 2), (w, 0)),
+        ],
+        ..Default::default()
+    };
+    out.out_channels = Some((ctx.dequantized_source(w), 1));
+    out.fixed.push((w, 1, why.into()));
+    out.fixed.push((y, 2, why.into()));
+    if let Some(b) = ctx.input(2) {
+        out.fixed.push((b, 0, why.into()));
+    }
     Ok(out)
 }

@@ -344,7 +344,12 @@ pub static RULES: &[&OpRule] = &[
 /// [`shears_onnx::ops::canonical_domain`]): onnxruntime's fused transformer ops.
 pub static DOMAIN_RULES: &[(&str, &[&OpRule])] = &[(
     shears_onnx::ops::MS_DOMAIN,
-    &[&contrib::SKIP_NORM, &contrib::BIAS_GELU, &contrib::GELU],
+    &[
+        &contrib::SKIP_NORM,
+        &contrib::BIAS_GELU,
+        &contrib::GELU,
+        &contrib::ATTENTION,
+    ],
 )];
 
 /// Every `(domain, op, rule)`, the default domain's (`""`) first: what [`rule_for`] looks up.

@@ -22,7 +22,58 @@ pub(super) const RULES: &[(&str, ShapeFn)] = &[
     ("BiasGelu", bias_gelu),
     ("FastGelu", bias_gelu),
     ("Gelu", same),
+    ("Attention", attention),
 ];
+
+/// The sizes of the q, k and v parts of an Attention's packed weight of `total` columns.
+/// Shared with the coupling rule and the evaluator, so the three agree by construction.
+pub fn qkv_sizes(qkv_hidden_sizes: Option<&[i64]>, total: usize) -> Result<[usize; 3], String> {
+    let sizes = match qkv_hidden_sizes {
+        None if total % 3 == 0 => [total / 3; 3],
+        None => {
+            return Err(format!(
+                "{total} packed columns do not split into three equal parts"
+            ))
+        }
+        Some(&[q, k, v]) if q > 0 && k > 0 && v > 0 => [q as usize, k as usize, v as usize],
+        Some(s) => {
+            return Err(format!(
+                "qkv_hidden_sizes {s:?} is not three positive sizes"
+            ))
+        }
+    };
+    if sizes.iter().sum::<usize>() != total {
+        return Err(format!(
+            "qkv_hidden_sizes {sizes:?} do not add up to {total} packed columns"
+        ));
+    }
+    if sizes[0] != sizes[1] {
+        return Err(format!(
+            "q and k sizes differ ({} and {})",
+            sizes[0], sizes[1]
+        ));
+    }
+    Ok(sizes)
+}
+
+fn attention(c: &Ctx<'_>) -> R {
+    let x = c.shape(0)?;
+    let w = c.shape(1)?;
+    if x.len() != 3 || w.len() != 2 || w[0] != x[2] {
+        return invalid(format!(
+            "input {x:?} and weights {w:?} are not [batch, sequence, hidden] and [hidden, q + k + v]"
+        ));
+    }
+    let sizes = qkv_sizes(c.attr_ints("qkv_hidden_sizes"), w[1])?;
+    let heads = c.attr_i("num_heads", 0);
+    if heads < 1 || sizes[0] % heads as usize != 0 || sizes[2] % heads as usize != 0 {
+        return invalid(format!(
+            "num_heads {heads} does not divide the q and v sizes {sizes:?}"
+        ));
+    }
+    vector(c, 2, "bias", w[1])?;
+    Ok(vec![Out::new(vec![x[0], x[1], sizes[2]], c.dtype(0)?)])
+}
 
 fn same(c: &Ctx<'_>) -> R {
     Ok(vec![Out::new(c.shape(0)?.to_vec(), c.dtype(0)?)])

@@ -26,7 +26,7 @@
 //! dimensions.
 
 mod constant;
-mod contrib;
+pub mod contrib;
 mod conv;
 mod elementwise;
 mod fold;

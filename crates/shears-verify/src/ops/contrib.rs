@@ -31,6 +31,106 @@ pub(crate) fn register_ms(t: &mut HashMap<&'static str, OpFn>) {
         Ok(vec![biased(i)?.gelu_erf()?])
     });
     t.insert("FastGelu", |_, i| Ok(vec![biased(i)?.gelu()?]));
+    t.insert("Attention", attention);
+}
+
+/// `Attention` without past state: `qkv = input·weights + bias`, per head `softmax(q·kᵀ·scale
+/// + mask)·v`, heads concatenated. `mask_index` as a `[batch, total_sequence]` 0/1 mask and
+/// `unidirectional` add `mask_filter_value` (default -10000) where masked, as onnxruntime's
+/// CPU kernel does; other mask forms, past state and attention bias are refused.
+fn attention(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let x = float_input(inputs, 0)?;
+    let w = float_input(inputs, 1)?;
+    let (&[b, s, hin], &[win, total]) = (x.dims(), w.dims()) else {
+        bail!(
+            "input {:?} / weights {:?} are not 3-D / 2-D",
+            x.dims(),
+            w.dims()
+        );
+    };
+    if win != hin {
+        bail!("weights have {win} rows for an input of width {hin}");
+    }
+    for (slot, what) in [
+        (4, "past"),
+        (5, "attention_bias"),
+        (6, "past_sequence_length"),
+    ] {
+        if opt_input(inputs, slot).is_some() {
+            bail!("input {slot} ({what}) is not supported");
+        }
+    }
+    if c.node.output(1).is_some() {
+        bail!("output 1 (present) is not supported");
+    }
+    let [qn, _, vn] =
+        shears_onnx::shape::contrib::qkv_sizes(c.attr_ints("qkv_hidden_sizes"), total)
+            .map_err(super::OpError)?;
+    let heads = usize::try_from(c.attr_i("num_heads", 0)).unwrap_or(0);
+    if heads == 0 || qn % heads != 0 || vn % heads != 0 {
+        bail!("num_heads {heads} does not divide the q and v sizes {qn} and {vn}");
+    }
+    let (hd, vd) = (qn / heads, vn / heads);
+    let mut qkv = x.broadcast_matmul(w)?;
+    if let Some(bias) = opt_input(inputs, 2) {
+        qkv = qkv.broadcast_add(bias)?;
+    }
+    // [B, S, parts] -> [B, N, S, d] for each part.
+    let part = |from: usize, d: usize| -> OpResult<Tensor> {
+        Ok(qkv
+            .narrow(2, from, heads * d)?
+            .reshape((b, s, heads, d))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    };
+    let (q, k, v) = (part(0, hd)?, part(qn, hd)?, part(2 * qn, vd)?);
+    let scale = c.attr_f("scale", 0.0);
+    let scale = if scale == 0.0 {
+        1.0 / (hd as f64).sqrt()
+    } else {
+        scale as f64
+    };
+    let mut scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+    let filter = c.attr_f("mask_filter_value", -10000.0);
+    let mut add = vec![0f32; b * s * s];
+    if let Some(mask) = opt_input(inputs, 3) {
+        if mask.dims() != [b, s] {
+            bail!(
+                "mask_index of shape {:?} is not supported (only [batch, sequence])",
+                mask.dims()
+            );
+        }
+        let m = floats(mask)?;
+        for bi in 0..b {
+            for i in 0..s {
+                for j in 0..s {
+                    if m[bi * s + j] == 0.0 {
+                        add[(bi * s + i) * s + j] = filter;
+                    }
+                }
+            }
+        }
+    }
+    if c.attr_i("unidirectional", 0) != 0 {
+        for bi in 0..b {
+            for i in 0..s {
+                for j in i + 1..s {
+                    add[(bi * s + i) * s + j] = filter;
+                }
+            }
+        }
+    }
+    let add = tensor_f32(add, &[b, 1, s, s])?;
+    scores = scores.broadcast_add(&add)?;
+    let max = scores.max_keepdim(3)?;
+    let e = scores.broadcast_sub(&max)?.exp()?;
+    let probs = e.broadcast_div(&e.sum_keepdim(3)?)?;
+    let ctx = probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, s, vn))?;
+    Ok(vec![ctx])
 }
 
 /// The default-domain ops onnxruntime registers.
