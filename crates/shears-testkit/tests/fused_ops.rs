@@ -296,24 +296,32 @@ fn fused_ops_are_found_in_their_own_domain_only() {
 
 /// `input[1, 5, 8] -> MatMul -> r[1, 5, 16] -> Attention(4 heads, packed [16, 48] weight and
 /// bias) -> MatMul -> [1, 5, 4]`; with `fused` false the Attention written out in default-domain
-/// ops (same weights).
-fn attention_block(fused: bool) -> ModelProto {
+/// ops (same weights). `masked`: a `[1, 5]` int32 mask `[0, 1, 0, 1, 1]` and `unidirectional`,
+/// written out as onnxruntime computes them (-10000 at the mask's zeros, the lowest float at
+/// later positions whatever the mask).
+fn attention_block(fused: bool, masked: bool) -> ModelProto {
     let mut b = ModelBuilder::new(20);
     let input = b.input("input", &[1, 5, 8]);
     let w0 = b.param_random("w0", &[8, 16]);
     let wqkv = b.param_random("wqkv", &[16, 48]);
     let bqkv = b.param_random("bqkv", &[48]);
     let wo = b.param_random("wo", &[16, 4]);
+    let mask = b.initializer(shears_onnx::proto::TensorProto {
+        name: "mask".into(),
+        dims: vec![1, 5],
+        data_type: shears_onnx::proto::tensor_proto::DataType::Int32 as i32,
+        int32_data: vec![0, 1, 0, 1, 1],
+        ..Default::default()
+    });
     let r = b.node("MatMul", &[&input, &w0], 1, vec![]).remove(0);
     let a = if fused {
-        let a = b
-            .node(
-                "Attention",
-                &[&r, &wqkv, &bqkv],
-                1,
-                vec![attr_int("num_heads", 4)],
-            )
-            .remove(0);
+        let mut ins = vec![r.as_str(), &wqkv, &bqkv];
+        let mut attrs = vec![attr_int("num_heads", 4)];
+        if masked {
+            ins.push(&mask);
+            attrs.push(attr_int("unidirectional", 1));
+        }
+        let a = b.node("Attention", &ins, 1, attrs).remove(0);
         b.last_node_mut().unwrap().domain = MS_DOMAIN.into();
         a
     } else {
@@ -333,7 +341,26 @@ fn attention_block(fused: bool) -> ModelProto {
         let k = per_head(&qkv[1], &[0, 2, 3, 1]);
         let v = per_head(&qkv[2], &[0, 2, 1, 3]);
         let s = b.node("MatMul", &[&q, &k], 1, vec![]).remove(0);
-        let s = b.node("Mul", &[&s, &scale], 1, vec![]).remove(0);
+        let mut s = b.node("Mul", &[&s, &scale], 1, vec![]).remove(0);
+        if masked {
+            let zero = b.init_f32("zero", &[], &[0.0]);
+            let filter = b.init_f32("filter", &[], &[-10000.0]);
+            let keys = b.init_i64("keys", &[4], &[1, 1, 1, 5]);
+            let later: Vec<f32> = (0..25)
+                .map(|k| if k % 5 > k / 5 { f32::MIN } else { 0.0 })
+                .collect();
+            let causal = b.init_f32("causal", &[5, 5], &later);
+            let m = b
+                .node("Cast", &[&mask], 1, vec![attr_int("to", 1)])
+                .remove(0);
+            let off = b.node("Equal", &[&m, &zero], 1, vec![]).remove(0);
+            let add = b
+                .node("Where", &[&off, &filter, &zero], 1, vec![])
+                .remove(0);
+            let add = b.node("Reshape", &[&add, &keys], 1, vec![]).remove(0);
+            let t = b.node("Add", &[&s, &add], 1, vec![]).remove(0);
+            s = b.node("Add", &[&t, &causal], 1, vec![]).remove(0);
+        }
         let p = b
             .node("Softmax", &[&s], 1, vec![attr_int("axis", -1)])
             .remove(0);
@@ -361,16 +388,19 @@ fn attention_block(fused: bool) -> ModelProto {
 
 #[test]
 fn a_fused_attention_passes_its_input_width_and_keeps_its_heads() {
-    let fused = model(attention_block(true));
-    let plain = model(attention_block(false));
-    // The evaluator's Attention is the written-out one.
-    let r = shears_verify::verify(&plain, &fused, &InputShapes::default(), 3, 5).unwrap();
-    let worst = r
-        .outputs
-        .iter()
-        .map(|o| o.max_rel.expect("same shapes"))
-        .fold(0.0f64, f64::max);
-    assert!(worst <= 1e-5, "{r:?}");
+    // The evaluator's Attention is the written-out one, with and without mask and causality.
+    for masked in [false, true] {
+        let fused = model(attention_block(true, masked));
+        let plain = model(attention_block(false, masked));
+        let r = shears_verify::verify(&plain, &fused, &InputShapes::default(), 3, 5).unwrap();
+        let worst = r
+            .outputs
+            .iter()
+            .map(|o| o.max_rel.expect("same shapes"))
+            .fold(0.0f64, f64::max);
+        assert!(worst <= 1e-5, "masked {masked}: {r:?}");
+    }
+    let fused = model(attention_block(true, false));
 
     let g = DependencyGraph::build(&fused);
     assert_eq!(

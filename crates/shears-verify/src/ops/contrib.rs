@@ -35,9 +35,11 @@ pub(crate) fn register_ms(t: &mut HashMap<&'static str, OpFn>) {
 }
 
 /// `Attention` without past state: `qkv = input·weights + bias`, per head `softmax(q·kᵀ·scale
-/// + mask)·v`, heads concatenated. `mask_index` as a `[batch, total_sequence]` 0/1 mask and
-/// `unidirectional` add `mask_filter_value` (default -10000) where masked, as onnxruntime's
-/// CPU kernel does; other mask forms, past state and attention bias are refused.
+/// + mask)·v`, heads concatenated. As onnxruntime's CPU kernel computes it (checked against it
+/// with a mask and `unidirectional` together): a `[batch, sequence]` `mask_index` adds
+/// `mask_filter_value` (default -10000) at its zeros, and `unidirectional` puts the lowest
+/// float at every later position, whatever the mask. Other mask forms, past state and attention
+/// bias are refused.
 fn attention(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let x = float_input(inputs, 0)?;
     let w = float_input(inputs, 1)?;
@@ -115,7 +117,7 @@ fn attention(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
         for bi in 0..b {
             for i in 0..s {
                 for j in i + 1..s {
-                    add[(bi * s + i) * s + j] = filter;
+                    add[(bi * s + i) * s + j] = f32::MIN;
                 }
             }
         }
