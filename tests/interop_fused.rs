@@ -8,7 +8,12 @@
 //! --ratio 0.3` give models that pass the checker (skipped only where the fused original fails
 //! it: Llama's SimplifiedLayerNormalization) and run at two sequence lengths
 //! (`check_fused.py`).
-#![cfg(all(feature = "interop", feature = "shared-suite"))]
+//!
+//! Without the shared suite: a fused `Attention` as the optimizer writes it when its attention
+//! fusion matches (`tests/interop/attention_fused_model.py`: packed qkv, a mask input,
+//! unidirectional): the width through its input prunes exactly in onnxruntime, and `prune
+//! --ratio 0.3` passes the checker and runs at two sequence lengths.
+#![cfg(feature = "interop")]
 
 mod common;
 
@@ -16,9 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use shears_graph::DependencyGraph;
-use shears_onnx::ops::{facts, MS_DOMAIN};
 use shears_onnx::Model;
 
+#[cfg(feature = "shared-suite")]
 const MODELS: &[&str] = &[
     "bert-ts",
     "bert-dynamo",
@@ -60,6 +65,7 @@ fn python(script: &str, args: &[PathBuf]) -> Vec<serde_json::Value> {
 }
 
 /// Per group: (channels, prunable, mixed by some op), sorted: what fusing must not change.
+#[cfg(feature = "shared-suite")]
 fn group_shape(model: &Model, graph: &DependencyGraph) -> Vec<(usize, bool, bool)> {
     let mut v: Vec<_> = shears_plan::group_reports(model, graph)
         .iter()
@@ -84,12 +90,61 @@ fn save_plan(
 }
 
 /// Plans counted so far.
+#[cfg(feature = "shared-suite")]
 fn counts_so_far(counts: &[(&str, usize, usize)]) -> usize {
     counts.iter().map(|c| c.1 + c.2).sum()
 }
 
 #[test]
+fn a_fused_attention_passes_its_input_width_exactly_in_onnxruntime() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = d.join("attention.onnx");
+    python("attention_fused_model.py", std::slice::from_ref(&path));
+    let model = shears::load(&path).unwrap();
+    let g = DependencyGraph::build(&model);
+    let reports = shears_plan::group_reports(&model, &g);
+    let prunable: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.prunable)
+        .map(|r| r.root.as_str())
+        .collect();
+    assert_eq!(prunable, ["w0[1]"]);
+    let out = reports.iter().find(|r| r.root == "wo[0]").unwrap();
+    assert!(
+        out.blockers.iter().any(|b| b.node == "attention"),
+        "{out:?}"
+    );
+    let k = reports.iter().position(|r| r.prunable).unwrap();
+    let units: Vec<_> = g.groups[k]
+        .units
+        .iter()
+        .skip(1)
+        .step_by(3)
+        .copied()
+        .collect();
+    let plan = shears_plan::plan_units(&model, &g, g.groups[k].id, &units).unwrap();
+    let [pruned, json] = save_plan(d, "attention-width", &model, &plan);
+    let sized = vec!["--size".into(), "5".into(), path.clone(), pruned, json];
+    assert_eq!(python("check_zeroed.py", &sized).len(), 1);
+    let ratio = d.join("attention-ratio.onnx");
+    let o = common::shears(&[
+        "prune",
+        path.to_str().unwrap(),
+        "--ratio",
+        "0.3",
+        "-o",
+        ratio.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o.stderr));
+    let ran = python("check_fused.py", &[ratio, path]);
+    assert!(ran[0].get("checker_skipped").is_none(), "{}", ran[0]);
+}
+
+#[cfg(feature = "shared-suite")]
+#[test]
 fn fused_transformer_exports_prune_exactly_and_run_in_onnxruntime() {
+    use shears_onnx::ops::{facts, MS_DOMAIN};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sources: Vec<PathBuf> = MODELS
