@@ -9,7 +9,7 @@
 //! - `BiasGelu(A, B)`, `FastGelu(X, bias?)`: `Gelu(X + bias)` with `bias` `[hidden]` (FastGelu's
 //!   tanh approximation); `Gelu(X)`: the output has the input's shape.
 //!
-//! These rules are looked up by domain and op together ([`super::rule`]): a node named like one
+//! These rules are looked up by domain and op together (`shape::rule`, [`super::has_rule`]): a node named like one
 //! of them in another domain has no rule here.
 
 use super::{broadcast, invalid, Ctx, Fail, Out, ShapeFn, FLOAT};
@@ -29,7 +29,7 @@ pub(super) const RULES: &[(&str, ShapeFn)] = &[
 /// Shared with the coupling rule and the evaluator, so the three agree by construction.
 pub fn qkv_sizes(qkv_hidden_sizes: Option<&[i64]>, total: usize) -> Result<[usize; 3], String> {
     let sizes = match qkv_hidden_sizes {
-        None if total % 3 == 0 => [total / 3; 3],
+        None if total.is_multiple_of(3) => [total / 3; 3],
         None => {
             return Err(format!(
                 "{total} packed columns do not split into three equal parts"

@@ -34,12 +34,12 @@ pub(crate) fn register_ms(t: &mut HashMap<&'static str, OpFn>) {
     t.insert("Attention", attention);
 }
 
-/// `Attention` without past state: `qkv = input·weights + bias`, per head `softmax(q·kᵀ·scale
-/// + mask)·v`, heads concatenated. As onnxruntime's CPU kernel computes it (checked against it
-/// with a mask and `unidirectional` together): a `[batch, sequence]` `mask_index` adds
-/// `mask_filter_value` (default -10000) at its zeros, and `unidirectional` puts the lowest
-/// float at every later position, whatever the mask. Other mask forms, past state and attention
-/// bias are refused.
+/// `Attention` without past state: `qkv = input·weights + bias`, then per head
+/// `softmax(scale·q·kᵀ + mask)·v`, heads concatenated. As onnxruntime's CPU kernel computes it
+/// (checked against it with a mask and `unidirectional` together): a `[batch, sequence]`
+/// `mask_index` adds `mask_filter_value` (default -10000) at its zeros, and `unidirectional`
+/// puts the lowest float at every later position, whatever the mask. Other mask forms, past
+/// state and attention bias are refused.
 fn attention(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
     let x = float_input(inputs, 0)?;
     let w = float_input(inputs, 1)?;
