@@ -3,7 +3,9 @@
 computes what the original computes with every input-channel slice the plan removes set to
 zero (parameter entries with role `in`), on the same inputs.
 
-Usage: check_zeroed.py ORIGINAL.onnx PRUNED.onnx PLAN.json [ORIGINAL PRUNED PLAN ...]
+Usage: check_zeroed.py [--size N] ORIGINAL.onnx PRUNED.onnx PLAN.json [ORIGINAL PRUNED PLAN ...]
+Symbolic input dimensions are set to N (default 1); float inputs are seeded normal samples,
+integer inputs (token ids) seeded 0s and 1s.
 Prints one JSON object per triple; exits 1 if any differs by more than 1e-5 relative (or the
 plan says its channels are mixed, so no exactness can be claimed), 3 if the Python packages
 are missing.
@@ -21,6 +23,14 @@ except ImportError as e:  # pragma: no cover - reported by the caller
     sys.exit(3)
 
 TOLERANCE = 1e-5
+INTEGERS = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def feed(i, rng, size):
+    shape = [d if isinstance(d, int) else size for d in i.shape]
+    if i.type in INTEGERS:
+        return rng.integers(0, 2, shape).astype(INTEGERS[i.type])
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def zeroed(original, plan):
@@ -45,7 +55,7 @@ def run(model, feeds):
     return sess.run(None, feeds)
 
 
-def check(original, pruned, plan_path):
+def check(original, pruned, plan_path, size):
     result = {"model": pruned}
     try:
         with open(plan_path) as f:
@@ -54,10 +64,7 @@ def check(original, pruned, plan_path):
             raise ValueError(f"the plan's channels are mixed by {plan['mixed_by']}")
         sess = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(0)
-        feeds = {
-            i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-            for i in sess.get_inputs()
-        }
+        feeds = {i.name: feed(i, rng, size) for i in sess.get_inputs()}
         want = run(zeroed(original, plan), feeds)
         got = run(pruned, feeds)
         rel = 0.0
@@ -75,9 +82,12 @@ def check(original, pruned, plan_path):
 
 def main():
     args = sys.argv[1:]
+    size = 1
+    if args[:1] == ["--size"]:
+        size, args = int(args[1]), args[2:]
     failed = 0
     for k in range(0, len(args), 3):
-        r = check(*args[k : k + 3])
+        r = check(*args[k : k + 3], size)
         failed += not r["ok"]
         print(json.dumps(r), flush=True)
     sys.exit(1 if failed else 0)

@@ -5,20 +5,26 @@
 
 use std::collections::BTreeSet;
 
-use shears_graph::rules::RULES;
-use shears_onnx::ops::{facts_of, OpRole, OP_FACTS};
+use shears_graph::rules::all_rules;
+use shears_onnx::ops::{facts_in, facts_of, OpRole, MS_DOMAIN, OP_FACTS};
 
 /// Ops with facts but, on purpose, no coupling rule: (op, why).
 const DELIBERATELY_OPAQUE: &[(&str, &str)] = &[];
 
 #[test]
 fn every_op_with_facts_has_a_coupling_rule_or_is_deliberately_opaque() {
-    let ruled: BTreeSet<&str> = RULES.iter().flat_map(|r| r.ops.iter().copied()).collect();
-    let opaque: BTreeSet<&str> = DELIBERATELY_OPAQUE.iter().map(|(op, _)| *op).collect();
+    // Keyed by domain and op: a contrib op's rule never stands for a default-domain op's.
+    let ruled: BTreeSet<(&str, &str)> = all_rules().map(|(d, op, _)| (d, op)).collect();
+    let opaque: BTreeSet<(&str, &str)> = DELIBERATELY_OPAQUE
+        .iter()
+        .map(|(op, _)| ("", *op))
+        .collect();
     let mut missing = Vec::new();
-    for op in OP_FACTS.iter().flat_map(|f| f.ops.iter().copied()) {
-        if !ruled.contains(op) && !opaque.contains(op) {
-            missing.push(op);
+    for f in OP_FACTS {
+        for op in f.ops {
+            if !ruled.contains(&(f.domain, *op)) && !opaque.contains(&(f.domain, *op)) {
+                missing.push(format!("{}:{op}", f.domain));
+            }
         }
     }
     assert!(
@@ -28,7 +34,7 @@ fn every_op_with_facts_has_a_coupling_rule_or_is_deliberately_opaque() {
     for op in &opaque {
         assert!(
             !ruled.contains(op),
-            "{op} is listed as opaque but has a rule"
+            "{op:?} is listed as opaque but has a rule"
         );
     }
 }
@@ -48,4 +54,11 @@ fn the_facts_the_tools_rely_on() {
     // LayerNorm mixes channels; BatchNorm does not.
     assert!(facts_of("BatchNormalization").channelwise);
     assert!(!facts_of("LayerNormalization").channelwise);
+    // onnxruntime's fused ops: found in com.microsoft only.
+    let skip = facts_in(MS_DOMAIN, "SkipLayerNormalization");
+    assert_eq!(skip.scale_slot, Some(2));
+    assert_eq!(skip.vector_slots, &[2, 3, 4]);
+    assert_eq!(facts_in(MS_DOMAIN, "FastGelu").role, OpRole::Activation);
+    assert_eq!(facts_of("FastGelu").role, OpRole::Other);
+    assert_eq!(facts_of("SimplifiedLayerNormalization").scale_slot, Some(1));
 }

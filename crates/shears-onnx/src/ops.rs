@@ -40,7 +40,11 @@ pub enum OpRole {
 /// [`OP_FACTS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpFacts {
-    /// ONNX op types (default domain) these facts describe.
+    /// The domain of `ops`, canonical ([`canonical_domain`]): `""` for the default ONNX domain,
+    /// [`MS_DOMAIN`] for onnxruntime's contrib ops. An op is looked up by domain and type
+    /// together, never by type alone.
+    pub domain: &'static str,
+    /// ONNX op types (in `domain`) these facts describe.
     pub ops: &'static [&'static str],
     pub role: OpRole,
     /// Slots holding a layer's kernel or matrix: weights whatever their shape.
@@ -69,6 +73,7 @@ impl OpFacts {
     /// The facts of an op nothing is known about: no slots, role [`OpRole::Other`], not
     /// channel-wise. Entries spell out what differs and take the rest from here.
     pub const NONE: OpFacts = OpFacts {
+        domain: "",
         ops: &[],
         role: OpRole::Other,
         kernel_slots: &[],
@@ -97,6 +102,20 @@ const NORM: OpFacts = OpFacts {
     scale_slot: Some(1),
     ..OpFacts::NONE
 };
+
+/// onnxruntime's contrib-op domain, where its transformer optimizer writes the fused ops
+/// (docs/fused.md).
+pub const MS_DOMAIN: &str = "com.microsoft";
+
+/// The canonical spelling of a node's domain: `""` for the default ONNX domain (which files
+/// may also spell `ai.onnx`), the domain itself otherwise.
+pub fn canonical_domain(domain: &str) -> &str {
+    if domain == "ai.onnx" {
+        ""
+    } else {
+        domain
+    }
+}
 
 /// Every op with a fact worth stating. Ops not listed get [`OpFacts::NONE`].
 pub static OP_FACTS: &[OpFacts] = &[
@@ -257,31 +276,88 @@ pub static OP_FACTS: &[OpFacts] = &[
         ],
         ..CHANNELWISE
     },
+    // onnxruntime's RMSNorm, which its optimizer writes in the default domain (as onnxruntime
+    // registers it): `(X, scale) -> (Y, inv_std_var)`.
+    OpFacts {
+        ops: &["SimplifiedLayerNormalization"],
+        vector_slots: &[1],
+        ..NORM
+    },
+    // onnxruntime's fused transformer ops (com.microsoft; docs/fused.md). The skip
+    // normalizations read `(input, skip, gamma, beta?, bias?)` and `(input, skip, gamma,
+    // bias?)`: gamma is the scale, every vector is per hidden unit.
+    OpFacts {
+        domain: MS_DOMAIN,
+        ops: &["SkipLayerNormalization"],
+        vector_slots: &[2, 3, 4],
+        scale_slot: Some(2),
+        ..NORM
+    },
+    OpFacts {
+        domain: MS_DOMAIN,
+        ops: &["SkipSimplifiedLayerNormalization"],
+        vector_slots: &[2, 3],
+        scale_slot: Some(2),
+        ..NORM
+    },
+    // `Gelu(X + bias)`: the bias is per channel of X's last axis (optional for FastGelu).
+    OpFacts {
+        domain: MS_DOMAIN,
+        ops: &["BiasGelu", "FastGelu"],
+        role: OpRole::Activation,
+        vector_slots: &[1],
+        channelwise: true,
+        ..OpFacts::NONE
+    },
+    // `Attention(input, weights, bias?, mask_index?, ...)`: q, k and v projections packed in
+    // one weight `[input_hidden, q + k + v]` and bias.
+    OpFacts {
+        domain: MS_DOMAIN,
+        ops: &["Attention"],
+        role: OpRole::Layer,
+        kernel_slots: &[1],
+        vector_slots: &[2],
+        ..OpFacts::NONE
+    },
+    OpFacts {
+        domain: MS_DOMAIN,
+        ops: &["Gelu"],
+        role: OpRole::Activation,
+        channelwise: true,
+        ..OpFacts::NONE
+    },
 ];
 
-/// The facts of op type `op` (default domain), [`OpFacts::NONE`] when unlisted.
+/// The facts of op type `op` in the default domain, [`OpFacts::NONE`] when unlisted.
 pub fn facts_of(op: &str) -> &'static OpFacts {
-    static TABLE: OnceLock<HashMap<&'static str, &'static OpFacts>> = OnceLock::new();
+    facts_in("", op)
+}
+
+/// The facts of op type `op` in `domain` (either spelling of the default domain),
+/// [`OpFacts::NONE`] when unlisted: a contrib op never answers for a default-domain op of the
+/// same name, nor the reverse.
+pub fn facts_in(domain: &str, op: &str) -> &'static OpFacts {
+    type Table = HashMap<(&'static str, &'static str), &'static OpFacts>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
         let mut m = HashMap::new();
         for f in OP_FACTS {
             for op in f.ops {
-                let prev = m.insert(*op, f);
-                debug_assert!(prev.is_none(), "{op} has two fact entries");
+                let prev = m.insert((f.domain, *op), f);
+                debug_assert!(prev.is_none(), "{}:{op} has two fact entries", f.domain);
             }
         }
         m
     });
-    table.get(op).copied().unwrap_or(&OpFacts::NONE)
+    table
+        .get(&(canonical_domain(domain), op))
+        .copied()
+        .unwrap_or(&OpFacts::NONE)
 }
 
-/// The facts of `node`'s op; [`OpFacts::NONE`] outside the default ONNX domain.
+/// The facts of `node`'s op in its domain; [`OpFacts::NONE`] for an op nothing is known about.
 pub fn facts(node: &Node) -> &'static OpFacts {
-    if node.domain.is_empty() || node.domain == "ai.onnx" {
-        facts_of(&node.op_type)
-    } else {
-        &OpFacts::NONE
-    }
+    facts_in(&node.domain, &node.op_type)
 }
 
 /// For a layout-only node whose input has `rank` axes: output axis `i` is input axis
@@ -318,9 +394,13 @@ mod tests {
     fn every_entry_keeps_its_invariants() {
         let mut seen = std::collections::HashSet::new();
         for f in OP_FACTS {
+            assert_eq!(canonical_domain(f.domain), f.domain, "{:?}", f.ops);
             for op in f.ops {
-                assert!(seen.insert(*op), "{op} has two entries");
-                assert!(std::ptr::eq(facts_of(op), f), "{op} looks up another entry");
+                assert!(seen.insert((f.domain, *op)), "{op} has two entries");
+                assert!(
+                    std::ptr::eq(facts_in(f.domain, op), f),
+                    "{op} looks up another entry"
+                );
             }
             for slots in [
                 f.kernel_slots,
@@ -358,6 +438,23 @@ mod tests {
             }
         }
         assert_eq!(facts_of("NoSuchOp"), &OpFacts::NONE);
+    }
+
+    #[test]
+    fn an_op_is_found_in_its_own_domain_only() {
+        // com.microsoft's Gelu and the default domain's Gelu are two entries; a contrib op is
+        // unknown in the default domain and a default op unknown in a custom one.
+        assert!(std::ptr::eq(facts_in("ai.onnx", "Relu"), facts_of("Relu")));
+        assert_eq!(facts_in(MS_DOMAIN, "Relu"), &OpFacts::NONE);
+        assert_eq!(facts_of("SkipLayerNormalization"), &OpFacts::NONE);
+        assert_eq!(facts_in("org.example", "BiasGelu"), &OpFacts::NONE);
+        let ms_gelu = facts_in(MS_DOMAIN, "Gelu");
+        assert_eq!(ms_gelu.domain, MS_DOMAIN);
+        assert!(!std::ptr::eq(ms_gelu, facts_of("Gelu")));
+        let skip = facts_in(MS_DOMAIN, "SkipLayerNormalization");
+        assert_eq!((skip.role, skip.scale_slot), (OpRole::Norm, Some(2)));
+        assert!(skip.is_parameter_slot(4) && !skip.is_parameter_slot(1));
+        assert!(facts_in(MS_DOMAIN, "BiasGelu").is_parameter_slot(1));
     }
 
     #[test]

@@ -85,7 +85,6 @@ impl Evaluator {
             }
         }
 
-        let table = ops::table();
         let mut last_use: Vec<Option<usize>> = vec![None; g.values.len()];
         let mut steps = Vec::with_capacity(g.nodes.len());
         for n in &g.nodes {
@@ -108,9 +107,9 @@ impl Evaluator {
                 }
                 continue;
             }
-            let op = match table.get(n.op_type.as_str()) {
-                Some(op) if is_default_domain(&n.domain) => *op,
-                _ => {
+            let op = match ops::lookup(&n.domain, &n.op_type) {
+                Some(op) => op,
+                None => {
                     return Err(VerifyError::Unsupported {
                         file,
                         node: n.name.clone(),

@@ -38,7 +38,15 @@ pub use random::{random_inputs, Rng};
 
 /// The op types the evaluator implements (default ONNX domain), sorted.
 pub fn supported_ops() -> Vec<&'static str> {
-    let mut ops: Vec<&'static str> = ops::table().keys().copied().collect();
+    supported_ops_in("")
+}
+
+/// The op types the evaluator implements in `domain` (`""` or `ai.onnx` for the default
+/// domain, `com.microsoft` for onnxruntime's fused ops), sorted; empty for another domain.
+pub fn supported_ops_in(domain: &str) -> Vec<&'static str> {
+    let mut ops: Vec<&'static str> = ops::domain_table(domain)
+        .map(|t| t.keys().copied().collect())
+        .unwrap_or_default();
     ops.sort_unstable();
     ops
 }

@@ -108,7 +108,7 @@ pub static SOFTMAX: OpRule = OpRule {
 /// Output 0 (and any other output of the same shape, such as Dropout's mask) follows input 0
 /// axis by axis. Other inputs (Clip bounds, Dropout ratio) are scalars; CastLike's second input
 /// only lends its type.
-fn couple_unary(ctx: &Ctx) -> RuleResult {
+pub(super) fn couple_unary(ctx: &Ctx) -> RuleResult {
     let x = ctx.input(0).ok_or("input is missing")?;
     let xs = ctx.in_shape(0)?;
     let mut out = Coupling::default();
@@ -124,7 +124,7 @@ fn couple_unary(ctx: &Ctx) -> RuleResult {
     Ok(out)
 }
 
-fn couple_broadcast(ctx: &Ctx) -> RuleResult {
+pub(super) fn couple_broadcast(ctx: &Ctx) -> RuleResult {
     if ctx.node.attr("broadcast").is_some() {
         return Err("legacy broadcast attribute (opset < 7)".into());
     }

@@ -16,6 +16,7 @@ use shears_onnx::{Model, Node, NodeId, ValueId};
 
 use crate::channel_map::ChannelMap;
 
+mod contrib;
 mod conv;
 mod elementwise;
 mod matmul;
@@ -287,7 +288,8 @@ pub type RewriteFn = fn(&Ctx, &dyn Removed) -> Result<Vec<Rewrite>, String>;
 
 /// The rule for one or more op types.
 pub struct OpRule {
-    /// ONNX op types (default domain) this rule handles.
+    /// ONNX op types this rule handles, in the domain of the table listing it ([`RULES`]: the
+    /// default domain; [`DOMAIN_RULES`]: the domain named there).
     pub ops: &'static [&'static str],
     /// States the coupling of one node.
     pub couple: fn(&Ctx) -> RuleResult,
@@ -335,25 +337,47 @@ pub static RULES: &[&OpRule] = &[
     &quant::CONV_INTEGER,
     &quant::QLINEAR_MATMUL,
     &quant::MATMUL_INTEGER,
+    &contrib::SIMPLIFIED_LAYER_NORM,
 ];
 
-/// The rule for `node`, if any (default ONNX domain only).
+/// The rules of ops outside the default domain, one table per domain (canonical spelling,
+/// [`shears_onnx::ops::canonical_domain`]): onnxruntime's fused transformer ops.
+pub static DOMAIN_RULES: &[(&str, &[&OpRule])] = &[(
+    shears_onnx::ops::MS_DOMAIN,
+    &[
+        &contrib::SKIP_NORM,
+        &contrib::BIAS_GELU,
+        &contrib::GELU,
+        &contrib::ATTENTION,
+    ],
+)];
+
+/// Every `(domain, op, rule)`, the default domain's (`""`) first: what [`rule_for`] looks up.
+pub fn all_rules() -> impl Iterator<Item = (&'static str, &'static str, &'static OpRule)> {
+    let default = RULES.iter().map(|r| ("", *r));
+    let others = DOMAIN_RULES
+        .iter()
+        .flat_map(|(d, rules)| rules.iter().map(move |r| (*d, *r)));
+    default
+        .chain(others)
+        .flat_map(|(d, r)| r.ops.iter().map(move |op| (d, *op, r)))
+}
+
+/// The rule for `node`'s op in its domain, if any: a contrib op is never matched by its name
+/// in the default domain, nor a default-domain op in another domain.
 pub fn rule_for(node: &Node) -> Option<&'static OpRule> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static OpRule>> = OnceLock::new();
-    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-        return None;
-    }
+    type Table = HashMap<(&'static str, &'static str), &'static OpRule>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
         let mut m = HashMap::new();
-        for r in RULES {
-            for op in r.ops {
-                let prev = m.insert(*op, *r);
-                debug_assert!(prev.is_none(), "two rules for {op}");
-            }
+        for (domain, op, r) in all_rules() {
+            let prev = m.insert((domain, op), r);
+            debug_assert!(prev.is_none(), "two rules for {domain}:{op}");
         }
         m
     });
-    table.get(node.op_type.as_str()).copied()
+    let domain = shears_onnx::ops::canonical_domain(&node.domain);
+    table.get(&(domain, node.op_type.as_str())).copied()
 }
 
 /// The coupling of one node, or the reason it is opaque.

@@ -93,7 +93,7 @@ fn couple_per_channel(ctx: &Ctx) -> RuleResult {
     Ok(out)
 }
 
-fn couple_layer_norm(ctx: &Ctx) -> RuleResult {
+pub(super) fn couple_layer_norm(ctx: &Ctx) -> RuleResult {
     let x = ctx.input(0).ok_or("input X is missing")?;
     let y = ctx.output(0).ok_or("output Y is missing")?;
     let rank = ctx.in_shape(0)?.len();

@@ -26,6 +26,7 @@
 //! dimensions.
 
 mod constant;
+pub mod contrib;
 mod conv;
 mod elementwise;
 mod fold;
@@ -218,22 +219,31 @@ const FAMILIES: &[&[(&str, ShapeFn)]] = &[
     quant::RULES,
 ];
 
-/// The shape rule of a default-domain (`ai.onnx`) op, if there is one.
-pub(crate) fn rule(op_type: &str) -> Option<ShapeFn> {
+/// The rule tables of the other domains Shears knows (onnxruntime's fused ops).
+const DOMAIN_FAMILIES: &[(&str, &[(&str, ShapeFn)])] = &[(crate::ops::MS_DOMAIN, contrib::RULES)];
+
+/// The shape rule of op `op_type` in `domain` (either spelling of the default domain), if
+/// there is one: an op is found in its own domain's tables only.
+pub(crate) fn rule(domain: &str, op_type: &str) -> Option<ShapeFn> {
+    let domain = crate::ops::canonical_domain(domain);
+    let default = domain.is_empty();
     FAMILIES
         .iter()
+        .filter(|_| default)
+        .chain(
+            DOMAIN_FAMILIES
+                .iter()
+                .filter(|(d, _)| *d == domain)
+                .map(|(_, f)| f),
+        )
         .flat_map(|f| f.iter())
         .find(|(name, _)| *name == op_type)
         .map(|&(_, f)| f)
 }
 
-/// Whether shape inference has a rule for `node`'s op (default domain only).
+/// Whether shape inference has a rule for `node`'s op in its domain.
 pub fn has_rule(node: &Node) -> bool {
-    is_default_domain(&node.domain) && rule(&node.op_type).is_some()
-}
-
-fn is_default_domain(domain: &str) -> bool {
-    domain.is_empty() || domain == "ai.onnx"
+    rule(&node.domain, &node.op_type).is_some()
 }
 
 /// Fills [`Value::shape`], [`Value::dtype`] and [`Value::folded`] for every value of `model`'s
@@ -288,10 +298,7 @@ fn infer_resolved(model: &mut Model, resolved: Vec<(String, Vec<usize>)>) -> Res
 
     for i in 0..model.graph.nodes.len() {
         let node = &model.graph.nodes[i];
-        if !is_default_domain(&node.domain) {
-            continue;
-        }
-        let Some(f) = rule(&node.op_type) else {
+        let Some(f) = rule(&node.domain, &node.op_type) else {
             continue;
         };
         let outs = f(&Ctx {

@@ -11,6 +11,9 @@ pub(super) const RULES: &[(&str, ShapeFn)] = &[
     ("BatchNormalization", batch_norm),
     ("InstanceNormalization", instance_norm),
     ("LayerNormalization", layer_norm),
+    // onnxruntime's RMSNorm, in the default domain as onnxruntime registers it: `(X, scale) ->
+    // (Y, inv_std_var?)`, normalised from `axis` like LayerNormalization.
+    ("SimplifiedLayerNormalization", layer_norm),
     ("GroupNormalization", same),
     ("LpNormalization", same),
     ("LRN", same),

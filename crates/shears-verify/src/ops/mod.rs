@@ -13,6 +13,7 @@ use shears_onnx::proto::AttributeProto;
 use shears_onnx::Node;
 
 pub(crate) mod activation;
+pub(crate) mod contrib;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod matmul;
@@ -93,6 +94,7 @@ pub(crate) fn table() -> &'static HashMap<&'static str, OpFn> {
     TABLE.get_or_init(|| {
         let mut t: HashMap<&'static str, OpFn> = HashMap::new();
         activation::register(&mut t);
+        contrib::register_default(&mut t);
         conv::register(&mut t);
         elementwise::register(&mut t);
         matmul::register(&mut t);
@@ -104,6 +106,31 @@ pub(crate) fn table() -> &'static HashMap<&'static str, OpFn> {
         shape::register(&mut t);
         t
     })
+}
+
+/// The op table of onnxruntime's contrib domain (`com.microsoft`).
+fn ms_table() -> &'static HashMap<&'static str, OpFn> {
+    static TABLE: OnceLock<HashMap<&'static str, OpFn>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: HashMap<&'static str, OpFn> = HashMap::new();
+        contrib::register_ms(&mut t);
+        t
+    })
+}
+
+/// The op table of `domain` (either spelling of the default domain), if the evaluator knows
+/// the domain.
+pub(crate) fn domain_table(domain: &str) -> Option<&'static HashMap<&'static str, OpFn>> {
+    match shears_onnx::ops::canonical_domain(domain) {
+        "" => Some(table()),
+        shears_onnx::ops::MS_DOMAIN => Some(ms_table()),
+        _ => None,
+    }
+}
+
+/// The op `op_type` of `domain`: found in its own domain's table only.
+pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
+    domain_table(domain)?.get(op_type).copied()
 }
 
 pub(crate) const CPU: Device = Device::Cpu;

@@ -1,0 +1,231 @@
+//! onnxruntime's fused transformer ops (domain `com.microsoft`, as its transformer optimizer
+//! writes them; docs/fused.md), from the contrib-op spec (`ContribOperators.md`):
+//! - `SkipLayerNormalization(input, skip, gamma, beta?, bias?) -> (output, mean?,
+//!   inv_std_var?, input_skip_bias_sum?)` and `SkipSimplifiedLayerNormalization(input, skip,
+//!   gamma, bias?)` with the same outputs: `input + skip + bias` normalized over the last
+//!   (hidden) axis. `skip` is `input`'s shape or a trailing part of it (`[seq, hidden]`,
+//!   `[1, seq, hidden]`); every vector is `[hidden]`; mean and inverse deviation are the
+//!   leading axes then 1.
+//! - `BiasGelu(A, B)`, `FastGelu(X, bias?)`: `Gelu(X + bias)` with `bias` `[hidden]` (FastGelu's
+//!   tanh approximation); `Gelu(X)`: the output has the input's shape.
+//!
+//! These rules are looked up by domain and op together (`shape::rule`, [`super::has_rule`]): a node named like one
+//! of them in another domain has no rule here.
+
+use super::{broadcast, invalid, Ctx, Fail, Out, ShapeFn, FLOAT};
+
+type R = Result<Vec<Out>, Fail>;
+
+pub(super) const RULES: &[(&str, ShapeFn)] = &[
+    ("SkipLayerNormalization", skip_norm),
+    ("SkipSimplifiedLayerNormalization", skip_norm),
+    ("BiasGelu", bias_gelu),
+    ("FastGelu", bias_gelu),
+    ("Gelu", same),
+    ("Attention", attention),
+];
+
+/// The sizes of the q, k and v parts of an Attention's packed weight of `total` columns.
+/// Shared with the coupling rule and the evaluator, so the three agree by construction.
+pub fn qkv_sizes(qkv_hidden_sizes: Option<&[i64]>, total: usize) -> Result<[usize; 3], String> {
+    let sizes = match qkv_hidden_sizes {
+        None if total.is_multiple_of(3) => [total / 3; 3],
+        None => {
+            return Err(format!(
+                "{total} packed columns do not split into three equal parts"
+            ))
+        }
+        Some(&[q, k, v]) if q > 0 && k > 0 && v > 0 => [q as usize, k as usize, v as usize],
+        Some(s) => {
+            return Err(format!(
+                "qkv_hidden_sizes {s:?} is not three positive sizes"
+            ))
+        }
+    };
+    if sizes.iter().sum::<usize>() != total {
+        return Err(format!(
+            "qkv_hidden_sizes {sizes:?} do not add up to {total} packed columns"
+        ));
+    }
+    if sizes[0] != sizes[1] {
+        return Err(format!(
+            "q and k sizes differ ({} and {})",
+            sizes[0], sizes[1]
+        ));
+    }
+    Ok(sizes)
+}
+
+fn attention(c: &Ctx<'_>) -> R {
+    let x = c.shape(0)?;
+    let w = c.shape(1)?;
+    if x.len() != 3 || w.len() != 2 || w[0] != x[2] {
+        return invalid(format!(
+            "input {x:?} and weights {w:?} are not [batch, sequence, hidden] and [hidden, q + k + v]"
+        ));
+    }
+    let sizes = qkv_sizes(c.attr_ints("qkv_hidden_sizes"), w[1])?;
+    let heads = c.attr_i("num_heads", 0);
+    if heads < 1 || sizes[0] % heads as usize != 0 || sizes[2] % heads as usize != 0 {
+        return invalid(format!(
+            "num_heads {heads} does not divide the q and v sizes {sizes:?}"
+        ));
+    }
+    vector(c, 2, "bias", w[1])?;
+    Ok(vec![Out::new(vec![x[0], x[1], sizes[2]], c.dtype(0)?)])
+}
+
+fn same(c: &Ctx<'_>) -> R {
+    Ok(vec![Out::new(c.shape(0)?.to_vec(), c.dtype(0)?)])
+}
+
+/// The last axis of `x` (the hidden size), or an error for a scalar.
+fn hidden(x: &[usize]) -> Result<usize, Fail> {
+    match x.last() {
+        Some(&h) => Ok(h),
+        None => invalid("input is a scalar (needs a hidden axis)"),
+    }
+}
+
+/// Checks that input `slot`, when present, is `[h]`.
+fn vector(c: &Ctx<'_>, slot: usize, what: &str, h: usize) -> Result<(), Fail> {
+    if c.has(slot) {
+        let s = c.shape(slot)?;
+        if s != [h] {
+            return invalid(format!(
+                "{what} has shape {s:?}, expected [{h}] (the input's last axis)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn bias_gelu(c: &Ctx<'_>) -> R {
+    let x = c.shape(0)?;
+    vector(c, 1, "bias", hidden(x)?)?;
+    same(c)
+}
+
+/// Both skip normalizations: slot 3 is `beta` then `bias` for SkipLayerNormalization and
+/// `bias` for the simplified one; each is `[hidden]` either way.
+fn skip_norm(c: &Ctx<'_>) -> R {
+    let x = c.shape(0)?;
+    let h = hidden(x)?;
+    let skip = c.shape(1)?;
+    if skip.len() > x.len() || broadcast(&[x, skip]).ok().as_deref() != Some(x) {
+        return invalid(format!(
+            "skip of shape {skip:?} does not broadcast to the input's {x:?}"
+        ));
+    }
+    let names: &[&str] = if c.node.op_type == "SkipLayerNormalization" {
+        &["gamma", "beta", "bias"]
+    } else {
+        &["gamma", "bias"]
+    };
+    if c.n_inputs() > 2 + names.len() {
+        return invalid(format!(
+            "{} inputs, at most {}",
+            c.n_inputs(),
+            2 + names.len()
+        ));
+    }
+    if !c.has(2) {
+        return invalid("gamma (input 2) is missing");
+    }
+    for (k, what) in names.iter().enumerate() {
+        vector(c, 2 + k, what, h)?;
+    }
+    let dtype = c.dtype(0)?;
+    let mut stat = x[..x.len() - 1].to_vec();
+    stat.push(1);
+    Ok(vec![
+        Out::new(x.to_vec(), dtype),
+        Out::new(stat.clone(), FLOAT),
+        Out::new(stat, FLOAT),
+        Out::new(x.to_vec(), dtype),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use crate::ops::MS_DOMAIN;
+    use crate::proto::OperatorSetIdProto;
+    use crate::Model;
+
+    /// `b`'s model with every node in com.microsoft (imported), shapes inferred.
+    fn infer_ms(b: &GraphBuilder, specs: &[&str]) -> crate::Result<Model> {
+        let mut p = b.proto();
+        for n in &mut p.graph.as_mut().unwrap().node {
+            n.domain = MS_DOMAIN.into();
+        }
+        p.opset_import.push(OperatorSetIdProto {
+            domain: MS_DOMAIN.into(),
+            version: 1,
+        });
+        let mut m = Model::from_proto(p, "test", crate::external::ExternalStore::none())?;
+        crate::shape::infer_shapes(&mut m, &crate::InputShapes::parse(specs)?)?;
+        Ok(m)
+    }
+
+    fn shape_of(m: &Model, name: &str) -> Option<Vec<usize>> {
+        let v = m.graph.value_id(name).unwrap();
+        m.graph.value(v).shape.clone()
+    }
+
+    #[test]
+    fn skip_layer_norm_keeps_the_input_shape_and_checks_its_vectors() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[2, 5, 8]).input("skip", &[5, 8]);
+        for v in ["g", "beta", "bias"] {
+            b.init_f32(v, &[8]);
+        }
+        b.node(
+            "SkipLayerNormalization",
+            &["x", "skip", "g", "beta", "bias"],
+            &["y", "mean", "inv", "sum"],
+            vec![],
+        );
+        b.output("y");
+        let m = infer_ms(&b, &[]).unwrap();
+        assert_eq!(shape_of(&m, "y"), Some(vec![2, 5, 8]));
+        assert_eq!(shape_of(&m, "mean"), Some(vec![2, 5, 1]));
+        assert_eq!(shape_of(&m, "sum"), Some(vec![2, 5, 8]));
+
+        let mut bad = GraphBuilder::new(17);
+        bad.input("x", &[2, 5, 8]).input("skip", &[2, 5, 8]);
+        bad.init_f32("g", &[7]);
+        bad.node(
+            "SkipSimplifiedLayerNormalization",
+            &["x", "skip", "g"],
+            &["y"],
+            vec![],
+        );
+        bad.output("y");
+        let e = infer_ms(&bad, &[]).unwrap_err().to_string();
+        assert!(e.contains("gamma has shape [7], expected [8]"), "{e}");
+    }
+
+    #[test]
+    fn bias_gelu_checks_its_bias_and_the_rules_need_their_domain() {
+        let mut b = GraphBuilder::new(17);
+        b.input("x", &[1, 3, 16]);
+        b.init_f32("bias", &[16]);
+        b.node("BiasGelu", &["x", "bias"], &["y"], vec![]);
+        b.node("FastGelu", &["y"], &["z"], vec![]);
+        b.output("z");
+        let m = infer_ms(&b, &[]).unwrap();
+        assert_eq!(shape_of(&m, "z"), Some(vec![1, 3, 16]));
+        // The same nodes in the default domain are unknown ops: no shape.
+        let plain = b.infer(&[]).unwrap();
+        assert_eq!(shape_of(&plain, "y"), None);
+
+        let mut bad = GraphBuilder::new(17);
+        bad.input("x", &[1, 3, 16]);
+        bad.init_f32("bias", &[3]);
+        bad.node("BiasGelu", &["x", "bias"], &["y"], vec![]);
+        bad.output("y");
+        let e = infer_ms(&bad, &[]).unwrap_err().to_string();
+        assert!(e.contains("bias has shape [3], expected [16]"), "{e}");
+    }
+}

@@ -1,0 +1,301 @@
+//! onnxruntime's fused transformer ops (docs/fused.md) on the shared transformer exports after
+//! `onnxruntime.transformers.optimizer` fuses them (`tests/interop/fuse_transformers.py`,
+//! opt_level 0): every fused node has a coupling rule; fusing changes no group (same channels,
+//! same verdicts as the export it came from); every vector a fused op holds (BiasGelu/FastGelu
+//! biases, the skip normalizations' gamma, beta, bias) lies in a prunable group; the groups
+//! through them that no op mixes (the MLP widths) and every head alone prune exactly by the
+//! zeroing check in onnxruntime (`check_zeroed.py`); `prune --ratio 0.3` and `--head-ratio 0.5
+//! --ratio 0.3` give models that pass the checker (skipped only where the fused original fails
+//! it: Llama's SimplifiedLayerNormalization) and run at two sequence lengths
+//! (`check_fused.py`).
+//!
+//! Without the shared suite: a fused `Attention` as the optimizer writes it when its attention
+//! fusion matches (`tests/interop/attention_fused_model.py`: packed qkv, a mask input,
+//! unidirectional): the width through its input prunes exactly in onnxruntime, and `prune
+//! --ratio 0.3` passes the checker and runs at two sequence lengths.
+#![cfg(feature = "interop")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shears_graph::DependencyGraph;
+use shears_onnx::Model;
+
+#[cfg(feature = "shared-suite")]
+const MODELS: &[&str] = &[
+    "bert-ts",
+    "bert-dynamo",
+    "gpt2-ts",
+    "gpt2-dynamo",
+    "llama-ts",
+    "llama-dynamo",
+    "vit-ts",
+    "vit-dynamo",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a script of tests/interop; its stdout's JSON lines, or a panic with its report.
+fn python(script: &str, args: &[PathBuf]) -> Vec<serde_json::Value> {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/interop").join(script))
+        .args(args)
+        .output()
+        .expect("python3 is needed for the interop test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => panic!(
+            "interop test cannot run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        _ => panic!(
+            "{script} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Per group: (channels, prunable, mixed by some op), sorted: what fusing must not change.
+#[cfg(feature = "shared-suite")]
+fn group_shape(model: &Model, graph: &DependencyGraph) -> Vec<(usize, bool, bool)> {
+    let mut v: Vec<_> = shears_plan::group_reports(model, graph)
+        .iter()
+        .map(|r| (r.channels, r.prunable, !r.mixed_by.is_empty()))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn save_plan(
+    dir: &Path,
+    tag: &str,
+    model: &Model,
+    plan: &shears_plan::PruningPlan,
+) -> [PathBuf; 2] {
+    let pruned = shears::apply(model, std::slice::from_ref(plan)).unwrap();
+    let out = dir.join(format!("{tag}.onnx"));
+    shears::save(model, &pruned, &out).unwrap();
+    let json = dir.join(format!("{tag}.plan.json"));
+    std::fs::write(&json, serde_json::to_vec(plan).unwrap()).unwrap();
+    [out, json]
+}
+
+/// Plans counted so far.
+#[cfg(feature = "shared-suite")]
+fn counts_so_far(counts: &[(&str, usize, usize)]) -> usize {
+    counts.iter().map(|c| c.1 + c.2).sum()
+}
+
+#[test]
+fn a_fused_attention_passes_its_input_width_exactly_in_onnxruntime() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = d.join("attention.onnx");
+    python("attention_fused_model.py", std::slice::from_ref(&path));
+    let model = shears::load(&path).unwrap();
+    let g = DependencyGraph::build(&model);
+    let reports = shears_plan::group_reports(&model, &g);
+    let prunable: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.prunable)
+        .map(|r| r.root.as_str())
+        .collect();
+    assert_eq!(prunable, ["w0[1]"]);
+    let out = reports.iter().find(|r| r.root == "wo[0]").unwrap();
+    assert!(
+        out.blockers.iter().any(|b| b.node == "attention"),
+        "{out:?}"
+    );
+    let k = reports.iter().position(|r| r.prunable).unwrap();
+    let units: Vec<_> = g.groups[k]
+        .units
+        .iter()
+        .skip(1)
+        .step_by(3)
+        .copied()
+        .collect();
+    let plan = shears_plan::plan_units(&model, &g, g.groups[k].id, &units).unwrap();
+    let [pruned, json] = save_plan(d, "attention-width", &model, &plan);
+    let sized = vec!["--size".into(), "5".into(), path.clone(), pruned, json];
+    assert_eq!(python("check_zeroed.py", &sized).len(), 1);
+    let ratio = d.join("attention-ratio.onnx");
+    let o = common::shears(&[
+        "prune",
+        path.to_str().unwrap(),
+        "--ratio",
+        "0.3",
+        "-o",
+        ratio.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o.stderr));
+    let ran = python("check_fused.py", &[ratio, path]);
+    assert!(ran[0].get("checker_skipped").is_none(), "{}", ran[0]);
+}
+
+#[cfg(feature = "shared-suite")]
+#[test]
+fn fused_transformer_exports_prune_exactly_and_run_in_onnxruntime() {
+    use shears_onnx::ops::{facts, MS_DOMAIN};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sources: Vec<PathBuf> = MODELS
+        .iter()
+        .map(|m| common::shared().join(format!("models/transformers/{m}.onnx")))
+        .collect();
+    let fused_dir = d.join("fused");
+    std::fs::create_dir(&fused_dir).unwrap();
+    let mut args = vec![fused_dir.clone()];
+    args.extend(sources.iter().cloned());
+    let made = python("fuse_transformers.py", &args);
+    assert_eq!(made.len(), MODELS.len());
+    let mut fused_ops = std::collections::BTreeSet::new();
+
+    let mut triples = Vec::new();
+    let mut pairs = Vec::new();
+    // Per model: (exact width plans through a fused op, single-head plans).
+    let mut counts = Vec::new();
+    for (m, source) in MODELS.iter().zip(&sources) {
+        let path = fused_dir.join(format!("{m}.onnx"));
+        let model = shears::load(&path).unwrap();
+        let original = shears::load(source).unwrap();
+        let g = DependencyGraph::build(&model);
+        let g0 = DependencyGraph::build(&original);
+
+        // Every fused node is coupled, not opaque.
+        let fused: Vec<_> = model
+            .graph
+            .node_ids()
+            .filter(|&id| {
+                let n = model.graph.node(id);
+                n.domain == MS_DOMAIN || n.op_type == "SimplifiedLayerNormalization"
+            })
+            .collect();
+        assert!(!fused.is_empty(), "{m}: the optimizer fused nothing");
+        for &id in &fused {
+            let n = model.graph.node(id);
+            fused_ops.insert(format!("{}:{}", n.domain, n.op_type));
+            if let Err(e) = &g.verdicts[id.index()] {
+                panic!("{m}: {} ({}) is opaque: {e}", n.name, n.op_type);
+            }
+        }
+        // Fusing changes no group, in either graph.
+        assert_eq!(group_shape(&model, &g), group_shape(&original, &g0), "{m}");
+        let h = DependencyGraph::build_heads(&model);
+        let h0 = DependencyGraph::build_heads(&original);
+        assert_eq!(group_shape(&model, &h), group_shape(&original, &h0), "{m}");
+
+        // Every vector a fused op holds is in a prunable group; the groups holding one that no
+        // op mixes (the MLP widths) are planned (every third unit) for the zeroing check.
+        let reports = shears_plan::group_reports(&model, &g);
+        let mut planned = std::collections::BTreeSet::new();
+        for &id in &fused {
+            let n = model.graph.node(id);
+            for &slot in facts(n).vector_slots {
+                let Some(v) = n.input(slot) else { continue };
+                let name = &model.graph.value(v).name;
+                let (k, r) = reports
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| r.members.iter().any(|mem| &mem.tensor == name))
+                    .unwrap_or_else(|| panic!("{m}: {name} ({}) is in no group", n.name));
+                assert!(r.prunable, "{m}: {name} ({}): {:?}", n.name, r.blockers);
+                if r.mixed_by.is_empty() && planned.insert(k) {
+                    let group = &g.groups[k];
+                    let units: Vec<_> = group.units.iter().skip(1).step_by(3).copied().collect();
+                    let plan = shears_plan::plan_units(&model, &g, group.id, &units).unwrap();
+                    let [out, json] = save_plan(d, &format!("{m}-g{k}"), &model, &plan);
+                    triples.extend([path.clone(), out, json]);
+                }
+            }
+        }
+        let widths = planned.len();
+        // Every head of every attention alone (the attention itself is not fused).
+        let layers = shears_plan::GroupLayers::new(&model, &h);
+        for grp in h
+            .groups
+            .iter()
+            .filter(|grp| h.is_head_group(grp.id) && grp.is_prunable())
+        {
+            let layer = model
+                .graph
+                .node(layers.layer(grp.id).unwrap().node)
+                .name
+                .clone();
+            let heads = shears_plan::layer_heads(&model, &h, &layer).unwrap();
+            for k in 0..heads.heads.len() {
+                let plan = shears_plan::plan_heads(&model, &h, &layer, &[k]).unwrap();
+                let tag = format!("{m}-h{}-{k}", grp.id.0);
+                let [out, json] = save_plan(d, &tag, &model, &plan);
+                triples.extend([path.clone(), out, json]);
+            }
+        }
+        counts.push((
+            *m,
+            widths,
+            triples.len() / 3 - widths - counts_so_far(&counts),
+        ));
+        // The CLI's ratios.
+        for (tag, extra) in [("ratio", &[][..]), ("heads", &["--head-ratio", "0.5"][..])] {
+            let out = d.join(format!("{m}-{tag}.onnx"));
+            let mut a = vec!["prune", path.to_str().unwrap(), "--ratio", "0.3"];
+            a.extend_from_slice(extra);
+            a.extend(["-o", out.to_str().unwrap()]);
+            let o = common::shears(&a);
+            assert!(o.status.success(), "{m} {a:?}: {}", common::text(&o.stderr));
+            pairs.extend([out, path.clone()]);
+        }
+    }
+    // Llama's fused ops are its RMSNorms only (the residual width, mixed; its SwiGLU stays
+    // default-domain ops); the dynamo GPT-2 and Llama exports' heads are blocked as they are
+    // before fusing (tests/shared_heads.rs).
+    assert_eq!(
+        counts,
+        [
+            ("bert-ts", 2, 8),
+            ("bert-dynamo", 2, 8),
+            ("gpt2-ts", 2, 8),
+            ("gpt2-dynamo", 2, 0),
+            ("llama-ts", 0, 4),
+            ("llama-dynamo", 0, 0),
+            ("vit-ts", 2, 8),
+            ("vit-dynamo", 2, 8),
+        ]
+    );
+    // What onnxruntime 1.32's optimizer writes on these exports (docs/fused.md): no fused
+    // attention, rotary embedding or GQA.
+    let seen: Vec<&str> = fused_ops.iter().map(String::as_str).collect();
+    assert_eq!(
+        seen,
+        [
+            ":SimplifiedLayerNormalization",
+            "com.microsoft:BiasGelu",
+            "com.microsoft:FastGelu",
+            "com.microsoft:SkipLayerNormalization",
+            "com.microsoft:SkipSimplifiedLayerNormalization",
+        ]
+    );
+
+    // At a sequence of 5 (batch for the ViT), so attention mixes positions.
+    let mut sized = vec![PathBuf::from("--size"), PathBuf::from("5")];
+    sized.extend(triples.iter().cloned());
+    let exact = python("check_zeroed.py", &sized);
+    assert_eq!(exact.len(), triples.len() / 3);
+    let ran = python("check_fused.py", &pairs);
+    assert_eq!(ran.len(), pairs.len() / 2);
+    for r in &ran {
+        let model = r["model"].as_str().unwrap();
+        let llama = Path::new(model)
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("llama-"));
+        assert_eq!(r.get("checker_skipped").is_some(), llama, "{r}");
+    }
+}
