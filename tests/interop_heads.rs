@@ -4,7 +4,7 @@
 //! (`tests/interop/check_symbolic.py`). On an attention block that is not in `../shared`
 //! (`tests/interop/attention_model.py`: `0`-entry Reshape targets, keys transposed straight to
 //! `[1, h, d, seq]`, a per-head score bias) and, with the shared suite, on the transformer
-//! exports whose heads Shears follows.
+//! exports (TorchScript and dynamo).
 #![cfg(feature = "interop")]
 
 mod common;
@@ -120,7 +120,9 @@ fn heads_of_the_shared_transformers_prune_and_run_at_two_lengths() {
         "bert-ts",
         "bert-dynamo",
         "gpt2-ts",
+        "gpt2-dynamo",
         "llama-ts",
+        "llama-dynamo",
         "vit-ts",
         "vit-dynamo",
     ] {

@@ -10,7 +10,8 @@
 //! from literals by arithmetic is none of these, and the caller reports it as not rewritable. A
 //! literal reached through a computed shape tensor that other nodes read too (exporters share
 //! one `Concat` between two Expands) is *shared*: editing it would resize the other readers'
-//! outputs as well, so it is not rewritable either. Never guesses.
+//! outputs as well, so the rewrite overlays the entry on a private copy for the one reader
+//! (`Rewrite::ShapeOverlay`). Never guesses.
 
 use shears_onnx::{Model, NodeId, ValueId};
 
