@@ -46,3 +46,51 @@ fn every_head_of_every_attention_is_removable_alone_and_exact() {
         }
     }
 }
+
+#[test]
+fn gqa_query_heads_keep_every_kv_head_and_are_exact() {
+    // Llama: 4 query heads of 16 in 2 groups reading 2 key/value heads. With query heads as
+    // units, unit r is query head r of both groups (heads r and r + 2), every key/value head
+    // stays, and each removed alone is exact.
+    for (m, input) in [("llama-ts", "input"), ("llama-dynamo", "x")] {
+        let (model, shapes) = load(m, input, "1,16");
+        let checks = shears_testkit::check_every_head_with(
+            &model,
+            &shapes,
+            shears_graph::Granularity::QueryHeads,
+            1,
+            11,
+        )
+        .unwrap();
+        assert_eq!(checks.len(), 2 * 2, "{m}: {checks:?}");
+        for c in &checks {
+            assert_eq!(c.heads, 2, "{m}: {c:?}");
+            assert!(c.exactness.exact_expected, "{m}: {c:?}");
+            assert!(c.exactness.shapes_equal, "{m}: {c:?}");
+            assert!(c.exactness.max_rel <= 1e-5, "{m}: {c:?}");
+        }
+        let graph = shears_graph::DependencyGraph::build_with(
+            &model,
+            shears_graph::Granularity::QueryHeads,
+        );
+        for c in checks.iter().filter(|c| c.head == 1) {
+            let plan = shears_plan::plan_heads(&model, &graph, &c.layer, &[1]).unwrap();
+            let rows: Vec<u32> = (16..32).chain(48..64).collect();
+            assert_eq!(plan.indices, rows, "{m}: {}", c.layer);
+            // Only the query projection's rows and the output projection's columns go.
+            let cut: Vec<(&str, usize)> = plan
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.elements_removed > 0
+                        && model
+                            .graph
+                            .value_id(&e.tensor)
+                            .is_some_and(|v| model.is_stored(v))
+                })
+                .map(|e| (e.role.as_str(), e.axis))
+                .collect();
+            assert_eq!(cut.len(), 2, "{m}: {cut:?}");
+        }
+    }
+}

@@ -953,17 +953,34 @@ pub(super) fn rewrite_shape_input(
                 value,
                 axis,
                 factor,
+                at,
             }) => {
-                // Follows by itself only when the cut is the read axis's, times the factor.
+                // Follows by itself when the cut is the read axis's, times the factor;
+                // otherwise (query heads cut from every group of grouped-query attention) the
+                // factor is edited, when it divides and this reader alone reads it.
                 let size = g.value(value).shape.as_ref().and_then(|s| s.get(axis));
-                let after = size.map(|&n| (n - removed.removed(value, axis).len()) as i64 * factor);
-                if after != Some(ys[ax] as i64 - gone as i64) {
-                    return Err(format!(
-                        "entry {k} of '{}' is the size of '{}' axis {axis} times {factor}, which does not follow the removed channels",
-                        g.value(v).name,
-                        g.value(value).name
-                    ));
+                let kept = size.map(|&n| (n - removed.removed(value, axis).len()) as i64);
+                let want = ys[ax] as i64 - gone as i64;
+                if kept.map(|k| k * factor) == Some(want) {
+                    continue;
                 }
+                if let (Some((node, s)), Some(k)) = (at, kept.filter(|&k| k > 0 && want % k == 0)) {
+                    if let Some(tensor) = g.node(node).input(s) {
+                        let e = match edits.entry((node, s)) {
+                            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(slot_entry) => {
+                                slot_entry.insert((tensor, vec![factor], vec![factor]))
+                            }
+                        };
+                        e.2[0] = want / k;
+                        continue;
+                    }
+                }
+                return Err(format!(
+                    "entry {k} of '{}' is the size of '{}' axis {axis} times {factor}, which does not follow the removed channels",
+                    g.value(v).name,
+                    g.value(value).name
+                ));
             }
             Some(EntrySource::Literal {
                 node,
@@ -1070,8 +1087,11 @@ fn couple_expand(ctx: &Ctx) -> RuleResult {
                 continue;
             }
             let v = ctx.input(1).ok_or("shape is missing")?;
-            if let Some(super::shape_trace::EntrySource::Literal { .. }) =
-                super::shape_trace::trace_entry(ctx.model, ctx.id, 1, v, k)
+            // A literal, or one reached through a shared shape tensor (overlaid for this node).
+            if let Some(
+                super::shape_trace::EntrySource::Literal { .. }
+                | super::shape_trace::EntrySource::Shared { .. },
+            ) = super::shape_trace::trace_entry(ctx.model, ctx.id, 1, v, k)
             {
                 out.made.push((y, oa));
             }

@@ -29,11 +29,15 @@ pub enum EntrySource {
     },
     /// A literal reached through `value`, a computed shape tensor that several nodes read.
     Shared { value: ValueId },
-    /// The size of `axis` of `value`, read at run time, times the literal `factor`.
+    /// The size of `axis` of `value`, read at run time, times the literal `factor`, which is
+    /// the scalar constant read by input `slot` of `node` (`at`); `at` is `None` when the
+    /// product reaches the entry through a tensor other nodes read too, so the factor cannot be
+    /// edited for this reader alone.
     Product {
         value: ValueId,
         axis: usize,
         factor: i64,
+        at: Option<(NodeId, usize)>,
     },
 }
 
@@ -98,9 +102,9 @@ pub fn trace_entry(
                     _ => None,
                 }
             };
-            let (dynamic, factor) = match (literal(a), literal(b)) {
-                (None, Some(f)) => (a, f),
-                (Some(f), None) => (b, f),
+            let (dynamic, factor, slot) = match (literal(a), literal(b)) {
+                (None, Some(f)) => (a, f, 1),
+                (Some(f), None) => (b, f, 0),
                 _ => return None,
             };
             let (value, axis) = shape_source(model, dynamic, index)?;
@@ -108,6 +112,7 @@ pub fn trace_entry(
                 value,
                 axis,
                 factor,
+                at: Some((p, slot)),
             })
         }
         "Identity" | "Cast" | "Unsqueeze" | "Squeeze" => {
@@ -137,6 +142,17 @@ pub fn trace_entry(
     }?;
     Some(match source {
         EntrySource::Literal { .. } if shared => EntrySource::Shared { value },
+        EntrySource::Product {
+            value: v,
+            axis,
+            factor,
+            ..
+        } if shared => EntrySource::Product {
+            value: v,
+            axis,
+            factor,
+            at: None,
+        },
         other => other,
     })
 }
