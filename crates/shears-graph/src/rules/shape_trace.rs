@@ -75,6 +75,18 @@ pub fn trace_entry(
         }
         // `Where(Equal(x, c), _, x)` with `c` negative where this entry is: the entry is `x`'s
         // (the idiom replacing -1 by 1 in an Expand shape), as a size is never negative.
+        // A constant condition picks each entry from one side (`Rewrite::ShapeOverlay`'s
+        // private copies are `Where(mask, values, shared)`).
+        "Where" if model.constant(n.input(0)?).is_some() => {
+            let mask = model.constant(n.input(0)?)?;
+            let picks = mask_bytes(model, &mask)?;
+            let pick = match picks.as_slice() {
+                [one] => *one,
+                m => *m.get(index)?,
+            };
+            let s = if pick { 1 } else { 2 };
+            trace_entry(model, p, s, n.input(s)?, index)
+        }
         "Where" => {
             let x = n.input(2)?;
             let cond = g.producer(n.input(0)?).map(|c| g.node(c))?;
@@ -208,4 +220,17 @@ fn is_1d_of(model: &Model, v: ValueId) -> bool {
         .shape
         .as_ref()
         .is_some_and(|s| s.len() == 1)
+}
+
+/// The values of a constant boolean tensor.
+fn mask_bytes(model: &Model, t: &shears_onnx::proto::TensorProto) -> Option<Vec<bool>> {
+    use shears_onnx::proto::tensor_proto::DataType;
+    if t.data_type != DataType::Bool as i32 {
+        return None;
+    }
+    if !t.raw_data.is_empty() || t.data_location == 1 {
+        let raw = model.payload(t).ok()?;
+        return Some(raw.iter().map(|&b| b != 0).collect());
+    }
+    Some(t.int32_data.iter().map(|&b| b != 0).collect())
 }
