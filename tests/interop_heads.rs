@@ -4,7 +4,7 @@
 //! (`tests/interop/check_symbolic.py`). On an attention block that is not in `../shared`
 //! (`tests/interop/attention_model.py`: `0`-entry Reshape targets, keys transposed straight to
 //! `[1, h, d, seq]`, a per-head score bias) and, with the shared suite, on the transformer
-//! exports whose heads Shears follows.
+//! exports (TorchScript and dynamo).
 #![cfg(feature = "interop")]
 
 mod common;
@@ -120,12 +120,60 @@ fn heads_of_the_shared_transformers_prune_and_run_at_two_lengths() {
         "bert-ts",
         "bert-dynamo",
         "gpt2-ts",
+        "gpt2-dynamo",
         "llama-ts",
+        "llama-dynamo",
         "vit-ts",
         "vit-dynamo",
     ] {
         let original = common::shared().join(format!("models/transformers/{m}.onnx"));
         pairs.extend(pruned_pairs(dir.path(), &original, m));
+    }
+    check_symbolic(&pairs);
+}
+
+/// Llama (4 query heads in 2 groups over 2 key/value heads): `prune --head-ratio 0.5 --ratio
+/// 0.3` removes a whole key/value head with its query group (`--gqa kv`, the default), or one
+/// query head of every group keeping both key/value heads (`--gqa query`); the q and k
+/// projections keep equal head dims (q·k), so their widths give the head counts. Each result
+/// passes `check_symbolic.py`.
+#[cfg(feature = "shared-suite")]
+#[test]
+fn gqa_head_ratio_removes_whole_kv_groups_or_equal_query_heads_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pairs = Vec::new();
+    // (model, q projection weight, k projection weight), both [in, out].
+    for (m, q, k) in [
+        ("llama-ts", "onnx::MatMul_660", "onnx::MatMul_667"),
+        ("llama-dynamo", "val_46", "val_53"),
+    ] {
+        let original = common::shared().join(format!("models/transformers/{m}.onnx"));
+        for (gqa, kv_heads) in [("kv", 1), ("query", 2)] {
+            let out = dir.path().join(format!("{m}-{gqa}.onnx"));
+            shears(&[
+                "prune",
+                original.to_str().unwrap(),
+                "--head-ratio",
+                "0.5",
+                "--ratio",
+                "0.3",
+                "--gqa",
+                gqa,
+                "-o",
+                out.to_str().unwrap(),
+            ]);
+            let pruned = shears::load(&out).unwrap();
+            let width = |w: &str| {
+                let v = pruned.graph.value_id(w).unwrap();
+                pruned.graph.value(v).shape.as_ref().unwrap()[1]
+            };
+            let (qw, kw) = (width(q), width(k));
+            // 2 query heads remain either way; the head dim is what the widths share.
+            assert_eq!(qw % 2, 0, "{m} {gqa}: q {qw}");
+            let head_dim = qw / 2;
+            assert_eq!(kw, kv_heads * head_dim, "{m} {gqa}: q {qw}, k {kw}");
+            pairs.extend([out, original.clone()]);
+        }
     }
     check_symbolic(&pairs);
 }

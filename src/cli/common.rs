@@ -39,6 +39,26 @@ pub struct ShapeArgs {
     pub input_shape: Vec<String>,
 }
 
+/// What a whole head is under grouped-query attention (`--gqa`); without it both are one
+/// attention head.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum GqaUnit {
+    /// A key/value head with the query heads reading it.
+    #[default]
+    Kv,
+    /// One query head of every group, every key/value head kept.
+    Query,
+}
+
+impl GqaUnit {
+    pub fn granularity(self) -> shears_graph::Granularity {
+        match self {
+            GqaUnit::Kv => shears_graph::Granularity::Heads,
+            GqaUnit::Query => shears_graph::Granularity::QueryHeads,
+        }
+    }
+}
+
 impl ShapeArgs {
     pub fn parse(&self) -> anyhow::Result<InputShapes> {
         Ok(InputShapes::parse(&self.input_shape)?)

@@ -18,13 +18,17 @@ pub struct Args {
     /// `prune --head-ratio`).
     #[arg(long)]
     pub heads: bool,
+    /// With grouped-query attention, what a head unit is: a key/value head with its query
+    /// heads (kv), or query head `r` of every group (query).
+    #[arg(long, value_enum, default_value_t, requires = "heads")]
+    pub gqa: super::common::GqaUnit,
     #[command(flatten)]
     pub shapes: ShapeArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (model, graph) = load_graph(&args.model, &args.shapes)?;
-    let heads_graph = shears_graph::DependencyGraph::build_heads(&model);
+    let heads_graph = shears_graph::DependencyGraph::build_with(&model, args.gqa.granularity());
     let head_reports = shears_plan::head_group_reports(&model, &heads_graph);
     let reports = if args.heads {
         Vec::new()

@@ -23,6 +23,10 @@ pub struct Args {
     /// grouped-query attention a unit is a key/value head with its query heads): `1,3`.
     #[arg(long)]
     pub heads: Option<String>,
+    /// With grouped-query attention, what a head of --heads is: a key/value head with its
+    /// query heads (kv), or query head `r` of every group, every key/value head kept (query).
+    #[arg(long, value_enum, default_value_t, requires = "heads")]
+    pub gqa: super::common::GqaUnit,
     /// Print JSON (schema in docs/plan.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -33,7 +37,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan = if let Some(heads) = &args.heads {
         let model = super::common::load_with_shapes(&args.model, &args.shapes)?;
-        let graph = shears_graph::DependencyGraph::build_heads(&model);
+        let graph = shears_graph::DependencyGraph::build_with(&model, args.gqa.granularity());
         let heads = parse_indices(heads)?;
         shears_plan::plan_heads(&model, &graph, &args.layer, &heads)
     } else {

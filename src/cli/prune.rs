@@ -71,6 +71,11 @@ pub struct AutoArgs {
     /// pruned (combine with --ratio, --target-params or --target-macs; alone, only heads go).
     #[arg(long, value_name = "R", conflicts_with_all = MANUAL)]
     pub head_ratio: Option<f64>,
+    /// With grouped-query attention, what --head-ratio removes: whole key/value heads with
+    /// their query groups (kv), or the same number of query heads from every group, keeping
+    /// every key/value head (query).
+    #[arg(long, value_enum, default_value_t, requires = "head_ratio")]
+    pub gqa: super::common::GqaUnit,
     /// Keep this fraction of the original parameters instead (the ratio is searched).
     #[arg(long, value_name = "F", conflicts_with_all = ["ratio", "target_macs", "layer", "idxs", "plan"])]
     pub target_params: Option<f64>,
@@ -303,6 +308,7 @@ fn config(args: &Args) -> anyhow::Result<PruneConfig> {
         input_shapes: args.shapes.parse()?,
         custom_importance: None,
         head_ratio: args.auto.head_ratio,
+        head_unit: args.auto.gqa.granularity(),
     })
 }
 

@@ -4,8 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use shears_graph::rules::{self, Rewrite};
+use shears_onnx::proto::attribute_proto::AttributeType;
 use shears_onnx::proto::tensor_proto::DataType;
-use shears_onnx::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, TensorProto};
+use shears_onnx::proto::{
+    tensor_shape_proto::dimension, type_proto, AttributeProto, ModelProto, NodeProto, TensorProto,
+};
 use shears_onnx::{tensor, Model, NodeId, ValueKind};
 use shears_plan::PruningPlan;
 
@@ -61,12 +64,22 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
 
     let rewrites = recompute_rewrites(model, &cuts)?;
     let mut resized: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut inserts: Vec<(usize, NodeProto)> = Vec::new();
     for rw in &rewrites {
-        if let Some((name, dims)) = apply_rewrite(model, &mut proto, rw)? {
+        if let Rewrite::ShapeOverlay { .. } = rw {
+            inserts.push(overlay(model, &mut proto, rw)?);
+        } else if let Some((name, dims)) = apply_rewrite(model, &mut proto, rw)? {
             resized.insert(name, dims);
         }
     }
     update_value_info(model, &mut proto, &cuts, &resized);
+    // Inserted last, from the back, so that the proto indices the rewrites used stay valid;
+    // each new node goes right before its reader, keeping the node list topologically sorted.
+    inserts.sort_by(|a, b| b.0.cmp(&a.0));
+    let graph = proto.graph.as_mut().expect("checked at load");
+    for (at, n) in inserts {
+        graph.node.insert(at, n);
+    }
     drop_orphaned_constants(model, &mut proto);
     // Which tensors were external is the source model's fact, not the result's: savers ask
     // `SaveOptions::keeping_storage_of(model)`.
@@ -103,6 +116,8 @@ fn recompute_rewrites(model: &Model, cuts: &Cuts) -> Result<Vec<Rewrite>, ExecEr
                 (node.clone(), attr.clone())
             }
             Rewrite::ConstInts { node, slot, .. } => (node.clone(), format!("#{slot}")),
+            Rewrite::SplitSizes { node, .. } => (node.clone(), "split".to_string()),
+            Rewrite::ShapeOverlay { node, slot, .. } => (node.clone(), format!("#{slot}")),
         };
         if let Some(prev) = targets.insert(key.clone(), rw) {
             return Err(ExecError::Rewrite {
@@ -219,7 +234,7 @@ fn apply_rewrite(
             match rw {
                 Rewrite::AttrInt { new, .. } => a.i = *new,
                 Rewrite::AttrInts { new, .. } => a.ints = new.clone(),
-                Rewrite::ConstInts { .. } => unreachable!(),
+                _ => unreachable!("an attribute rewrite"),
             }
             Ok(None)
         }
@@ -272,32 +287,160 @@ fn apply_rewrite(
                 }
                 _ => {
                     // Shared with other readers: give this input a private copy.
-                    let mut k = 0;
-                    let fresh = loop {
-                        let candidate = format!("{tname}.pruned{k}");
-                        if model.graph.value_id(&candidate).is_none()
-                            && !graph.initializer.iter().any(|t| t.name == candidate)
-                        {
-                            break candidate;
-                        }
-                        k += 1;
-                    };
-                    graph.initializer.push(TensorProto {
-                        name: fresh.clone(),
-                        ..replacement
-                    });
-                    // IR < 4 requires every initializer to be declared as a graph input too.
-                    if model.proto.ir_version < 4 {
-                        graph
-                            .input
-                            .push(param_input(graph.initializer.last().expect("pushed")));
-                    }
+                    let fresh = add_initializer(model, proto, tname, replacement);
+                    let graph = proto.graph.as_mut().expect("checked at load");
                     graph.node[pi].input[*slot] = fresh;
                     Ok(None)
                 }
             }
         }
+        Rewrite::SplitSizes { node, new, .. } => {
+            let (_, pi) = node_index(model, node)?;
+            if model.graph.opset < 13 {
+                graph.node[pi].attribute.push(AttributeProto {
+                    name: "split".into(),
+                    r#type: AttributeType::Ints as i32,
+                    ints: new.clone(),
+                    ..Default::default()
+                });
+                return Ok(None);
+            }
+            // The spec allows either sizes or `num_outputs`, not both.
+            graph.node[pi].attribute.retain(|a| a.name != "num_outputs");
+            let like = TensorProto {
+                name: node.clone(),
+                data_type: DataType::Int64 as i32,
+                ..Default::default()
+            };
+            let sizes = int_tensor(&like, new, &[new.len()])?;
+            let fresh = add_initializer(model, proto, &format!("{node}.split"), sizes);
+            let inputs = &mut proto.graph.as_mut().expect("checked at load").node[pi].input;
+            inputs.resize(inputs.len().max(2), String::new());
+            inputs[1] = fresh;
+            Ok(None)
+        }
+        Rewrite::ShapeOverlay { .. } => unreachable!("applied by `overlay`"),
     }
+}
+
+/// A name derived from `base` that no value of the model, and no initializer or node output
+/// added to `proto` so far, has.
+fn fresh_name(model: &Model, proto: &ModelProto, base: &str) -> String {
+    let graph = proto.graph.as_ref().expect("checked at load");
+    let mut k = 0;
+    loop {
+        let candidate = format!("{base}.pruned{k}");
+        if model.graph.value_id(&candidate).is_none()
+            && model.graph.node_id(&candidate).is_none()
+            && !graph.initializer.iter().any(|t| t.name == candidate)
+            && !graph
+                .node
+                .iter()
+                .any(|n| n.name == candidate || n.output.contains(&candidate))
+        {
+            return candidate;
+        }
+        k += 1;
+    }
+}
+
+/// Gives the reader of a shared computed shape tensor a private copy with some literal
+/// entries changed: `Where(mask, values, tensor)`. Returns the new node and the proto index
+/// of its reader, before which it must be inserted.
+fn overlay(
+    model: &Model,
+    proto: &mut ModelProto,
+    rw: &Rewrite,
+) -> Result<(usize, NodeProto), ExecError> {
+    let Rewrite::ShapeOverlay {
+        node,
+        slot,
+        tensor: tname,
+        entries,
+    } = rw
+    else {
+        unreachable!("called for overlays only")
+    };
+    let err = |reason: String| ExecError::Rewrite {
+        node: node.clone(),
+        reason,
+    };
+    let (id, pi) = node_index(model, node)?;
+    let v = model
+        .graph
+        .node(id)
+        .input(*slot)
+        .ok_or_else(|| err(format!("has no input {slot}")))?;
+    let len = match model.graph.value(v).shape.as_deref() {
+        Some([n]) => *n,
+        _ => {
+            return Err(err(format!(
+                "input {slot} '{tname}' is not a 1-D shape tensor"
+            )))
+        }
+    };
+    if model.graph.opset < 9 {
+        return Err(err(format!(
+            "input {slot} '{tname}' is shared with other nodes and opset {} has no Where to give this one a private copy",
+            model.graph.opset
+        )));
+    }
+    let mut mask = vec![0u8; len];
+    let mut values = vec![0i64; len];
+    for &(k, _, new) in entries {
+        if k >= len {
+            return Err(err(format!("entry {k} of '{tname}' is out of range")));
+        }
+        mask[k] = 1;
+        values[k] = new;
+    }
+    let int64 = TensorProto {
+        name: tname.clone(),
+        data_type: DataType::Int64 as i32,
+        ..Default::default()
+    };
+    let values = int_tensor(&int64, &values, &[len])?;
+    let mask = TensorProto {
+        dims: vec![len as i64],
+        data_type: DataType::Bool as i32,
+        raw_data: Bytes::from(mask),
+        ..Default::default()
+    };
+    let mask = add_initializer(model, proto, &format!("{tname}.mask"), mask);
+    let values = add_initializer(model, proto, &format!("{tname}.values"), values);
+    // One overlay per (reader, slot): named after both, so overlays not yet inserted into the
+    // proto cannot collide.
+    let out = fresh_name(model, proto, &format!("{tname}.{node}.{slot}"));
+    let name = fresh_name(model, proto, &format!("{node}.overlay{slot}"));
+    proto.graph.as_mut().expect("checked at load").node[pi].input[*slot] = out.clone();
+    Ok((
+        pi,
+        NodeProto {
+            name,
+            op_type: "Where".into(),
+            input: vec![mask, values, tname.clone()],
+            output: vec![out],
+            ..Default::default()
+        },
+    ))
+}
+
+/// Adds initializer `t` under a name derived from `base` that no value or initializer of the
+/// model has yet; returns that name.
+fn add_initializer(model: &Model, proto: &mut ModelProto, base: &str, t: TensorProto) -> String {
+    let fresh = fresh_name(model, proto, base);
+    let graph = proto.graph.as_mut().expect("checked at load");
+    graph.initializer.push(TensorProto {
+        name: fresh.clone(),
+        ..t
+    });
+    // IR < 4 requires every initializer to be declared as a graph input too.
+    if model.proto.ir_version < 4 {
+        graph
+            .input
+            .push(param_input(graph.initializer.last().expect("pushed")));
+    }
+    fresh
 }
 
 /// The graph input declaring initializer `t` (its element type and dims).

@@ -51,6 +51,20 @@ pub enum Granularity {
     /// and its query heads). Head-dim positions are fixed; every other Reshape is resolved as
     /// in [`Granularity::HeadDims`].
     Heads,
+    /// Whole query heads, keeping every key/value head: like [`Granularity::Heads`], except
+    /// that where grouped-query attention merges key/value heads and their repeats into query
+    /// heads (`repeat_kv`), the repeat factor (an axis an Expand makes from a literal, copies
+    /// of one key/value head) carries the channels. A unit is then query head `r` of every
+    /// group, so removing units removes the same number of query heads from every group and
+    /// no key/value head. Without grouped-query attention it is [`Granularity::Heads`].
+    QueryHeads,
+}
+
+impl Granularity {
+    /// Whether units are whole heads ([`Granularity::Heads`] or [`Granularity::QueryHeads`]).
+    pub fn whole_heads(self) -> bool {
+        matches!(self, Granularity::Heads | Granularity::QueryHeads)
+    }
 }
 
 /// Index of a dim in [`DependencyGraph::dims`].
@@ -654,6 +668,14 @@ impl<'m> Builder<'m> {
                         deferred.push((id, f.clone()));
                     }
                     mentioned.extend(c.made.iter().copied());
+                    // A made axis gets its dim when something links or fixes it; with query
+                    // heads as units, a repeat axis must exist as a class before the Reshape
+                    // merging it into query heads is resolved, to be chosen there.
+                    if self.granularity == Granularity::QueryHeads {
+                        for &(v, a) in &c.made {
+                            self.value_dim(v, a);
+                        }
+                    }
                     // A mixed axis may change size (the op only computes differently).
                     for &(v, a) in &c.mixing {
                         mentioned.push((v, a));
@@ -689,9 +711,25 @@ impl<'m> Builder<'m> {
         self.form_classes();
 
         let head_class = self.head_classes(&verdicts, &deferred);
+        // Classes an Expand makes from a literal (the repeats of grouped-query attention's
+        // `repeat_kv`, copies of one key/value head).
+        let made_class = {
+            let cl = self.classes.as_ref().expect("classes are set");
+            let mut made = vec![false; cl.count()];
+            for c in verdicts.iter().flatten() {
+                for &(v, a) in &c.made {
+                    if let Some(&d) = self.dim_of.get(&DimKey::Axis(v, a)) {
+                        made[cl.of_dim(d) as usize] = true;
+                    }
+                }
+            }
+            made
+        };
 
         // Phase 2: reshape factors, in topological order, each seeing what is fixed so far.
-        let prefer_heads = self.granularity == Granularity::Heads;
+        // With whole heads, a head factor wins; among head factors, a key/value head (not made
+        // by an Expand) for `Heads`, a repeat (made) for `QueryHeads`.
+        let granularity = self.granularity;
         for (id, f) in deferred {
             let mut links = {
                 let uf = &mut self.uf;
@@ -704,7 +742,16 @@ impl<'m> Builder<'m> {
                         None => false,
                     },
                     &mut |v, a| {
-                        prefer_heads && class_of(v, a).is_some_and(|c| head_class[c as usize])
+                        let Some(c) = class_of(v, a).map(|c| c as usize) else {
+                            return 0;
+                        };
+                        match granularity {
+                            _ if !head_class[c] => 0,
+                            Granularity::Heads if !made_class[c] => 2,
+                            Granularity::QueryHeads if made_class[c] => 2,
+                            Granularity::Heads | Granularity::QueryHeads => 1,
+                            Granularity::HeadDims => 0,
+                        }
                     },
                 )
             };

@@ -1,4 +1,4 @@
-//! Whole attention heads: the head groups of a [`Granularity::Heads`] graph, and plans that
+//! Whole attention heads: the head groups of a [`shears_graph::Granularity::Heads`] graph, and plans that
 //! remove heads of a projection by head number (`plan --heads`).
 //!
 //! A head group's units are whole heads (with grouped-query attention, one key/value head and
@@ -7,7 +7,7 @@
 //! the projection's rows are laid out (`j·d..(j+1)·d` for head `j`; in a fused qkv projection
 //! the first of the head's three blocks).
 
-use shears_graph::{DependencyGraph, DimId, Granularity, GroupId};
+use shears_graph::{DependencyGraph, DimId, GroupId};
 use shears_onnx::Model;
 
 use crate::{plan, resolve_layer, GroupReport, PlanError, PruningPlan};
@@ -24,7 +24,8 @@ pub struct LayerHeads {
     pub heads: Vec<Vec<u32>>,
 }
 
-/// The heads of `layer` in `graph`, which must have [`Granularity::Heads`]: an error naming
+/// The heads of `layer` in `graph`, which must have whole heads as units
+/// ([`shears_graph::Granularity::Heads`] or [`shears_graph::Granularity::QueryHeads`]): an error naming
 /// the layer when it feeds no attention, or when its heads cannot be removed (the group's
 /// blockers, such as a head count computed where Shears cannot follow it).
 pub fn layer_heads(
@@ -32,7 +33,7 @@ pub fn layer_heads(
     graph: &DependencyGraph,
     layer: &str,
 ) -> Result<LayerHeads, PlanError> {
-    debug_assert_eq!(graph.granularity, Granularity::Heads);
+    debug_assert!(graph.granularity.whole_heads());
     let (_, root) = resolve_layer(model, graph, layer)?;
     let size = graph.dim(root).size;
     let no_heads = |reason: &str| PlanError::NoHeads {
@@ -76,7 +77,7 @@ pub fn layer_heads(
 }
 
 /// The plan removing heads `heads` (numbered as [`layer_heads`] does) of `layer`, on a
-/// [`Granularity::Heads`] graph. Out-of-range, repeated or all heads are errors naming the
+/// [`shears_graph::Granularity::Heads`] graph. Out-of-range, repeated or all heads are errors naming the
 /// layer.
 pub fn plan_heads(
     model: &Model,
@@ -115,7 +116,7 @@ pub fn plan_heads(
 }
 
 /// The reports of `graph`'s head groups (units = whole heads), for `shears groups`; `graph`
-/// must have [`Granularity::Heads`].
+/// must have [`shears_graph::Granularity::Heads`].
 pub fn head_group_reports(model: &Model, graph: &DependencyGraph) -> Vec<GroupReport> {
     crate::group_reports(model, graph)
         .into_iter()

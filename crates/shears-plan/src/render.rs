@@ -141,5 +141,23 @@ pub fn rewrite_line(rw: &Rewrite) -> String {
             new,
             ..
         } => format!("{node}: input {slot} '{tensor}' {old:?} -> {new:?}"),
+        Rewrite::SplitSizes { node, old, new } => {
+            format!("{node}: implicit split sizes {old:?} -> explicit {new:?}")
+        }
+        Rewrite::ShapeOverlay {
+            node,
+            slot,
+            tensor,
+            entries,
+        } => {
+            let e: Vec<String> = entries
+                .iter()
+                .map(|(k, old, new)| format!("[{k}] {old} -> {new}"))
+                .collect();
+            format!(
+                "{node}: input {slot} reads a private copy of shared '{tensor}' with {}",
+                e.join(", ")
+            )
+        }
     }
 }

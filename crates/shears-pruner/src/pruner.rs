@@ -51,6 +51,11 @@ pub struct PruneConfig {
     /// its own before the others (Torch-Pruning's `head_pruning_ratio`); `goal` then applies
     /// to the widths of the model with fewer heads.
     pub head_ratio: Option<f64>,
+    /// What a head is in the head stage: [`Granularity::Heads`] (the default; with
+    /// grouped-query attention a key/value head with its query group) or
+    /// [`Granularity::QueryHeads`] (every key/value head kept, the same query heads removed
+    /// from every group). Only whole-head granularities are valid.
+    pub head_unit: Granularity,
 }
 
 impl Default for PruneConfig {
@@ -64,6 +69,7 @@ impl Default for PruneConfig {
             input_shapes: InputShapes::default(),
             custom_importance: None,
             head_ratio: None,
+            head_unit: Granularity::Heads,
         }
     }
 }
@@ -100,6 +106,12 @@ impl PruneConfig {
                     format!("{}={r}: the ratio is not in [0, 1)", p.text),
                 ));
             }
+        }
+        if !self.head_unit.whole_heads() {
+            return Err(PrunerError::config(
+                "gqa",
+                format!("{:?} is not a whole-head unit", self.head_unit),
+            ));
         }
         if let Some(r) = self.head_ratio {
             if !(0.0..1.0).contains(&r) {
@@ -270,7 +282,7 @@ pub fn prune_iterative(
             samples: samples.clone(),
             original,
             originals: HashMap::new(),
-            granularity: Granularity::Heads,
+            granularity: cfg.head_unit,
         };
         let (mut report, pruned) = heads.stage(model, original, 1)?;
         report.stage = 0;
@@ -597,7 +609,7 @@ impl Run<'_> {
         let mut open: Vec<(GroupId, GroupLayer, String, Vec<String>)> = Vec::new();
         for (report, group) in reports.iter().zip(&graph.groups) {
             // The head stage prunes heads only; every other group is the later stages' work.
-            if self.granularity == Granularity::Heads && !graph.is_head_group(group.id) {
+            if self.granularity.whole_heads() && !graph.is_head_group(group.id) {
                 continue;
             }
             let layer = index.layer(group.id);

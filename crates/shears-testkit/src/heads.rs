@@ -28,7 +28,19 @@ pub fn check_every_head(
     samples: usize,
     seed: u64,
 ) -> Result<Vec<HeadCheck>, Box<dyn std::error::Error + Send + Sync>> {
-    let graph = DependencyGraph::build_with(model, Granularity::Heads);
+    check_every_head_with(model, shapes, Granularity::Heads, samples, seed)
+}
+
+/// [`check_every_head`] with heads of the given whole-head `granularity`
+/// ([`Granularity::QueryHeads`]: with grouped-query attention, query head `r` of every group).
+pub fn check_every_head_with(
+    model: &Model,
+    shapes: &InputShapes,
+    granularity: Granularity,
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<HeadCheck>, Box<dyn std::error::Error + Send + Sync>> {
+    let graph = DependencyGraph::build_with(model, granularity);
     let layers = shears_plan::GroupLayers::new(model, &graph);
     let mut out = Vec::new();
     for g in &graph.groups {

@@ -17,6 +17,6 @@ pub mod heads;
 pub mod random_plans;
 pub mod zero;
 
-pub use heads::{check_every_head, HeadCheck};
+pub use heads::{check_every_head, check_every_head_with, HeadCheck};
 pub use random_plans::random_plans;
 pub use zero::{check_exactness, zero_axis, zero_removed_inputs, Exactness};

@@ -281,6 +281,25 @@ pub enum Rewrite {
         new: Vec<i64>,
         new_dims: Vec<usize>,
     },
+    /// A Split with implicit sizes (equal parts, or `num_outputs`) gets explicit sizes `new`
+    /// (its parts were `old`): the `split` attribute before opset 13, a new constant input 1
+    /// from 13 (replacing `num_outputs`, which the spec forbids beside it).
+    SplitSizes {
+        node: String,
+        old: Vec<i64>,
+        new: Vec<i64>,
+    },
+    /// Input `slot` of `node` reads `tensor`, a 1-D shape tensor computed at run time that
+    /// other nodes read too; the literal entries that must change for this node only (each
+    /// `(index, old, new)`, sorted by index) are overlaid on a private copy,
+    /// `Where(mask, values, tensor)`, so the other readers and the run-time entries are
+    /// untouched.
+    ShapeOverlay {
+        node: String,
+        slot: usize,
+        tensor: String,
+        entries: Vec<(usize, i64, i64)>,
+    },
 }
 
 /// Computes the rewrites a node needs once the removed indices of its dims are known.

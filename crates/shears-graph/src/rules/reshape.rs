@@ -64,20 +64,20 @@ impl Factorization {
     /// Links each split/merge to its chosen factor; `is_free(value, axis)` says whether an axis
     /// may still carry channels. Returns the links and, per split, the chosen factor axis.
     pub fn resolve(&self, is_free: &mut dyn FnMut(ValueId, usize) -> bool) -> Vec<Link> {
-        self.resolve_preferring(is_free, &mut |_, _| false)
+        self.resolve_preferring(is_free, &mut |_, _| 0)
     }
 
-    /// [`Factorization::resolve`], except that a free factor `prefer` accepts wins over any
-    /// other (the head-count factor of an attention Reshape when whole heads are the units);
-    /// among preferred factors, or when none is free, the usual choice applies.
+    /// [`Factorization::resolve`], except that a free factor `prefer` ranks higher wins over
+    /// any other (the head-count factor of an attention Reshape when whole heads are the
+    /// units); among factors of equal rank the usual choice applies.
     pub fn resolve_preferring(
         &self,
         is_free: &mut dyn FnMut(ValueId, usize) -> bool,
-        prefer: &mut dyn FnMut(ValueId, usize) -> bool,
+        prefer: &mut dyn FnMut(ValueId, usize) -> u8,
     ) -> Vec<Link> {
         let mut links = Vec::new();
         for s in &self.splits {
-            let mut best: Option<(bool, usize)> = None;
+            let mut best: Option<(u8, usize)> = None;
             for (k, &(axis, size)) in s.factors.iter().enumerate() {
                 if !is_free(s.factors_of, axis) {
                     continue;

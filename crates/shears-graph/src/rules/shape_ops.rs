@@ -5,7 +5,9 @@
 //! - Transpose: output axis i is input axis `perm[i]` (default: reversed).
 //! - Concat: input k occupies `[offset_k, offset_k + size_k)` of `axis`; other axes shared.
 //! - Split: output k is `[offset_k, offset_k + size_k)` of `axis` [sizes: attribute < 13,
-//!   input 1 from 13, `num_outputs` from 18]. Sizes are read from the output shapes.
+//!   input 1 from 13, `num_outputs` from 18]. Sizes are read from the output shapes. Implicit
+//!   sizes (equal parts, or `num_outputs`' `ceil(n / k)` parts) stay implicit when a cut leaves
+//!   them what the spec's rule gives, and are written out explicitly otherwise.
 //! - Slice: [starts/ends/axes attributes < 10, inputs (starts, ends, axes, steps) from 10].
 //!   Output index i of a sliced axis is input index `start + i·step`.
 //! - Shape/Size read only the input's shape: no coupling, nothing fixed.
@@ -228,24 +230,40 @@ fn couple_split(ctx: &Ctx) -> RuleResult {
         ));
     }
     // What the rewrite could not write is found here, so the groups through it are blocked
-    // rather than refused when planned.
-    let parts = ctx.node.outputs.iter().flatten().count();
-    let why = if ctx.node.attr_ints("split").is_some() || parts < 2 {
-        None
-    } else if let Some(v) = ctx.input(1) {
-        ctx.const_ints(1).is_none().then(|| {
-            format!(
-                "takes its split sizes '{}' from a computation, which cannot follow removed channels",
-                ctx.model.graph.value(v).name
-            )
-        })
-    } else {
-        Some("splits this axis into equal parts implicitly; removing channels would make them unequal".to_string())
-    };
-    if let Some(why) = why {
-        out.fixed.push((x, axis, why));
+    // rather than refused when planned. Implicit sizes (equal parts, `num_outputs`) are made
+    // explicit by the rewrite when a cut leaves them unequal, so only computed sizes block.
+    if ctx.node.attr_ints("split").is_none() {
+        if let Some(v) = ctx.input(1) {
+            if ctx.const_ints(1).is_none() {
+                out.fixed.push((
+                    x,
+                    axis,
+                    format!(
+                        "takes its split sizes '{}' from a computation, which cannot follow removed channels",
+                        ctx.model.graph.value(v).name
+                    ),
+                ));
+            }
+        }
     }
     Ok(out)
+}
+
+/// The sizes an implicit Split (no sizes given) makes of an axis of `dim` into `n` parts:
+/// equal parts, or with `num_outputs` (opset 18) parts of `ceil(dim / n)` and a smaller last
+/// one. `None` when the spec allows no such split.
+fn implicit_split(dim: usize, n: usize, num_outputs: bool) -> Option<Vec<usize>> {
+    if n == 0 {
+        return None;
+    }
+    if !num_outputs {
+        return dim.is_multiple_of(n).then(|| vec![dim / n; n]);
+    }
+    let chunk = dim.div_ceil(n);
+    let last = dim.checked_sub(chunk * (n - 1))?;
+    let mut s = vec![chunk; n - 1];
+    s.push(last);
+    Some(s)
 }
 
 /// Split sizes shrink by the channels removed from each output.
@@ -300,10 +318,19 @@ fn rewrite_split(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, Strin
             new_dims: vec![n],
         }]);
     }
-    if new.windows(2).all(|w| w[0] == w[1]) && ctx.node.attr("num_outputs").is_none() {
-        return Ok(Vec::new()); // an implicit equal split stays equal
+    // Implicit sizes: kept when the spec's rule still gives the new sizes (equal heads cut from
+    // every part), otherwise written out.
+    let total: i64 = new.iter().sum();
+    let num_outputs = ctx.node.attr("num_outputs").is_some();
+    let implicit = implicit_split(total as usize, new.len(), num_outputs);
+    if implicit.is_some_and(|s| s.iter().zip(&new).all(|(&a, &b)| a as i64 == b)) {
+        return Ok(Vec::new());
     }
-    Err("an implicit equal split would become unequal".into())
+    Ok(vec![Rewrite::SplitSizes {
+        node: name,
+        old,
+        new,
+    }])
 }
 
 /// Per sliced axis: (axis, start, step, output size), normalized and clamped as the spec says.
@@ -857,7 +884,7 @@ pub(super) fn unrewritable_entries(
     slot: usize,
     entry_axis: impl Fn(usize, usize) -> Option<usize>,
 ) -> Vec<(ValueId, usize, String)> {
-    use super::shape_trace::{trace_entry, EntrySource};
+    use super::shape_trace::trace_entry;
     let (Some(v), Some(y)) = (ctx.input(slot), ctx.output(0)) else {
         return Vec::new();
     };
@@ -872,23 +899,14 @@ pub(super) fn unrewritable_entries(
         if ys.get(ax).is_none_or(|&d| entry != d as i64) {
             continue; // 0 and -1 follow the input by themselves
         }
-        let g = &ctx.model.graph;
-        match trace_entry(ctx.model, ctx.id, slot, v, k) {
-            None => {
-                let why = format!(
-                    "reads this axis's size from entry {k} of '{}', computed from constants, which cannot follow removed channels",
-                    g.value(v).name
-                );
-                out.push((y, ax, why));
-            }
-            Some(EntrySource::Shared { value }) => {
-                let why = format!(
-                    "reads this axis's size from entry {k} of '{}', a shape tensor other nodes read too: editing it would resize theirs",
-                    g.value(value).name
-                );
-                out.push((y, ax, why));
-            }
-            Some(_) => {}
+        // A literal reached through a shared shape tensor is overlaid on a private copy by
+        // the rewrite; only arithmetic on literals cannot follow.
+        if trace_entry(ctx.model, ctx.id, slot, v, k).is_none() {
+            let why = format!(
+                "reads this axis's size from entry {k} of '{}', computed from constants, which cannot follow removed channels",
+                ctx.model.graph.value(v).name
+            );
+            out.push((y, ax, why));
         }
     }
     out
@@ -918,6 +936,8 @@ pub(super) fn rewrite_shape_input(
     };
     // Per (node, slot) reading a literal: the constant's contents, edited in place.
     let mut edits: BTreeMap<(NodeId, usize), LiteralEdit> = BTreeMap::new();
+    // Entries reached through a shape tensor other nodes read too: (index, old, new).
+    let mut overlay: Vec<(usize, i64, i64)> = Vec::new();
     let g = &ctx.model.graph;
     for (k, &entry) in target.iter().enumerate() {
         let Some(ax) = entry_axis(k, target.len()) else {
@@ -933,17 +953,34 @@ pub(super) fn rewrite_shape_input(
                 value,
                 axis,
                 factor,
+                at,
             }) => {
-                // Follows by itself only when the cut is the read axis's, times the factor.
+                // Follows by itself when the cut is the read axis's, times the factor;
+                // otherwise (query heads cut from every group of grouped-query attention) the
+                // factor is edited, when it divides and this reader alone reads it.
                 let size = g.value(value).shape.as_ref().and_then(|s| s.get(axis));
-                let after = size.map(|&n| (n - removed.removed(value, axis).len()) as i64 * factor);
-                if after != Some(ys[ax] as i64 - gone as i64) {
-                    return Err(format!(
-                        "entry {k} of '{}' is the size of '{}' axis {axis} times {factor}, which does not follow the removed channels",
-                        g.value(v).name,
-                        g.value(value).name
-                    ));
+                let kept = size.map(|&n| (n - removed.removed(value, axis).len()) as i64);
+                let want = ys[ax] as i64 - gone as i64;
+                if kept.map(|k| k * factor) == Some(want) {
+                    continue;
                 }
+                if let (Some((node, s)), Some(k)) = (at, kept.filter(|&k| k > 0 && want % k == 0)) {
+                    if let Some(tensor) = g.node(node).input(s) {
+                        let e = match edits.entry((node, s)) {
+                            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(slot_entry) => {
+                                slot_entry.insert((tensor, vec![factor], vec![factor]))
+                            }
+                        };
+                        e.2[0] = want / k;
+                        continue;
+                    }
+                }
+                return Err(format!(
+                    "entry {k} of '{}' is the size of '{}' axis {axis} times {factor}, which does not follow the removed channels",
+                    g.value(v).name,
+                    g.value(value).name
+                ));
             }
             Some(EntrySource::Literal {
                 node,
@@ -968,15 +1005,18 @@ pub(super) fn rewrite_shape_input(
                     g.value(v).name
                 ))
             }
-            Some(EntrySource::Shared { value }) => {
-                return Err(format!(
-                    "entry {k} of '{}' comes through '{}', which other nodes read too",
-                    g.value(v).name,
-                    g.value(value).name
-                ))
-            }
+            // Editing the literal would resize the other readers too: this node reads a
+            // private copy with the entry overlaid (the entry is a literal, so its value
+            // does not depend on the input).
+            Some(EntrySource::Shared { .. }) => overlay.push((k, entry, entry - gone as i64)),
         }
     }
+    let overlay = (!overlay.is_empty()).then(|| Rewrite::ShapeOverlay {
+        node: ctx.node.name.clone(),
+        slot,
+        tensor: g.value(v).name.clone(),
+        entries: overlay,
+    });
     Ok(edits
         .into_iter()
         .map(|((node, s), (tensor, old, new))| {
@@ -994,6 +1034,7 @@ pub(super) fn rewrite_shape_input(
                 new_dims: dims,
             }
         })
+        .chain(overlay)
         .collect())
 }
 
@@ -1046,8 +1087,11 @@ fn couple_expand(ctx: &Ctx) -> RuleResult {
                 continue;
             }
             let v = ctx.input(1).ok_or("shape is missing")?;
-            if let Some(super::shape_trace::EntrySource::Literal { .. }) =
-                super::shape_trace::trace_entry(ctx.model, ctx.id, 1, v, k)
+            // A literal, or one reached through a shared shape tensor (overlaid for this node).
+            if let Some(
+                super::shape_trace::EntrySource::Literal { .. }
+                | super::shape_trace::EntrySource::Shared { .. },
+            ) = super::shape_trace::trace_entry(ctx.model, ctx.id, 1, v, k)
             {
                 out.made.push((y, oa));
             }

@@ -10,7 +10,8 @@
 //! from literals by arithmetic is none of these, and the caller reports it as not rewritable. A
 //! literal reached through a computed shape tensor that other nodes read too (exporters share
 //! one `Concat` between two Expands) is *shared*: editing it would resize the other readers'
-//! outputs as well, so it is not rewritable either. Never guesses.
+//! outputs as well, so the rewrite overlays the entry on a private copy for the one reader
+//! (`Rewrite::ShapeOverlay`). Never guesses.
 
 use shears_onnx::{Model, NodeId, ValueId};
 
@@ -28,11 +29,15 @@ pub enum EntrySource {
     },
     /// A literal reached through `value`, a computed shape tensor that several nodes read.
     Shared { value: ValueId },
-    /// The size of `axis` of `value`, read at run time, times the literal `factor`.
+    /// The size of `axis` of `value`, read at run time, times the literal `factor`, which is
+    /// the scalar constant read by input `slot` of `node` (`at`); `at` is `None` when the
+    /// product reaches the entry through a tensor other nodes read too, so the factor cannot be
+    /// edited for this reader alone.
     Product {
         value: ValueId,
         axis: usize,
         factor: i64,
+        at: Option<(NodeId, usize)>,
     },
 }
 
@@ -70,6 +75,18 @@ pub fn trace_entry(
         }
         // `Where(Equal(x, c), _, x)` with `c` negative where this entry is: the entry is `x`'s
         // (the idiom replacing -1 by 1 in an Expand shape), as a size is never negative.
+        // A constant condition picks each entry from one side (`Rewrite::ShapeOverlay`'s
+        // private copies are `Where(mask, values, shared)`).
+        "Where" if model.constant(n.input(0)?).is_some() => {
+            let mask = model.constant(n.input(0)?)?;
+            let picks = mask_bytes(model, &mask)?;
+            let pick = match picks.as_slice() {
+                [one] => *one,
+                m => *m.get(index)?,
+            };
+            let s = if pick { 1 } else { 2 };
+            trace_entry(model, p, s, n.input(s)?, index)
+        }
         "Where" => {
             let x = n.input(2)?;
             let cond = g.producer(n.input(0)?).map(|c| g.node(c))?;
@@ -97,9 +114,9 @@ pub fn trace_entry(
                     _ => None,
                 }
             };
-            let (dynamic, factor) = match (literal(a), literal(b)) {
-                (None, Some(f)) => (a, f),
-                (Some(f), None) => (b, f),
+            let (dynamic, factor, slot) = match (literal(a), literal(b)) {
+                (None, Some(f)) => (a, f, 1),
+                (Some(f), None) => (b, f, 0),
                 _ => return None,
             };
             let (value, axis) = shape_source(model, dynamic, index)?;
@@ -107,6 +124,7 @@ pub fn trace_entry(
                 value,
                 axis,
                 factor,
+                at: Some((p, slot)),
             })
         }
         "Identity" | "Cast" | "Unsqueeze" | "Squeeze" => {
@@ -136,6 +154,17 @@ pub fn trace_entry(
     }?;
     Some(match source {
         EntrySource::Literal { .. } if shared => EntrySource::Shared { value },
+        EntrySource::Product {
+            value: v,
+            axis,
+            factor,
+            ..
+        } if shared => EntrySource::Product {
+            value: v,
+            axis,
+            factor,
+            at: None,
+        },
         other => other,
     })
 }
@@ -191,4 +220,17 @@ fn is_1d_of(model: &Model, v: ValueId) -> bool {
         .shape
         .as_ref()
         .is_some_and(|s| s.len() == 1)
+}
+
+/// The values of a constant boolean tensor.
+fn mask_bytes(model: &Model, t: &shears_onnx::proto::TensorProto) -> Option<Vec<bool>> {
+    use shears_onnx::proto::tensor_proto::DataType;
+    if t.data_type != DataType::Bool as i32 {
+        return None;
+    }
+    if !t.raw_data.is_empty() || t.data_location == 1 {
+        let raw = model.payload(t).ok()?;
+        return Some(raw.iter().map(|&b| b != 0).collect());
+    }
+    Some(t.int32_data.iter().map(|&b| b != 0).collect())
 }
