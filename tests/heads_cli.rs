@@ -131,3 +131,77 @@ fn prune_head_ratio_removes_whole_heads_before_widths() {
         text(&o.stderr)
     );
 }
+
+/// The builder's tiny Llama (4 query heads of 8 over 2 key/value heads, `repeat_kv` as
+/// Unsqueeze + Expand + Reshape): `--gqa kv` (the default) units are key/value heads with their
+/// query group, `--gqa query` units are query head `r` of every group with every key/value head
+/// kept; a query-head plan says so and `prune --plan` replays it; `prune --head-ratio 0.5
+/// --gqa` removes either kind.
+#[test]
+fn gqa_query_heads_are_planned_and_pruned_through_the_cli() {
+    use shears_testkit::builder::llama::{write_llama, LlamaConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let w = write_llama(&LlamaConfig::tiny(), &dir.path().join("llama.onnx")).unwrap();
+    let m = w.model.to_str().unwrap();
+    let q = "model.layers.0.self_attn.q_proj.weight";
+    let o = shears(&[
+        "plan", m, "--layer", q, "--heads", "1", "--gqa", "query", "--json",
+    ]);
+    ok(&o);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["granularity"], "query_heads");
+    // Query head 1 of both groups: heads 1 and 3, rows 8..16 and 24..32.
+    let idx: Vec<u64> = plan["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(idx, (8..16).chain(24..32).collect::<Vec<u64>>());
+    let file = dir.path().join("plan.json");
+    std::fs::write(&file, &o.stdout).unwrap();
+    let width = |path: &Path, w: &str| {
+        let p = shears::load(path).unwrap();
+        let v = p.graph.value_id(w).unwrap();
+        p.graph.value(v).shape.clone().unwrap()
+    };
+    let k = "model.layers.0.self_attn.k_proj.weight";
+    let out = dir.path().join("replayed.onnx");
+    ok(&shears(&[
+        "prune",
+        m,
+        "--plan",
+        file.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let (q0, k0) = (width(&w.model, q), width(&w.model, k));
+    let (qw, kw) = (width(&out, q), width(&out, k));
+    assert_eq!((qw[0] + qw[1], kw), (q0[0] + q0[1] - 16, k0.clone()));
+    // --head-ratio 0.5: kv removes a key/value head (and its 2 query heads), query one query
+    // head per group; both leave 2 query heads.
+    for (gqa, k_lost) in [("kv", 8), ("query", 0)] {
+        let out = dir.path().join(format!("{gqa}.onnx"));
+        ok(&shears(&[
+            "prune",
+            m,
+            "--head-ratio",
+            "0.5",
+            "--gqa",
+            gqa,
+            "-o",
+            out.to_str().unwrap(),
+        ]));
+        let (qw, kw) = (width(&out, q), width(&out, k));
+        assert_eq!(
+            qw.iter().sum::<usize>(),
+            q0.iter().sum::<usize>() - 16,
+            "{gqa}"
+        );
+        assert_eq!(
+            kw.iter().sum::<usize>(),
+            k0.iter().sum::<usize>() - k_lost,
+            "{gqa}"
+        );
+    }
+}

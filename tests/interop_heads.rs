@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use shears_graph::DependencyGraph;
+use shears_graph::{DependencyGraph, Granularity};
 use shears_onnx::InputShapes;
 
 fn repo() -> PathBuf {
@@ -31,11 +31,24 @@ fn shears(args: &[&str]) {
 /// Every head of every attention of `original` removed alone (through the library), and the
 /// CLI's `--head-ratio 0.5 --ratio 0.3`: (pruned, original) pairs for `check_symbolic.py`.
 fn pruned_pairs(dir: &Path, original: &Path, tag: &str) -> Vec<PathBuf> {
+    pruned_pairs_with(dir, original, tag, "kv")
+}
+
+/// [`pruned_pairs`] with `--gqa gqa`. With query heads as units (`query`) the key/value head
+/// groups are blocked by design (every key/value head stays) and are skipped.
+fn pruned_pairs_with(dir: &Path, original: &Path, tag: &str, gqa: &str) -> Vec<PathBuf> {
     let model = shears::load(original).unwrap();
-    let graph = DependencyGraph::build_heads(&model);
+    let granularity = match gqa {
+        "query" => Granularity::QueryHeads,
+        _ => Granularity::Heads,
+    };
+    let graph = DependencyGraph::build_with(&model, granularity);
     let layers = shears_plan::GroupLayers::new(&model, &graph);
     let mut pairs = Vec::new();
     for g in graph.groups.iter().filter(|g| graph.is_head_group(g.id)) {
+        if granularity == Granularity::QueryHeads && !g.is_prunable() {
+            continue;
+        }
         assert!(g.is_prunable(), "{tag}: a head group is blocked");
         let layer = layers.layer(g.id).unwrap();
         let name = model.graph.node(layer.node).name.clone();
@@ -43,13 +56,13 @@ fn pruned_pairs(dir: &Path, original: &Path, tag: &str) -> Vec<PathBuf> {
         for h in 0..heads.heads.len() {
             let plan = shears_plan::plan_heads(&model, &graph, &name, &[h]).unwrap();
             let pruned = shears::apply(&model, &[plan]).unwrap();
-            let out = dir.join(format!("{tag}-g{}-h{h}.onnx", g.id.0));
+            let out = dir.join(format!("{tag}-{gqa}-g{}-h{h}.onnx", g.id.0));
             shears::save(&model, &pruned, &out).unwrap();
             pairs.extend([out, original.to_path_buf()]);
         }
     }
     assert!(!pairs.is_empty(), "{tag}: no head to remove");
-    let out = dir.join(format!("{tag}-ratio.onnx"));
+    let out = dir.join(format!("{tag}-{gqa}-ratio.onnx"));
     shears(&[
         "prune",
         original.to_str().unwrap(),
@@ -57,6 +70,8 @@ fn pruned_pairs(dir: &Path, original: &Path, tag: &str) -> Vec<PathBuf> {
         "0.5",
         "--ratio",
         "0.3",
+        "--gqa",
+        gqa,
         "-o",
         out.to_str().unwrap(),
     ]);
@@ -173,6 +188,55 @@ fn gqa_head_ratio_removes_whole_kv_groups_or_equal_query_heads_per_group() {
             let head_dim = qw / 2;
             assert_eq!(kw, kv_heads * head_dim, "{m} {gqa}: q {qw}, k {kw}");
             pairs.extend([out, original.clone()]);
+        }
+    }
+    check_symbolic(&pairs);
+}
+
+/// Grouped-query attention blocks not in `../shared` (`tests/interop/gqa_model.py`): `gqa`
+/// (pre-LN, 6 query heads over 2 key/value heads, no biases, k and v from one projection split
+/// by an opset-18 `num_outputs` Split) and `mqa` (post-LN, 4 query heads over 1 key/value
+/// head, a q bias only). Every unit of both kinds removed alone is exact by the zeroing check;
+/// each, and `prune --head-ratio 0.5 --ratio 0.3 --gqa kv|query`, passes `check_symbolic.py`.
+#[test]
+fn heads_of_gqa_and_mqa_blocks_not_in_shared_prune_exactly_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pairs = Vec::new();
+    // (variant, width, units with kv heads, units with query heads): with one key/value head
+    // (MQA) a unit is a query head either way.
+    for (variant, width, kv_units, query_units) in [("gqa", 48, 2, 3), ("mqa", 64, 4, 4)] {
+        let model = dir.path().join(format!("{variant}.onnx"));
+        let made = Command::new("python3")
+            .arg(repo().join("tests/interop/gqa_model.py"))
+            .args([variant, model.to_str().unwrap()])
+            .output()
+            .expect("python3 is needed for the interop test");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let shapes = InputShapes::parse(&[format!("x=1,5,{width}")]).unwrap();
+        let m = shears::load_with_shapes(&model, &shapes).unwrap();
+        for (granularity, units) in [
+            (Granularity::Heads, kv_units),
+            (Granularity::QueryHeads, query_units),
+        ] {
+            let checks =
+                shears_testkit::check_every_head_with(&m, &shapes, granularity, 2, 3).unwrap();
+            assert_eq!(checks.len(), units, "{variant} {granularity:?}: {checks:?}");
+            for c in &checks {
+                assert_eq!(c.heads, units, "{variant}: {c:?}");
+                assert!(
+                    c.exactness.exact_expected
+                        && c.exactness.shapes_equal
+                        && c.exactness.max_rel <= 1e-5,
+                    "{variant}: {c:?}"
+                );
+            }
+        }
+        for gqa in ["kv", "query"] {
+            pairs.extend(pruned_pairs_with(dir.path(), &model, variant, gqa));
         }
     }
     check_symbolic(&pairs);

@@ -75,7 +75,7 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
     update_value_info(model, &mut proto, &cuts, &resized);
     // Inserted last, from the back, so that the proto indices the rewrites used stay valid;
     // each new node goes right before its reader, keeping the node list topologically sorted.
-    inserts.sort_by(|a, b| b.0.cmp(&a.0));
+    inserts.sort_by_key(|b| std::cmp::Reverse(b.0));
     let graph = proto.graph.as_mut().expect("checked at load");
     for (at, n) in inserts {
         graph.node.insert(at, n);

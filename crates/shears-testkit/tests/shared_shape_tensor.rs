@@ -79,7 +79,7 @@ fn a_shared_shape_tensor_is_overlaid_for_the_one_reader_and_exact() {
     assert_eq!(wheres.len(), 1);
     // The new node comes before the Expand reading it.
     let pos = |pred: &dyn Fn(&shears_onnx::proto::NodeProto) -> bool| {
-        g.node.iter().position(|n| pred(n)).unwrap()
+        g.node.iter().position(pred).unwrap()
     };
     let w = pos(&|n| n.op_type == "Where");
     let e = pos(&|n| n.op_type == "Expand" && n.input.contains(&wheres[0].output[0]));
