@@ -402,6 +402,15 @@ fn a_fused_attention_passes_its_input_width_and_keeps_its_heads() {
     }
     let fused = model(attention_block(true, false));
 
+    // MACs: the packed projection (5·16·48) and, over the heads, scores and context (5·5·32).
+    let cost = shears_onnx::cost::analyze(&fused).unwrap();
+    let att = fused
+        .graph
+        .node_ids()
+        .position(|id| fused.graph.node(id).op_type == "Attention")
+        .unwrap();
+    assert_eq!(cost.nodes[att].macs, Some(5 * 16 * 48 + 5 * 5 * 32));
+
     let g = DependencyGraph::build(&fused);
     assert_eq!(
         rule_line(&fused, &g, "/Attention"),
