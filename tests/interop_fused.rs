@@ -11,8 +11,9 @@
 //!
 //! Without the shared suite: a fused `Attention` as the optimizer writes it when its attention
 //! fusion matches (`tests/interop/attention_fused_model.py`: packed qkv, a mask input,
-//! unidirectional): the width through its input prunes exactly in onnxruntime, and `prune
-//! --ratio 0.3` passes the checker and runs at two sequence lengths.
+//! unidirectional): the width through its input and every head alone (`num_heads` rewritten)
+//! prune exactly in onnxruntime, and `prune --ratio 0.3` with and without `--head-ratio 0.5`
+//! passes the checker and runs at two sequence lengths.
 #![cfg(feature = "interop")]
 
 mod common;
@@ -96,7 +97,7 @@ fn counts_so_far(counts: &[(&str, usize, usize)]) -> usize {
 }
 
 #[test]
-fn a_fused_attention_passes_its_input_width_exactly_in_onnxruntime() {
+fn a_fused_attention_prunes_its_input_width_and_heads_exactly_in_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let path = d.join("attention.onnx");
@@ -125,20 +126,44 @@ fn a_fused_attention_passes_its_input_width_exactly_in_onnxruntime() {
         .collect();
     let plan = shears_plan::plan_units(&model, &g, g.groups[k].id, &units).unwrap();
     let [pruned, json] = save_plan(d, "attention-width", &model, &plan);
-    let sized = vec!["--size".into(), "5".into(), path.clone(), pruned, json];
-    assert_eq!(python("check_zeroed.py", &sized).len(), 1);
-    let ratio = d.join("attention-ratio.onnx");
-    let o = common::shears(&[
-        "prune",
-        path.to_str().unwrap(),
-        "--ratio",
-        "0.3",
-        "-o",
-        ratio.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o.stderr));
-    let ran = python("check_fused.py", &[ratio, path]);
-    assert!(ran[0].get("checker_skipped").is_none(), "{}", ran[0]);
+    let mut sized = vec!["--size".into(), "5".into(), path.clone(), pruned, json];
+    // Every head alone, on the heads graph (num_heads rewritten).
+    let h = DependencyGraph::build_heads(&model);
+    for k in 0..4 {
+        let plan = shears_plan::plan_heads(&model, &h, "attention", &[k]).unwrap();
+        let [pruned, json] = save_plan(d, &format!("attention-head{k}"), &model, &plan);
+        sized.extend([path.clone(), pruned, json]);
+    }
+    assert_eq!(python("check_zeroed.py", &sized).len(), 5);
+    let mut pairs = Vec::new();
+    for (tag, extra) in [("ratio", &[][..]), ("heads", &["--head-ratio", "0.5"][..])] {
+        let out = d.join(format!("attention-{tag}.onnx"));
+        let mut a = vec!["prune", path.to_str().unwrap(), "--ratio", "0.3"];
+        a.extend_from_slice(extra);
+        a.extend(["-o", out.to_str().unwrap()]);
+        let o = common::shears(&a);
+        assert!(o.status.success(), "{a:?}: {}", common::text(&o.stderr));
+        pairs.extend([out, path.clone()]);
+    }
+    let ran = python("check_fused.py", &pairs);
+    for r in &ran {
+        assert!(r.get("checker_skipped").is_none(), "{r}");
+    }
+    // --head-ratio 0.5 left 2 of the 4 heads.
+    let halved = onnx_heads(&pairs[2]);
+    assert_eq!(halved, 2);
+}
+
+/// The `num_heads` of the Attention node of the model at `path`.
+fn onnx_heads(path: &Path) -> i64 {
+    let m = shears::load(path).unwrap();
+    let n = m
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.op_type == "Attention")
+        .unwrap();
+    n.attr_i("num_heads", 0)
 }
 
 #[cfg(feature = "shared-suite")]

@@ -616,7 +616,7 @@ impl<'m> Builder<'m> {
         let g = &self.model.graph;
         let verdicts: Vec<Result<Coupling, String>> = g
             .node_ids()
-            .map(|id| rules::couple(self.model, id))
+            .map(|id| rules::couple_at(self.model, id, self.granularity))
             .collect();
         for (id, verdict) in g.node_ids().zip(&verdicts) {
             let Ok(c) = verdict else { continue };

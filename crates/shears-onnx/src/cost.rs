@@ -110,10 +110,14 @@ fn constant_elements(model: &Model, v: ValueId, any_type: bool) -> Result<Option
 fn node_macs(model: &Model, id: NodeId) -> Result<Option<u64>> {
     let g = &model.graph;
     let n = g.node(id);
+    let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.as_deref());
+    if crate::ops::canonical_domain(&n.domain) == crate::ops::MS_DOMAIN && n.op_type == "Attention"
+    {
+        return attention_macs(n, shape(0), shape(1));
+    }
     if !(n.domain.is_empty() || n.domain == "ai.onnx") {
         return Ok(Some(0));
     }
-    let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.as_deref());
     let out_shape = || n.output(0).and_then(|v| g.value(v).shape.as_deref());
     let overflow = || OnnxError::Overflow {
         what: format!("the MACs of node '{}' ({})", n.name, n.op_type),
@@ -151,6 +155,34 @@ fn node_macs(model: &Model, id: NodeId) -> Result<Option<u64>> {
         _ => return Ok(Some(0)),
     };
     factors.map(|f| prod(&f)).transpose()
+}
+
+/// onnxruntime's fused `Attention` (docs/fused.md): the packed projection `B·S·H_in·(q + k +
+/// v)`, then per head the scores and the context, `B·S·S·(q + v)` over all heads.
+fn attention_macs(
+    n: &crate::Node,
+    x: Option<&[usize]>,
+    w: Option<&[usize]>,
+) -> Result<Option<u64>> {
+    let (Some(&[b, s, hin]), Some(&[_, total])) = (x, w) else {
+        return Ok(None);
+    };
+    let overflow = || OnnxError::Overflow {
+        what: format!("the MACs of node '{}' ({})", n.name, n.op_type),
+    };
+    let Ok([q, _, v]) = crate::shape::contrib::qkv_sizes(n.attr_ints("qkv_hidden_sizes"), total)
+    else {
+        return Ok(None);
+    };
+    let mul = |xs: &[usize]| {
+        xs.iter()
+            .try_fold(1u64, |p, &d| p.checked_mul(d as u64))
+            .ok_or_else(overflow)
+    };
+    let macs = mul(&[b, s, hin, total])?
+        .checked_add(mul(&[b, s, s, q + v])?)
+        .ok_or_else(overflow)?;
+    Ok(Some(macs))
 }
 
 /// Parameters, statistics and MACs of every node of `model` (shapes from

@@ -387,7 +387,45 @@ fn attention_block(fused: bool, masked: bool) -> ModelProto {
 }
 
 #[test]
-fn a_fused_attention_passes_its_input_width_and_keeps_its_heads() {
+fn every_head_of_a_fused_attention_is_removable_alone_and_exact() {
+    for masked in [false, true] {
+        let fused = model(attention_block(true, masked));
+        let checks =
+            shears_testkit::check_every_head(&fused, &InputShapes::default(), 2, 3).unwrap();
+        assert_eq!(checks.len(), 4, "{checks:?}");
+        for c in &checks {
+            assert_eq!(c.heads, 4, "{c:?}");
+            assert!(
+                c.exactness.exact_expected && c.exactness.shapes_equal,
+                "{c:?}"
+            );
+            assert!(c.exactness.max_rel <= 1e-5, "{c:?}");
+        }
+    }
+    // The rewrite: two heads removed leave num_heads 2.
+    let fused = model(attention_block(true, false));
+    let h = DependencyGraph::build_heads(&fused);
+    let plan = shears_plan::plan_heads(&fused, &h, "/Attention", &[0, 2]).unwrap();
+    let pruned = shears_exec::apply(&fused, &[plan]).unwrap();
+    let node = pruned
+        .proto
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .find(|n| n.op_type == "Attention")
+        .unwrap();
+    let heads = node
+        .attribute
+        .iter()
+        .find(|a| a.name == "num_heads")
+        .unwrap();
+    assert_eq!(heads.i, 2);
+}
+
+#[test]
+fn on_the_channel_graph_a_fused_attention_passes_its_input_width_and_keeps_its_heads() {
     // The evaluator's Attention is the written-out one, with and without mask and causality.
     for masked in [false, true] {
         let fused = model(attention_block(true, masked));
@@ -401,6 +439,15 @@ fn a_fused_attention_passes_its_input_width_and_keeps_its_heads() {
         assert!(worst <= 1e-5, "masked {masked}: {r:?}");
     }
     let fused = model(attention_block(true, false));
+
+    // MACs: the packed projection (5·16·48) and, over the heads, scores and context (5·5·32).
+    let cost = shears_onnx::cost::analyze(&fused).unwrap();
+    let att = fused
+        .graph
+        .node_ids()
+        .position(|id| fused.graph.node(id).op_type == "Attention")
+        .unwrap();
+    assert_eq!(cost.nodes[att].macs, Some(5 * 16 * 48 + 5 * 5 * 32));
 
     let g = DependencyGraph::build(&fused);
     assert_eq!(

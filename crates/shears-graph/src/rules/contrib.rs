@@ -25,7 +25,8 @@
 
 use super::elementwise::{couple_broadcast, couple_unary};
 use super::norm::couple_layer_norm;
-use super::{Coupling, Ctx, Link, OpRule, RuleResult};
+use super::{Coupling, Ctx, DimRef, Link, OpRule, Removed, Rewrite, RuleResult};
+use crate::channel_map::ChannelMap;
 
 pub static SKIP_NORM: OpRule = OpRule {
     ops: &["SkipLayerNormalization", "SkipSimplifiedLayerNormalization"],
@@ -107,14 +108,21 @@ fn couple_skip_norm(ctx: &Ctx) -> RuleResult {
 pub static ATTENTION: OpRule = OpRule {
     ops: &["Attention"],
     couple: couple_attention,
-    rewrite: None,
+    rewrite: Some(rewrite_attention),
 };
 
 /// `Attention(input[B, S, H_in], weights[H_in, q + k + v], bias?, ...) -> output[B, S, v]`:
 /// the input width is the weight's rows (input channels, exact to remove); batch and sequence
-/// pass through. The packed columns, the bias and the output width hold whole heads and
-/// head-dim positions with `num_heads` baked in, which this rule does not follow: fixed, with
-/// that reason. Masks, past state and the other optional inputs keep their sizes.
+/// pass through. The packed columns, the bias and the output width hold `num_heads` heads:
+/// - on the heads graph ([`crate::Granularity::Heads`]), with three equal parts, column `i` of
+///   the weight and the bias and output unit `i` belong to head `(i / d) % heads` (`d` the head
+///   size: the q, k and v parts line up), a per-head virtual axis ties them, and the output
+///   axis is a head axis: a unit is one head in all three parts, and the rewrite sets
+///   `num_heads`;
+/// - otherwise (head-dim positions, or unequal `qkv_hidden_sizes`) they are fixed, with that
+///   reason: removing a position from every head would need `qkv_hidden_sizes` rewritten.
+///
+/// Masks, past state and the other optional inputs keep their sizes.
 fn couple_attention(ctx: &Ctx) -> RuleResult {
     let x = ctx.input(0).ok_or("input is missing")?;
     let w = ctx.input(1).ok_or("weights are missing")?;
@@ -123,8 +131,12 @@ fn couple_attention(ctx: &Ctx) -> RuleResult {
     if xs.len() != 3 || ws.len() != 2 {
         return Err(format!("input {xs:?} / weights {ws:?} are not 3-D / 2-D"));
     }
-    shears_onnx::shape::contrib::qkv_sizes(ctx.node.attr_ints("qkv_hidden_sizes"), ws[1])?;
-    let why = "packs q, k and v heads (a fused Attention's heads and head dims are not followed)";
+    let sizes =
+        shears_onnx::shape::contrib::qkv_sizes(ctx.node.attr_ints("qkv_hidden_sizes"), ws[1])?;
+    let heads = usize::try_from(ctx.node.attr_i("num_heads", 0))
+        .ok()
+        .filter(|&h| h > 0 && sizes[0] % h == 0 && sizes[2] % h == 0)
+        .ok_or("num_heads does not divide the q and v sizes")?;
     let mut out = Coupling {
         links: vec![
             Link::identity((x, 0), (y, 0)),
@@ -134,10 +146,58 @@ fn couple_attention(ctx: &Ctx) -> RuleResult {
         ..Default::default()
     };
     out.out_channels = Some((ctx.dequantized_source(w), 1));
-    out.fixed.push((w, 1, why.into()));
-    out.fixed.push((y, 2, why.into()));
-    if let Some(b) = ctx.input(2) {
-        out.fixed.push((b, 0, why.into()));
+    let bias = ctx.input(2);
+    let equal = sizes[0] == sizes[2] && ctx.node.attr("qkv_hidden_sizes").is_none();
+    if ctx.granularity == crate::Granularity::Heads && equal && heads > 1 {
+        let head = ChannelMap::DivMod {
+            div: sizes[0] / heads,
+            modulo: heads,
+        };
+        out.virtuals.push(heads);
+        for v in [Some(w), bias].into_iter().flatten() {
+            let axis = if v == w { 1 } else { 0 };
+            out.links.push(Link::new(
+                DimRef::Axis(v, axis),
+                DimRef::Virtual(0),
+                head.clone(),
+            ));
+        }
+        out.links
+            .push(Link::new(DimRef::Axis(y, 2), DimRef::Virtual(0), head));
+        out.head_axes.push((y, 2));
+    } else {
+        let why = "packs q, k and v heads (a fused Attention's head-dim positions are not followed; whole heads are, on the heads graph)";
+        out.fixed.push((w, 1, why.into()));
+        out.fixed.push((y, 2, why.into()));
+        if let Some(b) = bias {
+            out.fixed.push((b, 0, why.into()));
+        }
     }
     Ok(out)
+}
+
+/// `num_heads` minus the heads removed: whole heads of the output axis (on the heads graph, the
+/// only one where its columns are not fixed).
+fn rewrite_attention(ctx: &Ctx, removed: &dyn Removed) -> Result<Vec<Rewrite>, String> {
+    let y = ctx.output(0).ok_or("output is missing")?;
+    let gone = removed.removed(y, 2).len();
+    if gone == 0 {
+        return Ok(Vec::new());
+    }
+    let heads = ctx.node.attr_i("num_heads", 0);
+    let v = ctx.out_shape(0)?[2];
+    let d = v / usize::try_from(heads)
+        .map_err(|_| "num_heads is negative")?
+        .max(1);
+    if d == 0 || gone % d != 0 {
+        return Err(format!(
+            "removes {gone} output units, not whole heads of {d}"
+        ));
+    }
+    Ok(vec![Rewrite::AttrInt {
+        node: ctx.node.name.clone(),
+        attr: "num_heads".into(),
+        old: heads,
+        new: heads - (gone / d) as i64,
+    }])
 }

@@ -110,6 +110,10 @@ pub struct Ctx<'a> {
     pub model: &'a Model,
     pub id: NodeId,
     pub node: &'a Node,
+    /// The graph being built: what a unit of attention is. Only ops that hold heads inside one
+    /// node (onnxruntime's fused Attention) read it; everywhere else heads come from Reshape
+    /// factors, which the graph resolves.
+    pub granularity: crate::Granularity,
 }
 
 impl<'a> Ctx<'a> {
@@ -118,6 +122,7 @@ impl<'a> Ctx<'a> {
             model,
             id,
             node: model.graph.node(id),
+            granularity: crate::Granularity::HeadDims,
         }
     }
     /// Input value at `slot`, if present.
@@ -401,6 +406,11 @@ pub fn rule_for(node: &Node) -> Option<&'static OpRule> {
 
 /// The coupling of one node, or the reason it is opaque.
 pub fn couple(model: &Model, id: NodeId) -> RuleResult {
+    couple_at(model, id, crate::Granularity::HeadDims)
+}
+
+/// [`couple`] for a graph of `granularity`.
+pub fn couple_at(model: &Model, id: NodeId, granularity: crate::Granularity) -> RuleResult {
     let node = model.graph.node(id);
     let rule = rule_for(node).ok_or_else(|| {
         if node.domain.is_empty() {
@@ -409,7 +419,9 @@ pub fn couple(model: &Model, id: NodeId) -> RuleResult {
             format!("no coupling rule for op {}:{}", node.domain, node.op_type)
         }
     })?;
-    (rule.couple)(&Ctx::new(model, id))
+    let mut ctx = Ctx::new(model, id);
+    ctx.granularity = granularity;
+    (rule.couple)(&ctx)
 }
 
 /// Renders a coupling in one line, for tests: `Conv: in0.1=in1.1 in1.0=out0.1 | out in1.0`,
