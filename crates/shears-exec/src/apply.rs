@@ -1,6 +1,6 @@
 //! Applying a batch of plans to a copy of the model's proto.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use bytes::Bytes;
 use shears_graph::rules::{self, Rewrite};
@@ -526,8 +526,8 @@ fn update_value_info(
 /// every reader of which got a private rewritten copy). Initializers unused in the source stay.
 fn drop_orphaned_constants(model: &Model, proto: &mut ModelProto) {
     let graph = proto.graph.as_mut().expect("checked at load");
-    let mut used: BTreeSet<&str> = BTreeSet::new();
-    fn walk<'a>(g: &'a shears_onnx::proto::GraphProto, used: &mut BTreeSet<&'a str>) {
+    let mut used: HashSet<&str> = HashSet::new();
+    fn walk<'a>(g: &'a shears_onnx::proto::GraphProto, used: &mut HashSet<&'a str>) {
         for n in &g.node {
             used.extend(n.input.iter().map(String::as_str));
             for a in &n.attribute {
@@ -540,7 +540,6 @@ fn drop_orphaned_constants(model: &Model, proto: &mut ModelProto) {
         used.extend(g.output.iter().map(|o| o.name.as_str()));
     }
     walk(graph, &mut used);
-    let used: BTreeSet<String> = used.into_iter().map(String::from).collect();
     let g = &model.graph;
     // Keep anything the source itself did not read: dropping it is not ours to decide.
     let orphaned = |name: &str| {
@@ -548,9 +547,24 @@ fn drop_orphaned_constants(model: &Model, proto: &mut ModelProto) {
             && g.value_id(name)
                 .is_some_and(|v| !g.value(v).consumers.is_empty())
     };
-    graph.initializer.retain(|t| !orphaned(&t.name));
+    // Decided while `used` borrows the names, removed after.
+    let drop_init: Vec<bool> = graph
+        .initializer
+        .iter()
+        .map(|t| orphaned(&t.name))
+        .collect();
     // Constant nodes are initializers by another name.
-    graph
+    let drop_node: Vec<bool> = graph
         .node
-        .retain(|n| !(n.op_type == "Constant" && n.output.len() == 1 && orphaned(&n.output[0])));
+        .iter()
+        .map(|n| n.op_type == "Constant" && n.output.len() == 1 && orphaned(&n.output[0]))
+        .collect();
+    if drop_init.iter().chain(&drop_node).any(|&d| d) {
+        let mut k = drop_init.iter();
+        graph
+            .initializer
+            .retain(|_| !k.next().copied().unwrap_or(false));
+        let mut k = drop_node.iter();
+        graph.node.retain(|_| !k.next().copied().unwrap_or(false));
+    }
 }

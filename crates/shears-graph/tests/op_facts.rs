@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use shears_graph::rules::all_rules;
-use shears_onnx::ops::{facts_in, facts_of, OpRole, MS_DOMAIN, OP_FACTS};
+use shears_onnx::ops::{facts_in, facts_of, OpRole, QuantizedAxis, MS_DOMAIN, OP_FACTS};
 
 /// Ops with facts but, on purpose, no coupling rule: (op, why).
 const DELIBERATELY_OPAQUE: &[(&str, &str)] = &[];
@@ -61,4 +61,40 @@ fn the_facts_the_tools_rely_on() {
     assert_eq!(facts_in(MS_DOMAIN, "FastGelu").role, OpRole::Activation);
     assert_eq!(facts_of("FastGelu").role, OpRole::Other);
     assert_eq!(facts_of("SimplifiedLayerNormalization").scale_slot, Some(1));
+    // Computed weights: a standardised kernel (ReduceMean, Sub, Div, Reshape) and a transposed
+    // one are weights; an activation's or a layer's output never is.
+    for op in [
+        "ReduceMean",
+        "Sub",
+        "Div",
+        "Reshape",
+        "BatchNormalization",
+        "Transpose",
+    ] {
+        assert!(facts_of(op).passes_weights(), "{op}");
+    }
+    for op in ["Relu", "Conv", "MatMul", "Concat", "NoSuchOp"] {
+        assert!(!facts_of(op).passes_weights(), "{op}");
+    }
+    // Quantized reads: a QLinearConv's weight per output channel with its own scale and zero
+    // point; a QLinearMatMul's operands per row and per column; ConvInteger without a scale;
+    // none for its bias, nor for a QuantizeLinear (its input is float).
+    let conv = facts_of("QLinearConv").quantized_read(3).expect("weight");
+    assert_eq!(
+        (conv.scale_slot, conv.zero_point_slot, conv.axis),
+        (Some(4), 5, QuantizedAxis::First)
+    );
+    assert!(facts_of("QLinearConv").quantized_read(8).is_none());
+    let axes = |op: &str, slot| facts_of(op).quantized_read(slot).map(|r| r.axis);
+    assert_eq!(axes("QLinearMatMul", 0), Some(QuantizedAxis::Rows));
+    assert_eq!(axes("QLinearMatMul", 3), Some(QuantizedAxis::Columns));
+    assert_eq!(axes("DequantizeLinear", 0), Some(QuantizedAxis::Attribute));
+    assert_eq!(
+        facts_of("ConvInteger")
+            .quantized_read(1)
+            .unwrap()
+            .scale_slot,
+        None
+    );
+    assert!(facts_of("QuantizeLinear").quantized_read(0).is_none());
 }

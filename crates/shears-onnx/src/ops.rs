@@ -33,11 +33,40 @@ pub enum OpRole {
     Other,
 }
 
+/// Which axis of a quantized integer weight per-axis scales and zero points run along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantizedAxis {
+    /// The op's `axis` and `block_size` attributes decide, as shape inference and the coupling
+    /// rule read them (`shape::quant::quant_axis`): `DequantizeLinear`.
+    Attribute,
+    /// Axis 0, a convolution kernel's output channels.
+    First,
+    /// The rows of a matrix product's left operand (the second-to-last axis).
+    Rows,
+    /// The columns of a matrix product's right operand (the last axis).
+    Columns,
+}
+
+/// How an op reads the quantized integer weight in one of its slots: where its scale and zero
+/// point are, and along which axis they run when per-axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantizedRead {
+    /// The slot of the integer weight; one of the op's `quantized_slots`.
+    pub slot: usize,
+    /// The slot of its scale; `None` when the integers are the values (`ConvInteger`,
+    /// `MatMulInteger`).
+    pub scale_slot: Option<usize>,
+    /// The slot of its zero point.
+    pub zero_point_slot: usize,
+    pub axis: QuantizedAxis,
+}
+
 /// The facts of one or more ops.
 ///
 /// Invariants: the slot lists are sorted and disjoint; `scale_slot` is `Some` exactly for
-/// [`OpRole::Norm`] and is one of `vector_slots`; an op appears in at most one entry of
-/// [`OP_FACTS`].
+/// [`OpRole::Norm`] and is one of `vector_slots`; `quantized_reads` are sorted by slot, each
+/// reading one of `quantized_slots` with parameters in `metadata_slots`; an op appears in at
+/// most one entry of [`OP_FACTS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpFacts {
     /// The domain of `ops`, canonical ([`canonical_domain`]): `""` for the default ONNX domain,
@@ -64,6 +93,14 @@ pub struct OpFacts {
     /// Slots holding quantization scales and zero points: sliced with their channels when
     /// per-axis, never counted nor measured as parameters.
     pub metadata_slots: &'static [usize],
+    /// How the op reads the quantized weights it reads as values: importance measures
+    /// `(q - zero_point) * scale`, the values the float model computes with.
+    pub quantized_reads: &'static [QuantizedRead],
+    /// Applied to stored tensors only, the output still counts as a weight: a pure function
+    /// that exporters and weight standardisation put between a stored tensor and its layer
+    /// (reshapes, arithmetic, reductions, a BatchNormalization over a reshaped weight).
+    /// [`OpRole::Layout`] ops count as such whatever this says.
+    pub makes_weights: bool,
     /// Output channel `c` depends only on input channel `c` (element-wise ops, per-channel
     /// normalizations, pooling, layout): removing other channels leaves the kept outputs alone.
     pub channelwise: bool,
@@ -82,12 +119,40 @@ impl OpFacts {
         scale_slot: None,
         quantized_slots: &[],
         metadata_slots: &[],
+        quantized_reads: &[],
+        makes_weights: false,
         channelwise: false,
     };
 
     /// Whether input `slot` holds a parameter whatever its size (a kernel or a vector).
     pub fn is_parameter_slot(&self, slot: usize) -> bool {
         self.kernel_slots.contains(&slot) || self.vector_slots.contains(&slot)
+    }
+
+    /// How the op reads a quantized weight in input `slot`, if it does.
+    pub fn quantized_read(&self, slot: usize) -> Option<&'static QuantizedRead> {
+        self.quantized_reads.iter().find(|r| r.slot == slot)
+    }
+
+    /// Whether the output of the op over stored tensors only is still a weight: a layout op,
+    /// or one that [`makes_weights`](Self::makes_weights).
+    pub fn passes_weights(&self) -> bool {
+        self.makes_weights || self.role == OpRole::Layout
+    }
+}
+
+/// A quantized read along `axis`, with `(scale, zero point)` slots.
+const fn qread(
+    slot: usize,
+    scale_slot: Option<usize>,
+    zero_point_slot: usize,
+    axis: QuantizedAxis,
+) -> QuantizedRead {
+    QuantizedRead {
+        slot,
+        scale_slot,
+        zero_point_slot,
+        axis,
     }
 }
 
@@ -142,6 +207,7 @@ pub static OP_FACTS: &[OpFacts] = &[
     OpFacts {
         ops: &["BatchNormalization"],
         statistic_slots: &[3, 4],
+        makes_weights: true,
         channelwise: true,
         ..NORM
     },
@@ -197,6 +263,7 @@ pub static OP_FACTS: &[OpFacts] = &[
         role: OpRole::Layout,
         quantized_slots: &[0],
         metadata_slots: &[1, 2],
+        quantized_reads: &[qread(0, Some(1), 2, QuantizedAxis::Attribute)],
         channelwise: true,
         ..OpFacts::NONE
     },
@@ -213,6 +280,7 @@ pub static OP_FACTS: &[OpFacts] = &[
         vector_slots: &[8],
         quantized_slots: &[3, 8],
         metadata_slots: &[1, 2, 4, 5, 6, 7],
+        quantized_reads: &[qread(3, Some(4), 5, QuantizedAxis::First)],
         ..OpFacts::NONE
     },
     OpFacts {
@@ -221,6 +289,10 @@ pub static OP_FACTS: &[OpFacts] = &[
         kernel_slots: &[0, 3],
         quantized_slots: &[0, 3],
         metadata_slots: &[1, 2, 4, 5, 6, 7],
+        quantized_reads: &[
+            qread(0, Some(1), 2, QuantizedAxis::Rows),
+            qread(3, Some(4), 5, QuantizedAxis::Columns),
+        ],
         ..OpFacts::NONE
     },
     OpFacts {
@@ -229,6 +301,7 @@ pub static OP_FACTS: &[OpFacts] = &[
         kernel_slots: &[1],
         quantized_slots: &[1],
         metadata_slots: &[2, 3],
+        quantized_reads: &[qread(1, None, 3, QuantizedAxis::First)],
         ..OpFacts::NONE
     },
     OpFacts {
@@ -237,20 +310,40 @@ pub static OP_FACTS: &[OpFacts] = &[
         kernel_slots: &[0, 1],
         quantized_slots: &[0, 1],
         metadata_slots: &[2, 3],
+        quantized_reads: &[
+            qread(0, None, 2, QuantizedAxis::Rows),
+            qread(1, None, 3, QuantizedAxis::Columns),
+        ],
         ..OpFacts::NONE
     },
+    // Pure functions exporters and weight standardisation compute weights with.
     OpFacts {
         ops: &[
             "Abs",
             "Add",
+            "Div",
+            "Flatten",
+            "Mul",
+            "Neg",
+            "Pow",
+            "Reciprocal",
+            "Reshape",
+            "Sqrt",
+            "Squeeze",
+            "Sub",
+            "Unsqueeze",
+        ],
+        makes_weights: true,
+        ..CHANNELWISE
+    },
+    OpFacts {
+        ops: &[
             "AveragePool",
             "Ceil",
             "Concat",
-            "Div",
             "Dropout",
             "Erf",
             "Exp",
-            "Flatten",
             "Floor",
             "GlobalAveragePool",
             "GlobalMaxPool",
@@ -258,19 +351,10 @@ pub static OP_FACTS: &[OpFacts] = &[
             "Max",
             "MaxPool",
             "Min",
-            "Mul",
-            "Neg",
             "Pad",
-            "Pow",
-            "Reciprocal",
-            "Reshape",
             "Resize",
             "Sign",
             "Split",
-            "Sqrt",
-            "Squeeze",
-            "Sub",
-            "Unsqueeze",
             "Upsample",
             "Where",
         ],
@@ -324,6 +408,12 @@ pub static OP_FACTS: &[OpFacts] = &[
         ops: &["Gelu"],
         role: OpRole::Activation,
         channelwise: true,
+        ..OpFacts::NONE
+    },
+    // Reductions of weight standardisation (a kernel's mean and norm): across channels.
+    OpFacts {
+        ops: &["ReduceL2", "ReduceMean", "ReduceSum", "ReduceSumSquare"],
+        makes_weights: true,
         ..OpFacts::NONE
     },
 ];
@@ -435,6 +525,17 @@ mod tests {
             );
             if let Some(s) = f.scale_slot {
                 assert!(f.vector_slots.contains(&s), "{:?}", f.ops);
+            }
+            assert!(
+                f.quantized_reads.windows(2).all(|w| w[0].slot < w[1].slot),
+                "{:?}",
+                f.ops
+            );
+            for r in f.quantized_reads {
+                assert!(f.quantized_slots.contains(&r.slot), "{:?}", f.ops);
+                for p in r.scale_slot.iter().chain([&r.zero_point_slot]) {
+                    assert!(f.metadata_slots.contains(p), "{:?}", f.ops);
+                }
             }
         }
         assert_eq!(facts_of("NoSuchOp"), &OpFacts::NONE);

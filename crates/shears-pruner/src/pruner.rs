@@ -235,7 +235,8 @@ pub struct Outcome {
 
 /// Prunes `model` to `cfg`'s goal in `cfg.schedule.steps` stages.
 pub fn prune(model: &Model, cfg: &PruneConfig, progress: &dyn Progress) -> Result<Outcome> {
-    prune_iterative(model, cfg, progress, |_| Control::Continue)
+    // No callback: each stage's model is the one its stage analysed and measured.
+    run_stages(model, cfg, progress, None::<fn(&mut Stage) -> Control>)
 }
 
 /// Prunes in stages, calling `on_stage` after each (to fine-tune, evaluate, and say whether to
@@ -245,7 +246,18 @@ pub fn prune_iterative(
     model: &Model,
     cfg: &PruneConfig,
     progress: &dyn Progress,
-    mut on_stage: impl FnMut(&mut Stage) -> Control,
+    on_stage: impl FnMut(&mut Stage) -> Control,
+) -> Result<Outcome> {
+    run_stages(model, cfg, progress, Some(on_stage))
+}
+
+/// The stages of [`prune_iterative`]; without a callback, no stage's model can have been
+/// swapped, so its analysis and cost are the stage's own rather than measured again.
+fn run_stages(
+    model: &Model,
+    cfg: &PruneConfig,
+    progress: &dyn Progress,
+    mut on_stage: Option<impl FnMut(&mut Stage) -> Control>,
 ) -> Result<Outcome> {
     cfg.validate()?;
     let original = cost(model)?;
@@ -313,17 +325,20 @@ pub fn prune_iterative(
             model: pruned,
             report,
         };
-        let mut control = on_stage(&mut stage);
-        while control == Control::Repeat {
+        let mut control = Control::Continue;
+        if let Some(on_stage) = on_stage.as_mut() {
             control = on_stage(&mut stage);
-        }
-        // The callback may have swapped the model: analyse what it left.
-        shears_onnx::shape::infer_shapes(&mut stage.model, &cfg.input_shapes).map_err(|e| {
-            PrunerError::Stage {
-                stage: t,
-                reason: e.to_string(),
+            while control == Control::Repeat {
+                control = on_stage(&mut stage);
             }
-        })?;
+            // The callback may have swapped the model: analyse what it left.
+            shears_onnx::shape::infer_shapes(&mut stage.model, &cfg.input_shapes).map_err(|e| {
+                PrunerError::Stage {
+                    stage: t,
+                    reason: e.to_string(),
+                }
+            })?;
+        }
         stages.push(stage.report);
         current = Some(stage.model);
         if control == Control::Stop {
@@ -334,11 +349,19 @@ pub fn prune_iterative(
     if stages.iter().all(|s| s.plans.is_empty()) {
         return Err(nothing_pruned(model, &stages));
     }
+    // Without a callback the last stage measured its own model.
+    let measured = match (&on_stage, &current, stages.last()) {
+        (None, Some(_), Some(last)) => Some(last.after),
+        _ => None,
+    };
     let model = match current {
         Some(m) => m,
         None => run.copy(model, 0)?,
     };
-    let pruned = cost(&model)?;
+    let pruned = match measured {
+        Some(c) => c,
+        None => cost(&model)?,
+    };
     let target_reached = match cfg.goal {
         Goal::Ratio(_) => None,
         Goal::Parameters(f) => Some(near(pruned.parameters, original.parameters, f)),

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use shears_onnx::ops::QuantizedAxis;
 use shears_onnx::{Model, ValueId};
 
 use crate::error::Result;
@@ -84,19 +85,6 @@ pub fn dense(model: &Model, v: ValueId) -> Result<Dense> {
     Ok(Dense { shape, data })
 }
 
-/// Where a layer reads a quantized integer weight: `(op, weight slot, scale slot, zero-point
-/// slot)`; the parameters are per tensor, or per output channel (axis 0) of a convolution.
-/// `ConvInteger` and `MatMulInteger` have no scale (the integers are the values).
-const QUANTIZED_READERS: &[(&str, usize, Option<usize>, usize)] = &[
-    ("DequantizeLinear", 0, Some(1), 2),
-    ("QLinearConv", 3, Some(4), 5),
-    ("QLinearMatMul", 0, Some(1), 2),
-    ("QLinearMatMul", 3, Some(4), 5),
-    ("ConvInteger", 1, None, 3),
-    ("MatMulInteger", 0, None, 2),
-    ("MatMulInteger", 1, None, 3),
-];
-
 /// How a layer reads a quantized integer tensor.
 ///
 /// Invariant: `scale` and `zero_point` hold one value, or one per index of `axis`.
@@ -118,15 +106,11 @@ fn quantization(model: &Model, v: ValueId, shape: &[usize]) -> Result<Option<Qua
     }
     for &(node, slot) in &g.value(v).consumers {
         let n = g.node(node);
-        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-            continue;
-        }
-        let Some(&(op, _, scale_slot, zp_slot)) = QUANTIZED_READERS
-            .iter()
-            .find(|(op, s, _, _)| *op == n.op_type && *s == slot)
-        else {
+        // `facts` knows only the default domain.
+        let Some(reader) = shears_onnx::ops::facts(n).quantized_read(slot) else {
             continue;
         };
+        let (scale_slot, zp_slot) = (reader.scale_slot, reader.zero_point_slot);
         let read = |s: Option<usize>| -> Result<Option<Vec<f32>>> {
             match s.and_then(|s| n.input(s)) {
                 Some(p) => Ok(model.constant(p).map(|t| model.f32s(&t)).transpose()?),
@@ -154,10 +138,10 @@ fn quantization(model: &Model, v: ValueId, shape: &[usize]) -> Result<Option<Qua
         if per <= 1 {
             return Ok(Some(q(None)));
         }
-        let axis = match op {
+        let axis = match reader.axis {
             // The layout the shape inference and the coupling rule decided on, not a second
             // reading of `axis`.
-            "DequantizeLinear" => {
+            QuantizedAxis::Attribute => {
                 let scale_shape = n
                     .input(1)
                     .and_then(|s| g.value(s).shape.as_deref())
@@ -174,10 +158,9 @@ fn quantization(model: &Model, v: ValueId, shape: &[usize]) -> Result<Option<Qua
                     _ => return Ok(None),
                 }
             }
-            "QLinearConv" | "ConvInteger" => 0,
-            // Per row of the left operand, per column of the right one.
-            _ if slot == 0 => shape.len().saturating_sub(2),
-            _ => shape.len().saturating_sub(1),
+            QuantizedAxis::First => 0,
+            QuantizedAxis::Rows => shape.len().saturating_sub(2),
+            QuantizedAxis::Columns => shape.len().saturating_sub(1),
         };
         if shape.get(axis) != Some(&per) {
             return Ok(None);

@@ -198,32 +198,9 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Ops besides layout ones through which a value computed from stored tensors still counts as
-/// a weight: each is a pure function of its inputs, so a chain of them over constants is a
-/// constant.
-const WEIGHT_MAKING_OPS: &[&str] = &[
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Sqrt",
-    "Reciprocal",
-    "Neg",
-    "Abs",
-    "ReduceMean",
-    "ReduceSum",
-    "ReduceSumSquare",
-    "ReduceL2",
-    "BatchNormalization",
-];
-
-/// Whether `v` is stored, or made by layout ops or [`WEIGHT_MAKING_OPS`] from stored values
-/// only, within `depth` producers.
+/// Whether `v` is stored, or made from stored values only by ops whose facts pass weights on
+/// ([`shears_onnx::ops::OpFacts::passes_weights`]: layout ops and pure functions such as
+/// reshapes, arithmetic and reductions), within `depth` producers.
 fn computed_from_constants(model: &Model, v: ValueId, depth: usize) -> bool {
     if is_stored(model, v) {
         return true;
@@ -231,11 +208,8 @@ fn computed_from_constants(model: &Model, v: ValueId, depth: usize) -> bool {
     let g = &model.graph;
     let Some(p) = g.producer(v) else { return false };
     let n = g.node(p);
-    if depth == 0
-        || !(n.domain.is_empty() || n.domain == "ai.onnx")
-        || !(shears_onnx::ops::facts(n).role == shears_onnx::ops::OpRole::Layout
-            || WEIGHT_MAKING_OPS.contains(&n.op_type.as_str()))
-    {
+    // `facts` knows only the default domain: another domain's op never passes weights.
+    if depth == 0 || !shears_onnx::ops::facts(n).passes_weights() {
         return false;
     }
     n.inputs
