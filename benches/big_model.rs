@@ -80,20 +80,25 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("big_model"));
     std::fs::create_dir_all(&dir).expect("bench folder");
-    let mut models: Vec<(&str, &str)> = vec![
-        ("resnet50_like", "layer1.0.conv1.weight"),
-        ("vgg16_like", "features.0.weight"),
+    // (model, layer to plan, prune's extra flags): the LLM's attention heads are pruned too.
+    let mut models: Vec<(&str, &str, &[&str])> = vec![
+        ("resnet50_like", "layer1.0.conv1.weight", &[]),
+        ("vgg16_like", "features.0.weight", &[]),
     ];
     if std::env::var_os("SHEARS_BIG").is_some_and(|v| v == "1") {
-        models.push(("llama_1_6b", "model.layers.0.mlp.gate_proj.weight"));
+        models.push((
+            "llama_1_6b",
+            "model.layers.0.mlp.gate_proj.weight",
+            &["--head-ratio", "0.25"],
+        ));
     }
     let mut report = String::new();
-    for (name, layer) in models {
+    for (name, layer, extra) in models {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
         let model = generate(&dir, name);
-        let section = measure(&dir, &model, layer);
+        let section = measure(&dir, &model, layer, extra);
         print!("{section}");
         report += &section;
     }
@@ -159,7 +164,7 @@ fn largest_tensor(model: &Path) -> u64 {
         .unwrap_or(0) as u64
 }
 
-fn measure(dir: &Path, model: &Path, layer: &str) -> String {
+fn measure(dir: &Path, model: &Path, layer: &str, extra: &[&str]) -> String {
     let bin = env!("CARGO_BIN_EXE_shears");
     let inputs = files_of(model);
     let input_bytes = size_of(&inputs);
@@ -201,11 +206,13 @@ fn measure(dir: &Path, model: &Path, layer: &str) -> String {
 
     let m = model.to_str().expect("UTF-8 path");
     let o = out.to_str().expect("UTF-8 path");
+    let mut prune = vec!["prune", m, "--ratio", "0.25", "-o", o];
+    prune.extend_from_slice(extra);
     let commands: [(&str, Vec<&str>); 4] = [
         ("inspect", vec!["inspect", m]),
         ("groups", vec!["groups", m]),
         ("plan", vec!["plan", m, "--layer", layer, "--idxs", "0,1"]),
-        ("prune", vec!["prune", m, "--ratio", "0.25", "-o", o]),
+        ("prune", prune),
     ];
     for (label, args) in commands {
         let mut cmd = Command::new(bin);
