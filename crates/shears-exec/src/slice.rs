@@ -155,10 +155,12 @@ impl<'a> RowCopy<'a> {
 
 /// Appends the `N` bytes at each of `offsets` in `row` to `out`.
 fn gather<const N: usize>(row: &[u8], offsets: &[usize], out: &mut Vec<u8>) {
-    out.reserve(offsets.len() * N);
-    for &o in offsets {
-        let v: [u8; N] = row[o..o + N].try_into().expect("N bytes");
-        out.extend_from_slice(&v);
+    // Sized first (a row's worth, still in cache when overwritten): the loop then stores into
+    // a slice, without a capacity check and length update per element.
+    let start = out.len();
+    out.resize(start + offsets.len() * N, 0);
+    for (d, &o) in out[start..].chunks_exact_mut(N).zip(offsets) {
+        d.copy_from_slice(&row[o..o + N]);
     }
 }
 
