@@ -6,7 +6,7 @@ use bytes::Bytes;
 use shears_graph::rules::{self, Rewrite};
 use shears_onnx::proto::tensor_proto::DataType;
 use shears_onnx::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, TensorProto};
-use shears_onnx::{tensor, Model, NodeId, ValueId, ValueKind};
+use shears_onnx::{tensor, Model, NodeId, ValueKind};
 use shears_plan::PruningPlan;
 
 use crate::merge::{merge, Cuts};
@@ -31,43 +31,19 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
     }
     let mut proto = model.proto.clone();
     let g = &model.graph;
-    let axes_of = |v: ValueId| -> Vec<(usize, &[u32])> {
-        cuts.removed
-            .range((v, 0)..=(v, usize::MAX))
-            .map(|(&(_, a), r)| (a, r.as_slice()))
-            .collect()
-    };
-
-    // Initializers are cut in parallel, each from the source's payload into its own buffer
-    // (a tensor's bytes do not depend on the others); they are stored and any error reported
-    // in value order below, as a sequential pass would.
-    let initializers: Vec<(ValueId, usize)> = cuts
-        .stored
-        .keys()
-        .filter_map(|&v| match g.value(v).kind {
-            ValueKind::Initializer(i) => Some((v, i)),
-            _ => None,
-        })
-        .collect();
-    let source = model.proto.graph.as_ref().expect("checked at load");
-    let mut cut: BTreeMap<ValueId, Result<(Vec<u8>, Vec<usize>), ExecError>> = {
-        use rayon::prelude::*;
-        initializers
-            .par_iter()
-            .map(|&(v, i)| (v, cut_payload(&source.initializer[i], &axes_of(v), model)))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .collect()
-    };
 
     for &v in cuts.stored.keys() {
-        let axes = axes_of(v);
+        let axes: Vec<(usize, &[u32])> = cuts
+            .removed
+            .range((v, 0)..=(v, usize::MAX))
+            .map(|(&(_, a), r)| (a, r.as_slice()))
+            .collect();
         let name = g.value(v).name.clone();
         match g.value(v).kind {
             ValueKind::Initializer(i) => {
                 let graph = proto.graph.as_mut().expect("checked at load");
-                let (data, dims) = cut.remove(&v).expect("cut above")?;
-                tensor::set_raw(&mut graph.initializer[i], data, &dims);
+                let t = &mut graph.initializer[i];
+                cut_tensor(t, &axes, model)?;
             }
             ValueKind::NodeOutput { node, .. } => {
                 let pi = g.node(node).proto_index;
@@ -138,12 +114,12 @@ fn recompute_rewrites(model: &Model, cuts: &Cuts) -> Result<Vec<Rewrite>, ExecEr
     Ok(out)
 }
 
-/// `t`'s payload without `axes` (ascending, each with sorted indices), with its new dims.
-fn cut_payload(
-    t: &TensorProto,
+/// Removes `axes` (ascending, each with sorted indices) from `t`, storing the result as raw data.
+fn cut_tensor(
+    t: &mut TensorProto,
     axes: &[(usize, &[u32])],
     model: &Model,
-) -> Result<(Vec<u8>, Vec<usize>), ExecError> {
+) -> Result<(), ExecError> {
     let err = |reason: String| ExecError::Tensor {
         tensor: t.name.clone(),
         reason,
@@ -166,7 +142,8 @@ fn cut_payload(
     for &(axis, removed) in axes {
         dims[axis] -= removed.len();
     }
-    Ok((data, dims))
+    tensor::set_raw(t, data, &dims);
+    Ok(())
 }
 
 /// Cuts the tensor a Constant node holds (`value`, or the 1-D `value_floats`/`value_ints`).
@@ -191,9 +168,7 @@ fn cut_constant_node(
                 tensor: name.to_string(),
                 reason: "Constant value attribute holds no tensor".into(),
             })?;
-            let (data, dims) = cut_payload(t, axes, model)?;
-            tensor::set_raw(t, data, &dims);
-            Ok(())
+            cut_tensor(t, axes, model)
         }
         "value_floats" if axes.len() == 1 && axes[0].0 == 0 => {
             let k = keep(a.floats.len(), axes[0].1);
