@@ -194,10 +194,19 @@ pub fn all_axis_sums(
     for &(v, a) in wanted {
         by_value.entry(v).or_default().push(a);
     }
+    // Tensors are measured in parallel, each by one thread in one pass over its bytes: the
+    // sums of a tensor do not depend on the others, so they are the same bits whatever the
+    // scheduling. Results are taken in value order, so the first error is always the same one.
+    use rayon::prelude::*;
+    let by_value: Vec<(ValueId, Vec<usize>)> = by_value.into_iter().collect();
+    let sums: Vec<Result<Vec<(usize, AxisSums)>>> = by_value
+        .par_iter()
+        .map(|(v, axes)| axis_sums_of(model, *v, axes))
+        .collect();
     let mut out = HashMap::with_capacity(wanted.len());
-    for (v, axes) in by_value {
-        for (a, sums) in axis_sums_of(model, v, &axes)? {
-            out.insert((v, a), sums);
+    for ((v, _), found) in by_value.iter().zip(sums) {
+        for (a, s) in found? {
+            out.insert((*v, a), s);
         }
     }
     Ok(out)

@@ -54,13 +54,40 @@ impl NmPattern {
     /// Whether `values` (laid out as `layout`) has at most N non-zeros in every run; `None`
     /// when the pattern does not fit the layout.
     pub fn satisfied_by(&self, layout: &Layout, values: &[f32]) -> Option<bool> {
+        self.satisfied_by_fn(layout, |e| values[e] != 0.0)
+    }
+
+    /// [`NmPattern::satisfied_by`] with `nonzero(e)` telling whether element `e` is non-zero,
+    /// so a payload can be tested in place, without decoding it first.
+    ///
+    /// The elements are visited in storage order (the runs of one reduction block counted
+    /// side by side, one counter per inner position): a run strided by `inner` read run after
+    /// run would jump through memory. It stops at the first block with a run over N.
+    pub fn satisfied_by_fn(
+        &self,
+        layout: &Layout,
+        nonzero: impl Fn(usize) -> bool,
+    ) -> Option<bool> {
         if !self.fits(layout) {
             return None;
         }
-        Some(
-            self.runs(layout)
-                .all(|run| run.iter().filter(|&&e| values[e] != 0.0).count() <= self.n),
-        )
+        let l = *layout;
+        let mut counts = vec![0usize; l.inner];
+        for o in 0..l.outer {
+            for run in 0..l.reduce / self.m {
+                counts.fill(0);
+                for k in 0..self.m {
+                    let row = (o * l.reduce + run * self.m + k) * l.inner;
+                    for (i, c) in counts.iter_mut().enumerate() {
+                        *c += usize::from(nonzero(row + i));
+                    }
+                }
+                if counts.iter().any(|&c| c > self.n) {
+                    return Some(false);
+                }
+            }
+        }
+        Some(true)
     }
 }
 
@@ -120,6 +147,43 @@ mod tests {
         all.sort();
         assert_eq!(all, (0..16).collect::<Vec<_>>());
         assert_eq!(p.runs(&layout(2, 3, 2)).count(), 0);
+    }
+
+    #[test]
+    fn in_place_test_equals_the_runs_definition() {
+        // Runs-based reference: every run of M (as `runs` lists it) has at most N non-zeros.
+        let reference = |p: &NmPattern, l: &Layout, v: &[f32]| {
+            p.runs(l)
+                .all(|run| run.iter().filter(|&&e| v[e] != 0.0).count() <= p.n)
+        };
+        let mut seen = [false; 2];
+        for (outer, reduce, inner) in [(1, 8, 1), (2, 8, 3), (3, 4, 5), (1, 12, 2)] {
+            let l = layout(outer, reduce, inner);
+            let n = outer * reduce * inner;
+            for seed in 0..40u64 {
+                // Sparse enough that some patterns hold and some fail, differently per seed.
+                let v: Vec<f32> = (0..n as u64)
+                    .map(|i| {
+                        let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed.wrapping_mul(31);
+                        if h % 7 < 4 + seed % 3 {
+                            0.0
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect();
+                for p in [NmPattern::new(2, 4).unwrap(), NmPattern::new(1, 4).unwrap()] {
+                    let want = reference(&p, &l, &v);
+                    seen[usize::from(want)] = true;
+                    assert_eq!(
+                        p.satisfied_by(&l, &v),
+                        Some(want),
+                        "{outer}x{reduce}x{inner} seed {seed} {p}"
+                    );
+                }
+            }
+        }
+        assert_eq!(seen, [true, true], "both verdicts are exercised");
     }
 
     #[test]
