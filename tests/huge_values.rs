@@ -5,10 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use shears_onnx::proto::tensor_shape_proto::{dimension, Dimension};
-use shears_onnx::proto::{type_proto, ModelProto, ValueInfoProto};
+use shears_onnx::proto::ModelProto;
 use shears_onnx::save::encode;
-use shears_testkit::builder::{attr_ints, tensor_i64, ModelBuilder};
+use shears_testkit::builder::{declare, tensor_i64, zoo, ModelBuilder};
 
 fn shears(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shears"))
@@ -23,45 +22,6 @@ fn text(b: &[u8]) -> String {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Replaces the declared dims of graph input or output `name`.
-fn declare(vis: &mut [ValueInfoProto], name: &str, dims: &[i64]) {
-    let vi = vis
-        .iter_mut()
-        .find(|v| v.name == name)
-        .expect("declared value");
-    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_mut().and_then(|t| t.value.as_mut())
-    else {
-        panic!("{name} is a tensor")
-    };
-    t.shape.get_or_insert_with(Default::default).dim = dims
-        .iter()
-        .map(|&d| Dimension {
-            value: Some(dimension::Value::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
-}
-
-/// Two convs (3→8→4, 3x3, same padding) on an input of H = W = `hw`: built small, then declared
-/// huge, so nothing in the builder sees the size.
-fn conv_chain(hw: i64) -> ModelProto {
-    let mut b = ModelBuilder::new(17).named("convs");
-    let x = b.input("x", &[1, 3, 8, 8]);
-    let w1 = b.param_random("conv1.weight", &[8, 3, 3, 3]);
-    let pads = || attr_ints("pads", &[1, 1, 1, 1]);
-    let y = b.node_named("conv1", "Conv", &[&x, &w1], 1, vec![pads()]);
-    let r = b.node_named("relu", "Relu", &[&y[0]], 1, vec![]);
-    let w2 = b.param_random("conv2.weight", &[4, 8, 3, 3]);
-    let z = b.node_named("conv2", "Conv", &[&r[0], &w2], 1, vec![pads()]);
-    b.output(&z[0]);
-    let mut m = b.build();
-    let g = m.graph.as_mut().unwrap();
-    declare(&mut g.input, "x", &[1, 3, hw, hw]);
-    let out = g.output[0].name.clone();
-    declare(&mut g.output, &out, &[1, 4, hw, hw]);
-    m
 }
 
 /// `y = x @ w` with x declared [2^31, 2^31, 8] and w [8, 4].
@@ -170,7 +130,7 @@ fn huge_declared_dims_and_overflowing_macs_are_errors_not_aborts() {
     let out = dir.path().join("out.onnx");
     // H = W = 2^30: the graph must not allocate atoms for the spatial axes (8 GB each), and the
     // MACs (8 * 2^60 * 27) do not fit 64 bits.
-    let p = write(dir.path(), "convs.onnx", &conv_chain(1 << 30));
+    let p = write(dir.path(), "convs.onnx", &zoo::two_convs_declared(1 << 30));
     let all = run_all(&p, "conv1", &out);
     for cmd in ["inspect", "prune"] {
         fails_with(
@@ -182,7 +142,7 @@ fn huge_declared_dims_and_overflowing_macs_are_errors_not_aborts() {
     fails_with(
         &all,
         "verify",
-        &["'x'", "has more than 1073741824 elements"],
+        &["'input'", "has more than 1073741824 elements"],
     );
     // The channel axes still form their groups: conv1's 8 channels are prunable.
     let groups = text(&find(&all, "groups").stdout);
@@ -342,7 +302,7 @@ fn a_closed_stdout_ends_every_command_quietly() {
 
 #[test]
 fn from_bytes_validates_tensors_like_load() {
-    let mut m = conv_chain(8);
+    let mut m = zoo::two_convs_declared(8);
     let w = &mut m.graph.as_mut().unwrap().initializer[0];
     let name = w.name.clone();
     // One float short of its dims.
@@ -353,7 +313,7 @@ fn from_bytes_validates_tensors_like_load() {
         .to_string();
     assert!(e.contains("short") && e.contains(&name), "{e}");
     // Dims whose product overflows are an error, not a wrapped length.
-    let mut m = conv_chain(8);
+    let mut m = zoo::two_convs_declared(8);
     let w = &mut m.graph.as_mut().unwrap().initializer[0];
     w.dims = vec![1 << 40, 1 << 40];
     w.raw_data = Default::default();

@@ -546,6 +546,22 @@ pub fn attr_int(name: &str, v: i64) -> AttributeProto {
     }
 }
 
+/// Replaces the declared dims of graph input or output `name` in `values`, keeping its element
+/// type: a model built small can then declare sizes no builder step would accept.
+///
+/// Panics when `values` declares no tensor `name` (misuse in a test).
+pub fn declare(values: &mut [ValueInfoProto], name: &str, dims: &[i64]) {
+    let vi = values
+        .iter_mut()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no declared value {name}"));
+    let elem_type = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(shears_onnx::proto::type_proto::Value::TensorType(t)) => t.elem_type,
+        _ => panic!("{name} is not a tensor"),
+    };
+    *vi = ValueInfoProto::tensor(name, elem_type, Some(dims));
+}
+
 /// An `ints` attribute.
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {

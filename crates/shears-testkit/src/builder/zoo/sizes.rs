@@ -2,6 +2,7 @@
 
 use super::resnet::bottleneck;
 use super::{finish, start};
+use crate::builder::{attr_ints, declare};
 use shears_onnx::proto::ModelProto;
 
 /// ResNet-50 exactly as torchvision builds it (v1.5, 224x224 input, 1000 classes):
@@ -50,6 +51,24 @@ pub fn deep_chain(layers: usize) -> ModelProto {
         }
     }
     finish(b, &y)
+}
+
+/// Two convs (`conv1` 3→8, Relu, `conv2` 8→4; 3x3, same padding) built on an 8x8 input, then
+/// declared with H = W = `hw` on `input` and `output`: absurd but valid sizes that no builder
+/// step (nor shape inference while building) ever sees.
+pub fn two_convs_declared(hw: i64) -> ModelProto {
+    let (mut b, x) = start("two_convs", &[1, 3, 8, 8]);
+    let pads = || attr_ints("pads", &[1, 1, 1, 1]);
+    let w1 = b.param_random("conv1.weight", &[8, 3, 3, 3]);
+    let y = b.node_named("conv1", "Conv", &[&x, &w1], 1, vec![pads()]);
+    let r = b.node_named("relu", "Relu", &[&y[0]], 1, vec![]);
+    let w2 = b.param_random("conv2.weight", &[4, 8, 3, 3]);
+    let z = b.node_named("conv2", "Conv", &[&r[0], &w2], 1, vec![pads()]);
+    let mut m = finish(b, &z[0]);
+    let g = m.graph.as_mut().expect("built");
+    declare(&mut g.input, "input", &[1, 3, hw, hw]);
+    declare(&mut g.output, "output", &[1, 4, hw, hw]);
+    m
 }
 
 /// VGG-16 as torchvision builds it (configuration D, 224x224 input, 1000 classes, no BN):
