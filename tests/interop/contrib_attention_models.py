@@ -13,8 +13,8 @@ path}, and with --seq the input, mask and onnxruntime's output it checked, flatt
   unidirectional), `·wo + r`, `·wc`.
 - gqa: 4 query heads of 16 over 2 key/value heads, do_rotary with cos/sin caches; seqlens_k and
   total_sequence_length computed from the input's shape (the prefill form).
-- rotary: RotaryEmbedding (4 heads of 4, position_ids `[1]` = 0) on q and k, then
-  MultiHeadAttention.
+- rotary: RotaryEmbedding (4 heads of 4, position_ids `[1]` = 0) on q and (interleaved) on k,
+  then MultiHeadAttention.
 Exits 1 if onnxruntime differs from the reference, 3 if the packages are missing.
 """
 import json
@@ -38,9 +38,15 @@ def caches(positions, half):
     return np.cos(angle).astype(np.float32), np.sin(angle).astype(np.float32)
 
 
-def rope(x, cos, sin):
-    """x [B, H, S, d] rotated (rotate-half pairs) by cos/sin rows [S, d/2]."""
+def rope(x, cos, sin, interleaved=False):
+    """x [B, H, S, d] with its first 2·w positions rotated by cos/sin rows [S, w]: pairs
+    (j, j + w), or (2j, 2j + 1) when interleaved."""
     h = cos.shape[1]
+    if interleaved:
+        out = x.copy()
+        a, b = x[..., 0:2 * h:2], x[..., 1:2 * h:2]
+        out[..., 0:2 * h:2], out[..., 1:2 * h:2] = a * cos - b * sin, a * sin + b * cos
+        return out
     x1, x2 = x[..., :h], x[..., h:2 * h]
     return np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos, x[..., 2 * h:]], -1)
 
@@ -166,9 +172,11 @@ def rotary(seq, outdir):
     m = Model(3)
     nodes = projections(m, 16, (16, 16, 16))
     cos, sin = caches(32, 2)
-    for t in "qk":
+    # q's rotation pairs (j, j + 2); k's, interleaved, (2j, 2j + 1).
+    for t, interleaved in (("q", 0), ("k", 1)):
         nodes.append(helper.make_node("RotaryEmbedding", [t, "pos", "cos", "sin"], [f"{t}_rot"],
-                                      name=f"{t}_rotary", domain=MS, num_heads=4))
+                                      name=f"{t}_rotary", domain=MS, num_heads=4,
+                                      interleaved=interleaved))
     nodes.append(helper.make_node("MultiHeadAttention", ["q_rot", "k_rot", "v"], ["a"], name="mha",
                                   domain=MS, num_heads=4))
     nodes += tail(m, "a", 16, 16)
@@ -180,7 +188,7 @@ def rotary(seq, outdir):
     def reference(x, _):
         r = x @ m.w["w0"]
         s = x.shape[1]
-        q, k = (rope(heads(r @ m.w[f"w{t}"], 4), cos[:s], sin[:s]) for t in "qk")
+        q, k = (rope(heads(r @ m.w[f"w{t}"], 4), cos[:s], sin[:s], t == "k") for t in "qk")
         a = attend(q, k, heads(r @ m.w["wv"], 4), np.zeros((s, s), np.float32))
         return ((a @ m.w["wo"]) + r) @ m.w["wc"]
 

@@ -309,3 +309,68 @@ fn in_the_default_domain_they_have_no_rule() {
         );
     }
 }
+
+/// `input[1, 5, 16] -> RotaryEmbedding -> MatMul`, rotating `[1, 5, 16]` with `num_heads` 4
+/// or, with `four`, the same heads as `[1, 4, 5, 4]` (Reshape, Transpose, and back).
+fn rotary_only(four: bool) -> ModelProto {
+    let mut b = ModelBuilder::new(20);
+    let input = b.input("input", &[1, 5, 16]);
+    let (cos, sin) = caches(&mut b, 2);
+    let pos = b.init_i64("pos", &[1, 5], &[0, 1, 2, 4, 7]);
+    let y = if four {
+        let split = b.init_i64("split", &[4], &[1, 5, 4, 4]);
+        let merged = b.init_i64("merged", &[3], &[1, 5, 16]);
+        let perm = || vec![shears_testkit::builder::attr_ints("perm", &[0, 2, 1, 3])];
+        let h = b.node("Reshape", &[&input, &split], 1, vec![]).remove(0);
+        let h = b.node("Transpose", &[&h], 1, perm()).remove(0);
+        let r = b
+            .node_named(
+                "rotary",
+                "RotaryEmbedding",
+                &[&h, &pos, &cos, &sin],
+                1,
+                vec![],
+            )
+            .remove(0);
+        b.last_node_mut().unwrap().domain = MS_DOMAIN.into();
+        let t = b.node("Transpose", &[&r], 1, perm()).remove(0);
+        b.node("Reshape", &[&t, &merged], 1, vec![]).remove(0)
+    } else {
+        let r = b
+            .node_named(
+                "rotary",
+                "RotaryEmbedding",
+                &[&input, &pos, &cos, &sin],
+                1,
+                vec![attr_int("num_heads", 4)],
+            )
+            .remove(0);
+        b.last_node_mut().unwrap().domain = MS_DOMAIN.into();
+        r
+    };
+    let w = b.param_random("w", &[16, 4]);
+    let out = b.node("MatMul", &[&y, &w], 1, vec![]).remove(0);
+    b.set_shape(&out, &[1, 5, 4]);
+    b.output(&out);
+    let mut p = b.build();
+    p.opset_import.push(OperatorSetIdProto {
+        domain: MS_DOMAIN.into(),
+        version: 1,
+    });
+    p
+}
+
+#[test]
+fn a_rotary_embedding_rotates_both_layouts_alike() {
+    let (three, four) = (model(rotary_only(false)), model(rotary_only(true)));
+    let r = shears_verify::verify(&three, &four, &InputShapes::default(), 3, 5).unwrap();
+    for o in &r.outputs {
+        assert!(o.max_rel.expect("same shapes") <= 1e-6, "{r:?}");
+    }
+    // 4-D: the head axis passes through, the head size stays.
+    let g = DependencyGraph::build(&four);
+    assert_eq!(
+        rule_line(&four, &g, "rotary"),
+        "RotaryEmbedding: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 | fixed in0.3 out0.3"
+    );
+}

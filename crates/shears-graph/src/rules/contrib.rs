@@ -19,9 +19,13 @@
 //! - `Attention(input, weights[H_in, q + k + v], bias?, ...)`: the input width only (the
 //!   weight's rows); its packed heads are fixed ([`ATTENTION`]).
 //!
-//! Not here, so opaque (blocking the groups through them, naming op and domain):
-//! MultiHeadAttention, GroupQueryAttention, RotaryEmbedding and the other contrib ops; the
-//! optimizer does not produce them on the exports Shears is tested with (docs/fused.md).
+//! - `MultiHeadAttention` ([`couple_multi_head_attention`]), `GroupQueryAttention`
+//!   ([`couple_group_query_attention`]), `RotaryEmbedding` ([`couple_rotary`]): whole heads
+//!   (key/value groups, or query heads of every group) on the heads graphs, head widths fixed
+//!   on the channel graph.
+//!
+//! Not here, so opaque (blocking the groups through them, naming op and domain): the other
+//! contrib ops (docs/fused.md).
 
 use super::elementwise::{couple_broadcast, couple_unary};
 use super::norm::couple_layer_norm;
@@ -307,7 +311,7 @@ fn whole_heads(gone: usize, width: usize, heads: i64) -> Result<i64, String> {
         / usize::try_from(heads)
             .map_err(|_| "num_heads is negative")?
             .max(1);
-    if d == 0 || gone % d != 0 {
+    if d == 0 || !gone.is_multiple_of(d) {
         return Err(format!("removes {gone} units, not whole heads of {d}"));
     }
     Ok((gone / d) as i64)
