@@ -307,4 +307,77 @@ mod tests {
         let e = infer_ms(&bad, &[]).unwrap_err().to_string();
         assert!(e.contains("bias has shape [3], expected [16]"), "{e}");
     }
+
+    #[test]
+    fn multi_head_attention_outputs_the_value_width_and_checks_num_heads() {
+        let mut b = GraphBuilder::new(17);
+        b.input("q", &[2, 5, 16])
+            .input("k", &[2, 7, 16])
+            .input("v", &[2, 7, 12]);
+        b.node(
+            "MultiHeadAttention",
+            &["q", "k", "v"],
+            &["y"],
+            vec![ai("num_heads", 4)],
+        );
+        b.output("y");
+        let m = infer_ms(&b, &[]).unwrap();
+        assert_eq!(shape_of(&m, "y"), Some(vec![2, 5, 12]));
+
+        let mut bad = GraphBuilder::new(17);
+        bad.input("q", &[2, 5, 16])
+            .input("k", &[2, 7, 16])
+            .input("v", &[2, 7, 12]);
+        bad.node(
+            "MultiHeadAttention",
+            &["q", "k", "v"],
+            &["y"],
+            vec![ai("num_heads", 5)],
+        );
+        bad.output("y");
+        let e = infer_ms(&bad, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("num_heads 5 does not divide the widths [16, 12]"),
+            "{e}"
+        );
+
+        // Packed q/k/v (no key): not followed, the output stays unknown, inference goes on.
+        let mut packed = GraphBuilder::new(17);
+        packed.input("qkv", &[2, 5, 4, 3, 4]);
+        packed.node(
+            "MultiHeadAttention",
+            &["qkv"],
+            &["y"],
+            vec![ai("num_heads", 4)],
+        );
+        packed.output("y");
+        let m = infer_ms(&packed, &[]).unwrap();
+        assert_eq!(shape_of(&m, "y"), None);
+    }
+
+    #[test]
+    fn group_query_attention_groups_its_heads_and_sizes_the_present_caches() {
+        let gqa = |kv: i64| {
+            let mut b = GraphBuilder::new(17);
+            b.input("q", &[1, 5, 64])
+                .input("k", &[1, 5, 32])
+                .input("v", &[1, 5, 32])
+                .input("pk", &[1, 2, 3, 16])
+                .input("pv", &[1, 2, 3, 16])
+                .init_ints("total", &[], &[8]);
+            b.node(
+                "GroupQueryAttention",
+                &["q", "k", "v", "pk", "pv", "", "total"],
+                &["y", "present_key", "present_value"],
+                vec![ai("num_heads", 4), ai("kv_num_heads", kv)],
+            );
+            b.output("y");
+            infer_ms(&b, &[])
+        };
+        let m = gqa(2).unwrap();
+        assert_eq!(shape_of(&m, "y"), Some(vec![1, 5, 64]));
+        assert_eq!(shape_of(&m, "present_key"), Some(vec![1, 2, 8, 16]));
+        let e = gqa(4).unwrap_err().to_string();
+        assert!(e.contains("4 key/value heads of 8 do not group"), "{e}");
+    }
 }
