@@ -102,9 +102,9 @@ fn finish(mut b: ModelBuilder, a: &str, width: i64, domain: &str) -> ModelProto 
 }
 
 /// `input[1, 5, 8] -> MatMul r[1, 5, 32]`, q `[.., 64]` (4 heads of 16), k and v `[.., 32]`
-/// (2 key/value heads), GroupQueryAttention in its prefill form with rotary (seqlens_k 4,
+/// (`kv` key/value heads of 16), GroupQueryAttention in its prefill form with rotary (seqlens_k 4,
 /// total_sequence_length 5), `·wo[64, 4]`.
-fn gqa_block(domain: &str) -> ModelProto {
+fn gqa_block(domain: &str, kv: i64) -> ModelProto {
     let mut b = ModelBuilder::new(20);
     let input = b.input("input", &[1, 5, 8]);
     let w0 = b.param_random("w0", &[8, 32]);
@@ -115,8 +115,8 @@ fn gqa_block(domain: &str) -> ModelProto {
     };
     let (q, k, v) = (
         proj(&mut b, "wq", 64),
-        proj(&mut b, "wk", 32),
-        proj(&mut b, "wv", 32),
+        proj(&mut b, "wk", 16 * kv),
+        proj(&mut b, "wv", 16 * kv),
     );
     let (cos, sin) = caches(&mut b, 8);
     let lens = int32(&mut b, "seqlens_k", &[1], &[4]);
@@ -129,7 +129,7 @@ fn gqa_block(domain: &str) -> ModelProto {
             3,
             vec![
                 attr_int("num_heads", 4),
-                attr_int("kv_num_heads", 2),
+                attr_int("kv_num_heads", kv),
                 attr_int("do_rotary", 1),
             ],
         )
@@ -156,7 +156,7 @@ fn rule_line(m: &Model, g: &DependencyGraph, node: &str) -> String {
 #[test]
 fn couplings_are_pinned_per_granularity() {
     let m = model(mha_block(true, MS_DOMAIN));
-    let gqa = model(gqa_block(MS_DOMAIN));
+    let gqa = model(gqa_block(MS_DOMAIN, 2));
     let mut lines = Vec::new();
     for gr in [
         Granularity::HeadDims,
@@ -205,6 +205,31 @@ fn couplings_are_pinned_per_granularity() {
             .any(|b| b.node == "mha" && b.reason.contains("splits its widths into num_heads heads")),
         "{wv:?}"
     );
+    // One key/value head: no group to remove on the heads graph; query heads go instead.
+    let mqa = model(gqa_block(MS_DOMAIN, 1));
+    let g = DependencyGraph::build_heads(&mqa);
+    let reports_mqa = shears_plan::group_reports(&mqa, &g);
+    assert!(reports_mqa.iter().all(|r| r.root == "w0[1]" || !r.prunable));
+    let wk = reports_mqa.iter().find(|r| r.root == "wk[1]").unwrap();
+    assert!(
+        wk.blockers
+            .iter()
+            .any(|b| b.reason.contains("has one key/value head")),
+        "{wk:?}"
+    );
+    let checks = shears_testkit::check_every_head_with(
+        &mqa,
+        &InputShapes::default(),
+        Granularity::QueryHeads,
+        2,
+        3,
+    )
+    .unwrap();
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert!(
+        checks.iter().all(|c| c.exactness.max_rel <= 1e-5),
+        "{checks:?}"
+    );
     let wq = reports.iter().find(|r| r.root == "wq[1]").unwrap();
     assert!(
         wq.blockers
@@ -223,7 +248,7 @@ fn shapes_are_inferred() {
     };
     assert_eq!(out(&m, "q_rotary", 0), Some(vec![1, 5, 16]));
     assert_eq!(out(&m, "mha", 0), Some(vec![1, 5, 12]));
-    let g = model(gqa_block(MS_DOMAIN));
+    let g = model(gqa_block(MS_DOMAIN, 2));
     assert_eq!(out(&g, "gqa", 0), Some(vec![1, 5, 64]));
     // present_key / present_value: [B, kv heads, total length, head size].
     assert_eq!(out(&g, "gqa", 1), Some(vec![1, 2, 5, 16]));
@@ -236,8 +261,8 @@ fn every_head_alone_is_exact_through_the_evaluator() {
     let cases = [
         (model(mha_block(false, MS_DOMAIN)), Granularity::Heads, 4),
         (model(mha_block(true, MS_DOMAIN)), Granularity::Heads, 4),
-        (model(gqa_block(MS_DOMAIN)), Granularity::Heads, 2),
-        (model(gqa_block(MS_DOMAIN)), Granularity::QueryHeads, 2),
+        (model(gqa_block(MS_DOMAIN, 2)), Granularity::Heads, 2),
+        (model(gqa_block(MS_DOMAIN, 2)), Granularity::QueryHeads, 2),
     ];
     for (m, gr, units) in &cases {
         let checks = shears_testkit::check_every_head_with(m, &none, *gr, 2, 3).unwrap();
@@ -294,7 +319,7 @@ fn in_the_default_domain_they_have_no_rule() {
     for (proto, node) in [
         (mha_block(true, ""), "mha"),
         (mha_block(true, ""), "q_rotary"),
-        (gqa_block(""), "gqa"),
+        (gqa_block("", 2), "gqa"),
     ] {
         let mut m = Model::from_proto(proto, "plain", ExternalStore::none()).unwrap();
         // Unknown ops: their outputs have no shape, which is not an error.

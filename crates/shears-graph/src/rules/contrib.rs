@@ -349,7 +349,8 @@ pub static GROUP_QUERY_ATTENTION: OpRule = OpRule {
 /// - `QueryHeads` (with groups of more than one query head): a unit is query head `r` of every
 ///   group: query and output channel `i` belong to `(i / d) % (N / Nkv)`; the key/value widths
 ///   are fixed (every key/value head stays); the rewrite lowers `num_heads`. Exact.
-/// - Otherwise (head-dim positions) every width is fixed with [`HEAD_DIMS_FIXED`].
+/// - Otherwise (head-dim positions, or a single key/value head on `Heads`) every width is
+///   fixed, with the reason.
 fn couple_group_query_attention(ctx: &Ctx) -> RuleResult {
     let q = ctx.input(0).ok_or("query is missing")?;
     let (Some(k), Some(v)) = (ctx.input(1), ctx.input(2)) else {
@@ -425,8 +426,13 @@ fn couple_group_query_attention(ctx: &Ctx) -> RuleResult {
         out.fixed.push((k, 2, why.into()));
         out.fixed.push((v, 2, why.into()));
     } else {
+        let why = if kv_groups {
+            "has one key/value head (its query heads go with --gqa query)"
+        } else {
+            HEAD_DIMS_FIXED
+        };
         for t in [q, k, v, y] {
-            out.fixed.push((t, 2, HEAD_DIMS_FIXED.into()));
+            out.fixed.push((t, 2, why.into()));
         }
     }
     Ok(out)
