@@ -323,3 +323,126 @@ fn fused_transformer_exports_prune_exactly_and_run_in_onnxruntime() {
         assert_eq!(r.get("checker_skipped").is_some(), llama, "{r}");
     }
 }
+
+/// The `(op, name)`'s integer attribute of the model at `path`.
+fn onnx_attr(path: &Path, node: &str, attr: &str) -> i64 {
+    let m = shears::load(path).unwrap();
+    let n = m.graph.nodes.iter().find(|n| n.name == node).unwrap();
+    n.attr_i(attr, 0)
+}
+
+/// `tests/interop/contrib_attention_models.py`'s MultiHeadAttention, GroupQueryAttention (with
+/// rotary) and RotaryEmbedding + MultiHeadAttention blocks (the script checks onnxruntime
+/// against a NumPy reference of each op): every head alone (every key/value group, and for
+/// GroupQueryAttention every query head of every group) prunes exactly by the zeroing check in
+/// onnxruntime, with `num_heads` / `kv_num_heads` rewritten; `prune --ratio 0.3 --head-ratio
+/// 0.5` (and `--gqa query`) passes the checker and runs at two sequence lengths; and the
+/// evaluator computes what onnxruntime computes on the fixed-length models.
+#[test]
+fn multi_head_group_query_attention_and_rotary_prune_their_heads_exactly_in_onnxruntime() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    python("contrib_attention_models.py", &[d.to_path_buf()]);
+    let mut sized = vec!["--size".into(), "5".into()];
+    let mut pairs = Vec::new();
+    // (model, granularity, units: heads, key/value groups, or query heads per group)
+    let cases = [
+        ("mha", shears_graph::Granularity::Heads, 4),
+        ("gqa", shears_graph::Granularity::Heads, 2),
+        ("gqa", shears_graph::Granularity::QueryHeads, 2),
+        ("rotary", shears_graph::Granularity::Heads, 4),
+    ];
+    for (i, &(name, granularity, units)) in cases.iter().enumerate() {
+        let path = d.join(format!("{name}.onnx"));
+        let model = shears::load(&path).unwrap();
+        let g = DependencyGraph::build_with(&model, granularity);
+        let reports = shears_plan::group_reports(&model, &g);
+        let heads: Vec<_> = reports.iter().filter(|r| r.prunable).collect();
+        // The residual width and one head group.
+        assert_eq!(heads.len(), 2, "{name}: {reports:?}");
+        assert!(
+            heads.iter().any(|r| r.channels == units),
+            "{name}: {heads:?}"
+        );
+        for k in 0..units {
+            let plan = shears_plan::plan_heads(&model, &g, "q_proj", &[k]).unwrap();
+            let [pruned, json] = save_plan(d, &format!("{name}-{i}-head{k}"), &model, &plan);
+            sized.extend([path.clone(), pruned, json]);
+        }
+        let out = d.join(format!("{name}-{i}-pruned.onnx"));
+        let gqa = if granularity == shears_graph::Granularity::QueryHeads {
+            "query"
+        } else {
+            "kv"
+        };
+        let a = [
+            "prune",
+            path.to_str().unwrap(),
+            "--ratio",
+            "0.3",
+            "--head-ratio",
+            "0.5",
+            "--gqa",
+            gqa,
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let o = common::shears(&a);
+        assert!(o.status.success(), "{a:?}: {}", common::text(&o.stderr));
+        pairs.extend([out, path.clone()]);
+    }
+    assert_eq!(python("check_zeroed.py", &sized).len(), 12);
+    for r in python("check_fused.py", &pairs) {
+        assert!(r.get("checker_skipped").is_none(), "{r}");
+    }
+    // Half the heads are gone: 4 -> 2 (MultiHeadAttention, both RotaryEmbeddings); one of two
+    // key/value groups with its 2 query heads, or one query head of each group.
+    assert_eq!(onnx_attr(&pairs[0], "mha", "num_heads"), 2);
+    assert_eq!(onnx_attr(&pairs[2], "gqa", "num_heads"), 2);
+    assert_eq!(onnx_attr(&pairs[2], "gqa", "kv_num_heads"), 1);
+    assert_eq!(onnx_attr(&pairs[4], "gqa", "num_heads"), 2);
+    assert_eq!(onnx_attr(&pairs[4], "gqa", "kv_num_heads"), 2);
+    for node in ["q_rotary", "k_rotary", "mha"] {
+        assert_eq!(onnx_attr(&pairs[6], node, "num_heads"), 2, "{node}");
+    }
+
+    // The evaluator against onnxruntime, on the inputs the script ran at a fixed length.
+    let fixed = tempfile::tempdir().unwrap();
+    for r in python(
+        "contrib_attention_models.py",
+        &[fixed.path().to_path_buf(), "--seq".into(), "5".into()],
+    ) {
+        let model = shears::load(Path::new(r["model"].as_str().unwrap())).unwrap();
+        let floats = |k: &str| -> Vec<f32> {
+            r[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        };
+        use shears_verify::candle_core::{Device, Tensor};
+        let x = Tensor::from_vec(floats("input"), (1, 5, 8), &Device::Cpu).unwrap();
+        let mut inputs = vec![("input".to_string(), x)];
+        if model.graph.value_id("mask").is_some() {
+            let mask: Vec<i32> = floats("mask").iter().map(|&v| v as i32).collect();
+            let m = Tensor::from_vec(mask, (1, 5), &Device::Cpu).unwrap();
+            inputs.push((
+                "mask".to_string(),
+                m.to_dtype(shears_verify::candle_core::DType::I64).unwrap(),
+            ));
+        }
+        let got = shears_verify::Evaluator::new(&model)
+            .unwrap()
+            .eval(&inputs)
+            .unwrap();
+        let got: Vec<f32> = got[0].1.flatten_all().unwrap().to_vec1().unwrap();
+        let want = floats("output");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert_eq!(got.len(), want.len(), "{}", r["model"]);
+        assert!(worst <= 1e-5 * scale.max(1.0), "{}: {worst}", r["model"]);
+    }
+}

@@ -347,6 +347,9 @@ pub static DOMAIN_RULES: &[(&str, &[&OpRule])] = &[(
         &contrib::BIAS_GELU,
         &contrib::GELU,
         &contrib::ATTENTION,
+        &contrib::MULTI_HEAD_ATTENTION,
+        &contrib::GROUP_QUERY_ATTENTION,
+        &contrib::ROTARY_EMBEDDING,
     ],
 )];
 

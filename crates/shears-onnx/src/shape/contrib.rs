@@ -9,6 +9,14 @@
 //! - `BiasGelu(A, B)`, `FastGelu(X, bias?)`: `Gelu(X + bias)` with `bias` `[hidden]` (FastGelu's
 //!   tanh approximation); `Gelu(X)`: the output has the input's shape.
 //!
+//! - `MultiHeadAttention(query[B, S, D], key[B, L, D], value[B, L, Dv], ...)`: output
+//!   `[B, S, Dv]`; the packed forms (no key, or a 5-D key) and the present outputs are left
+//!   unknown (the coupling rule refuses them).
+//! - `GroupQueryAttention(query[B, S, N·d], key[B, S, Nkv·d], value, past_key?, ...)`: output
+//!   `[B, S, N·d]`; `present_key`/`present_value` `[B, Nkv, T, d]` with `T` the larger of the
+//!   past length and a statically known `total_sequence_length` (unknown otherwise).
+//! - `RotaryEmbedding(input, position_ids, cos_cache, sin_cache)`: the input's shape.
+//!
 //! These rules are looked up by domain and op together (`shape::rule`, [`super::has_rule`]): a node named like one
 //! of them in another domain has no rule here.
 
@@ -23,6 +31,9 @@ pub(super) const RULES: &[(&str, ShapeFn)] = &[
     ("FastGelu", bias_gelu),
     ("Gelu", same),
     ("Attention", attention),
+    ("MultiHeadAttention", multi_head_attention),
+    ("GroupQueryAttention", group_query_attention),
+    ("RotaryEmbedding", same),
 ];
 
 /// The sizes of the q, k and v parts of an Attention's packed weight of `total` columns.
@@ -73,6 +84,74 @@ fn attention(c: &Ctx<'_>) -> R {
     }
     vector(c, 2, "bias", w[1])?;
     Ok(vec![Out::new(vec![x[0], x[1], sizes[2]], c.dtype(0)?)])
+}
+
+/// `num_heads` as a positive divisor of every width in `widths`.
+fn heads_dividing(c: &Ctx<'_>, attr: &str, widths: &[usize]) -> Result<usize, Fail> {
+    let h = c.attr_i(attr, 0);
+    match usize::try_from(h) {
+        Ok(n) if n > 0 && widths.iter().all(|w| w % n == 0) => Ok(n),
+        _ => invalid(format!("{attr} {h} does not divide the widths {widths:?}")),
+    }
+}
+
+fn multi_head_attention(c: &Ctx<'_>) -> R {
+    let q = c.shape(0)?;
+    if q.len() != 3 || !c.has(1) || !c.has(2) {
+        // Packed q/k/v or k/v: not followed (the coupling rule says so).
+        return Err(Fail::Unknown);
+    }
+    let (k, v) = (c.shape(1)?, c.shape(2)?);
+    if k.len() != 3 || v.len() != 3 {
+        return Err(Fail::Unknown);
+    }
+    if k[0] != q[0] || v[0] != q[0] || k[1] != v[1] || k[2] != q[2] {
+        return invalid(format!(
+            "query {q:?}, key {k:?}, value {v:?} are not [B, S, D], [B, L, D], [B, L, Dv]"
+        ));
+    }
+    heads_dividing(c, "num_heads", &[q[2], v[2]])?;
+    Ok(vec![Out::new(vec![q[0], q[1], v[2]], c.dtype(0)?)])
+}
+
+fn group_query_attention(c: &Ctx<'_>) -> R {
+    let q = c.shape(0)?;
+    if q.len() != 3 || !c.has(1) || !c.has(2) {
+        return Err(Fail::Unknown);
+    }
+    let (k, v) = (c.shape(1)?, c.shape(2)?);
+    if k.len() != 3 || k != v || k[..2] != q[..2] {
+        return invalid(format!(
+            "query {q:?}, key {k:?}, value {v:?} are not [B, S, N·d], [B, S, Nkv·d] twice"
+        ));
+    }
+    let heads = heads_dividing(c, "num_heads", &[q[2]])?;
+    let kv = heads_dividing(c, "kv_num_heads", &[k[2]])?;
+    let d = q[2] / heads;
+    if k[2] / kv != d || heads % kv != 0 {
+        return invalid(format!(
+            "{heads} query heads of {d} and {kv} key/value heads of {} do not group",
+            k[2] / kv
+        ));
+    }
+    let dtype = c.dtype(0)?;
+    let mut outs = vec![Out::new(q.to_vec(), dtype)];
+    let past = if c.has(3) {
+        let p = c.shape(3)?;
+        if p.len() != 4 || p[0] != q[0] || p[1] != kv || p[3] != d {
+            return invalid(format!("past_key {p:?} is not [{}, {kv}, P, {d}]", q[0]));
+        }
+        p[2]
+    } else {
+        0
+    };
+    let total = c.folded_opt(6).and_then(|t| t.first().copied());
+    if let Some(t) = total.and_then(|t| usize::try_from(t).ok()) {
+        let present = vec![q[0], kv, past.max(t), d];
+        outs.push(Out::new(present.clone(), dtype));
+        outs.push(Out::new(present, dtype));
+    }
+    Ok(outs)
 }
 
 fn same(c: &Ctx<'_>) -> R {
@@ -227,5 +306,78 @@ mod tests {
         bad.output("y");
         let e = infer_ms(&bad, &[]).unwrap_err().to_string();
         assert!(e.contains("bias has shape [3], expected [16]"), "{e}");
+    }
+
+    #[test]
+    fn multi_head_attention_outputs_the_value_width_and_checks_num_heads() {
+        let mut b = GraphBuilder::new(17);
+        b.input("q", &[2, 5, 16])
+            .input("k", &[2, 7, 16])
+            .input("v", &[2, 7, 12]);
+        b.node(
+            "MultiHeadAttention",
+            &["q", "k", "v"],
+            &["y"],
+            vec![ai("num_heads", 4)],
+        );
+        b.output("y");
+        let m = infer_ms(&b, &[]).unwrap();
+        assert_eq!(shape_of(&m, "y"), Some(vec![2, 5, 12]));
+
+        let mut bad = GraphBuilder::new(17);
+        bad.input("q", &[2, 5, 16])
+            .input("k", &[2, 7, 16])
+            .input("v", &[2, 7, 12]);
+        bad.node(
+            "MultiHeadAttention",
+            &["q", "k", "v"],
+            &["y"],
+            vec![ai("num_heads", 5)],
+        );
+        bad.output("y");
+        let e = infer_ms(&bad, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("num_heads 5 does not divide the widths [16, 12]"),
+            "{e}"
+        );
+
+        // Packed q/k/v (no key): not followed, the output stays unknown, inference goes on.
+        let mut packed = GraphBuilder::new(17);
+        packed.input("qkv", &[2, 5, 4, 3, 4]);
+        packed.node(
+            "MultiHeadAttention",
+            &["qkv"],
+            &["y"],
+            vec![ai("num_heads", 4)],
+        );
+        packed.output("y");
+        let m = infer_ms(&packed, &[]).unwrap();
+        assert_eq!(shape_of(&m, "y"), None);
+    }
+
+    #[test]
+    fn group_query_attention_groups_its_heads_and_sizes_the_present_caches() {
+        let gqa = |kv: i64| {
+            let mut b = GraphBuilder::new(17);
+            b.input("q", &[1, 5, 64])
+                .input("k", &[1, 5, 32])
+                .input("v", &[1, 5, 32])
+                .input("pk", &[1, 2, 3, 16])
+                .input("pv", &[1, 2, 3, 16])
+                .init_ints("total", &[], &[8]);
+            b.node(
+                "GroupQueryAttention",
+                &["q", "k", "v", "pk", "pv", "", "total"],
+                &["y", "present_key", "present_value"],
+                vec![ai("num_heads", 4), ai("kv_num_heads", kv)],
+            );
+            b.output("y");
+            infer_ms(&b, &[])
+        };
+        let m = gqa(2).unwrap();
+        assert_eq!(shape_of(&m, "y"), Some(vec![1, 5, 64]));
+        assert_eq!(shape_of(&m, "present_key"), Some(vec![1, 2, 8, 16]));
+        let e = gqa(4).unwrap_err().to_string();
+        assert!(e.contains("4 key/value heads of 8 do not group"), "{e}");
     }
 }

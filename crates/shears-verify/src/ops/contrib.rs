@@ -32,6 +32,8 @@ pub(crate) fn register_ms(t: &mut HashMap<&'static str, OpFn>) {
     });
     t.insert("FastGelu", |_, i| Ok(vec![biased(i)?.gelu()?]));
     t.insert("Attention", attention);
+    t.insert("MultiHeadAttention", multi_head_attention);
+    super::contrib_rotary::register_ms(t);
 }
 
 /// `Attention` without past state: `qkv = input·weights + bias`, then per head
@@ -86,53 +88,146 @@ fn attention(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
             .contiguous()?)
     };
     let (q, k, v) = (part(0, hd)?, part(qn, hd)?, part(2 * qn, vd)?);
-    let scale = c.attr_f("scale", 0.0);
-    let scale = if scale == 0.0 {
-        1.0 / (hd as f64).sqrt()
-    } else {
-        scale as f64
-    };
-    let mut scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+    let scale = attention_scale(c, hd);
+    let add = score_mask(c, opt_input(inputs, 3), b, s, s)?;
+    Ok(vec![attend(&q, &k, &v, scale, add)?.reshape((b, s, vn))?])
+}
+
+/// The additive mask on `[b, s, l]` scores, as onnxruntime's CPU kernels make it: a `[b, l]`
+/// key mask adds `mask_filter_value` (default -10000) at its zeros, and `unidirectional` puts
+/// the lowest float at every later key position, whatever the mask. `None` when neither.
+fn score_mask(
+    c: &Ctx,
+    mask: Option<&Tensor>,
+    b: usize,
+    s: usize,
+    l: usize,
+) -> OpResult<Option<Tensor>> {
+    let causal = c.attr_i("unidirectional", 0) != 0;
+    if mask.is_none() && !causal {
+        return Ok(None);
+    }
     let filter = c.attr_f("mask_filter_value", -10000.0);
-    let mut add = vec![0f32; b * s * s];
-    if let Some(mask) = opt_input(inputs, 3) {
-        if mask.dims() != [b, s] {
+    let mut add = vec![0f32; b * s * l];
+    if let Some(mask) = mask {
+        if mask.dims() != [b, l] {
             bail!(
-                "mask_index of shape {:?} is not supported (only [batch, sequence])",
+                "a mask of shape {:?} is not supported (only [batch, key sequence])",
                 mask.dims()
             );
         }
         let m = floats(mask)?;
         for bi in 0..b {
             for i in 0..s {
-                for j in 0..s {
-                    if m[bi * s + j] == 0.0 {
-                        add[(bi * s + i) * s + j] = filter;
+                for j in 0..l {
+                    if m[bi * l + j] == 0.0 {
+                        add[(bi * s + i) * l + j] = filter;
                     }
                 }
             }
         }
     }
-    if c.attr_i("unidirectional", 0) != 0 {
+    if causal {
         for bi in 0..b {
             for i in 0..s {
-                for j in i + 1..s {
-                    add[(bi * s + i) * s + j] = f32::MIN;
+                for j in i + 1..l {
+                    add[(bi * s + i) * l + j] = f32::MIN;
                 }
             }
         }
     }
-    let add = tensor_f32(add, &[b, 1, s, s])?;
-    scores = scores.broadcast_add(&add)?;
+    Ok(Some(tensor_f32(add, &[b, 1, s, l])?))
+}
+
+/// `softmax(scale·q·kᵀ + add)·v` per head, with `q` `[B, N, S, d]`, `k` `[B, N, L, d]`, `v`
+/// `[B, N, L, dv]`: the heads concatenated, `[B, S, N·dv]` (not yet reshaped).
+pub(super) fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    add: Option<Tensor>,
+) -> OpResult<Tensor> {
+    let mut scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+    if let Some(add) = add {
+        scores = scores.broadcast_add(&add)?;
+    }
     let max = scores.max_keepdim(3)?;
     let e = scores.broadcast_sub(&max)?.exp()?;
     let probs = e.broadcast_div(&e.sum_keepdim(3)?)?;
-    let ctx = probs
-        .matmul(&v)?
+    Ok(probs.matmul(v)?.transpose(1, 2)?.contiguous()?)
+}
+
+/// `scale`, or `1 / sqrt(d)` when it is 0 (unset).
+pub(super) fn attention_scale(c: &Ctx, d: usize) -> f64 {
+    match c.attr_f("scale", 0.0) {
+        0.0 => 1.0 / (d as f64).sqrt(),
+        s => s as f64,
+    }
+}
+
+/// `[B, S, N·d]` -> `[B, N, S, d]`.
+pub(super) fn split_heads(x: &Tensor, heads: usize) -> OpResult<Tensor> {
+    let &[b, s, w] = x.dims() else {
+        bail!("{:?} is not [batch, sequence, width]", x.dims());
+    };
+    Ok(x.reshape((b, s, heads, w / heads))?
         .transpose(1, 2)?
-        .contiguous()?
-        .reshape((b, s, vn))?;
-    Ok(vec![ctx])
+        .contiguous()?)
+}
+
+/// `MultiHeadAttention(query, key, value, bias?, key_padding_mask?, ...)` with separate
+/// `[B, S, D]`, `[B, L, D]`, `[B, L, Dv]` inputs: per head `softmax(scale·q·kᵀ + mask)·v`,
+/// with [`score_mask`]'s mask. Packed inputs, bias, attention bias, past state and the
+/// present outputs are refused.
+fn multi_head_attention(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
+    let q = float_input(inputs, 0)?;
+    let (Some(k), Some(v)) = (opt_input(inputs, 1), opt_input(inputs, 2)) else {
+        bail!("packed query/key/value (no key or value input) is not supported");
+    };
+    for (slot, what) in [
+        (3, "bias"),
+        (5, "attention_bias"),
+        (6, "past_key"),
+        (7, "past_value"),
+        (8, "past_sequence_length"),
+        (9, "cache_indirection"),
+    ] {
+        if opt_input(inputs, slot).is_some() {
+            bail!("input {slot} ({what}) is not supported");
+        }
+    }
+    if (1..4).any(|s| c.node.output(s).is_some()) {
+        bail!("the present and qk outputs are not supported");
+    }
+    let (&[b, s, dq], &[kb, l, dk], &[vb, vl, dv]) = (q.dims(), k.dims(), v.dims()) else {
+        bail!(
+            "query {:?}, key {:?}, value {:?} are not all 3-D (packed k/v is not supported)",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    };
+    if kb != b || vb != b || vl != l || dk != dq {
+        bail!(
+            "query {:?}, key {:?}, value {:?} are not [B, S, D], [B, L, D], [B, L, Dv]",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    let heads = usize::try_from(c.attr_i("num_heads", 0)).unwrap_or(0);
+    if heads == 0 || dq % heads != 0 || dv % heads != 0 {
+        bail!("num_heads {heads} does not divide the widths {dq} and {dv}");
+    }
+    let scale = attention_scale(c, dq / heads);
+    let add = score_mask(c, opt_input(inputs, 4), b, s, l)?;
+    let (q, k, v) = (
+        split_heads(q, heads)?,
+        split_heads(k, heads)?,
+        split_heads(v, heads)?,
+    );
+    Ok(vec![attend(&q, &k, &v, scale, add)?.reshape((b, s, dv))?])
 }
 
 /// The default-domain ops onnxruntime registers.
@@ -140,7 +235,7 @@ pub(crate) fn register_default(t: &mut HashMap<&'static str, OpFn>) {
     t.insert("SimplifiedLayerNormalization", simplified_layer_norm);
 }
 
-fn float_input(inputs: &[Option<Tensor>], slot: usize) -> OpResult<&Tensor> {
+pub(super) fn float_input(inputs: &[Option<Tensor>], slot: usize) -> OpResult<&Tensor> {
     let x = input(inputs, slot)?;
     if x.dtype() != DType::F32 {
         bail!("implemented for float tensors only, found {:?}", x.dtype());

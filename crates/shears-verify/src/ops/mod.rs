@@ -14,6 +14,7 @@ use shears_onnx::Node;
 
 pub(crate) mod activation;
 pub(crate) mod contrib;
+pub(crate) mod contrib_rotary;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod matmul;
