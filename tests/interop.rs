@@ -49,29 +49,8 @@ fn models() -> Vec<Model> {
 
 /// Runs the checker script over `files`; panics with its report on any failure.
 fn check_with_onnxruntime(files: &[PathBuf]) {
-    let script = repo().join("tests/interop/check_models.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(files)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => panic!("interop test cannot run: {stderr}"),
-        _ => {
-            let failures: Vec<&str> = stdout
-                .lines()
-                .filter(|l| l.contains("\"ok\": false"))
-                .collect();
-            panic!(
-                "onnx checker / onnxruntime rejected models:\n{}\n{stderr}",
-                failures.join("\n")
-            );
-        }
-    }
-    assert_eq!(stdout.lines().count(), files.len(), "one report per model");
+    let reports = common::python_json("check_models.py", files);
+    assert_eq!(reports.len(), files.len(), "one report per model");
 }
 
 fn write(dir: &Path, name: &str, model: &Model, proto: shears_onnx::proto::ModelProto) -> PathBuf {
@@ -139,24 +118,8 @@ fn prune_half(dir: &Path, originals: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Runs `check_symbolic.py` over (pruned, original) pairs; panics with its report on failure.
 fn check_symbolic(pairs: &[PathBuf]) {
-    let script = repo().join("tests/interop/check_symbolic.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(pairs)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => panic!("interop test cannot run: {stderr}"),
-        _ => panic!("symbolic dimensions check failed:\n{stdout}\n{stderr}"),
-    }
-    assert_eq!(
-        stdout.lines().count(),
-        pairs.len() / 2,
-        "one report per pair"
-    );
+    let reports = common::python_json("check_symbolic.py", pairs);
+    assert_eq!(reports.len(), pairs.len() / 2, "one report per pair");
 }
 
 #[test]

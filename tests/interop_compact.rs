@@ -26,21 +26,6 @@ fn compacted_masked_fixtures_pass_the_checker_and_match_in_onnxruntime() {
         pairs.push(input);
         pairs.push(out);
     }
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/compare_outputs.py");
-    let o = Command::new("python3")
-        .arg(&script)
-        .args(&pairs)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    match o.status.code() {
-        Some(0) => {}
-        Some(3) => panic!("interop test cannot run: {stderr}"),
-        _ => panic!("onnx checker / onnxruntime disagree:\n{stdout}\n{stderr}"),
-    }
-    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let reports = common::python_json("compare_outputs.py", &pairs);
+    assert_eq!(reports.len(), 2, "{reports:?}");
 }

@@ -9,10 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::{ok, shears, text};
+use common::{ok, shears};
 
 /// The model, the layer a plan starts from (a stored weight seen through its computation, or
 /// a node) and the indices it removes.
@@ -25,29 +22,11 @@ const CASES: &[(&str, &str, &str)] = &[
     ("regroup", "conv1", "2,6"),
 ];
 
-fn python(script: &str, args: &[PathBuf]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
-        .join(script);
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let stdout = text(&out.stdout);
-    let stderr = text(&out.stderr);
-    match out.status.code() {
-        Some(0) => stdout,
-        Some(3) => panic!("interop test cannot run: {stderr}"),
-        _ => panic!("{script:?} failed:\n{stdout}\n{stderr}"),
-    }
-}
-
 #[test]
 fn computed_weights_prune_valid_and_exact_in_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let names = python("computed_models.py", &[d.to_path_buf()]);
+    let names = common::python("computed_models.py", &[d.to_path_buf()]);
     let built: Vec<&str> = names.lines().collect();
     assert_eq!(built, CASES.iter().map(|c| c.0).collect::<Vec<_>>());
     let mut pruned = Vec::new();
@@ -72,8 +51,8 @@ fn computed_weights_prune_valid_and_exact_in_onnxruntime() {
         pruned.extend([ratio, by_layer.clone()]);
         triples.extend([m, by_layer, plan]);
     }
-    let checked = python("check_models.py", &pruned);
+    let checked = common::python("check_models.py", &pruned);
     assert_eq!(checked.lines().count(), pruned.len(), "{checked}");
-    let exact = python("check_zeroed.py", &triples);
+    let exact = common::python("check_zeroed.py", &triples);
     assert_eq!(exact.lines().count(), CASES.len(), "{exact}");
 }

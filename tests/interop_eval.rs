@@ -31,18 +31,7 @@ fn shears(args: &[&str]) -> Vec<u8> {
 }
 
 fn onnxruntime_accuracy(model: &Path, x: &Path, y: &Path) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(repo().join("tests/interop/accuracy.py"))
-        .args([model, x, y])
-        .output()
-        .expect("python3 is needed for the interop test");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => panic!("interop test cannot run: {stderr}"),
-        _ => panic!("accuracy.py failed on {}: {stderr}", model.display()),
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&common::python("accuracy.py", [model, x, y])).unwrap()
 }
 
 /// Asserts that `shears eval` and onnxruntime count the same top-1 and top-5 hits; returns the

@@ -7,7 +7,7 @@
 //! zeroing check in onnxruntime (`check_zeroed.py`); `prune --ratio 0.3` and `--head-ratio 0.5
 //! --ratio 0.3` give models that pass the checker (skipped only where the fused original fails
 //! it: Llama's SimplifiedLayerNormalization) and run at two sequence lengths
-//! (`check_fused.py`).
+//! (`check_symbolic.py --checker-as-original`).
 //!
 //! Without the shared suite: a fused `Attention` as the optimizer writes it when its attention
 //! fusion matches (`tests/interop/attention_fused_model.py`: packed qkv, a mask input,
@@ -19,7 +19,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use shears_graph::DependencyGraph;
 use shears_onnx::Model;
@@ -36,33 +35,13 @@ const MODELS: &[&str] = &[
     "vit-dynamo",
 ];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a script of tests/interop; its stdout's JSON lines, or a panic with its report.
-fn python(script: &str, args: &[PathBuf]) -> Vec<serde_json::Value> {
-    let out = Command::new("python3")
-        .arg(repo().join("tests/interop").join(script))
-        .args(args)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => panic!(
-            "interop test cannot run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        _ => panic!(
-            "{script} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+/// `check_symbolic.py`'s arguments for (pruned, original) `pairs` of fused models: the checker
+/// is skipped, with the reason, only where the original fails it too (onnxruntime writes its
+/// SimplifiedLayerNormalization in the default domain, where the onnx package has no schema).
+fn checker_as_original(pairs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut args = vec![PathBuf::from("--checker-as-original")];
+    args.extend(pairs.iter().cloned());
+    args
 }
 
 /// Per group: (channels, prunable, mixed by some op), sorted: what fusing must not change.
@@ -101,7 +80,7 @@ fn a_fused_attention_prunes_its_input_width_and_heads_exactly_in_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let path = d.join("attention.onnx");
-    python("attention_fused_model.py", std::slice::from_ref(&path));
+    common::python_json("attention_fused_model.py", std::slice::from_ref(&path));
     let model = shears::load(&path).unwrap();
     let g = DependencyGraph::build(&model);
     let reports = shears_plan::group_reports(&model, &g);
@@ -134,7 +113,7 @@ fn a_fused_attention_prunes_its_input_width_and_heads_exactly_in_onnxruntime() {
         let [pruned, json] = save_plan(d, &format!("attention-head{k}"), &model, &plan);
         sized.extend([path.clone(), pruned, json]);
     }
-    assert_eq!(python("check_zeroed.py", &sized).len(), 5);
+    assert_eq!(common::python_json("check_zeroed.py", &sized).len(), 5);
     let mut pairs = Vec::new();
     for (tag, extra) in [("ratio", &[][..]), ("heads", &["--head-ratio", "0.5"][..])] {
         let out = d.join(format!("attention-{tag}.onnx"));
@@ -145,7 +124,7 @@ fn a_fused_attention_prunes_its_input_width_and_heads_exactly_in_onnxruntime() {
         assert!(o.status.success(), "{a:?}: {}", common::text(&o.stderr));
         pairs.extend([out, path.clone()]);
     }
-    let ran = python("check_fused.py", &pairs);
+    let ran = common::python_json("check_symbolic.py", checker_as_original(&pairs));
     for r in &ran {
         assert!(r.get("checker_skipped").is_none(), "{r}");
     }
@@ -180,7 +159,7 @@ fn fused_transformer_exports_prune_exactly_and_run_in_onnxruntime() {
     std::fs::create_dir(&fused_dir).unwrap();
     let mut args = vec![fused_dir.clone()];
     args.extend(sources.iter().cloned());
-    let made = python("fuse_transformers.py", &args);
+    let made = common::python_json("fuse_transformers.py", &args);
     assert_eq!(made.len(), MODELS.len());
     let mut fused_ops = std::collections::BTreeSet::new();
 
@@ -311,9 +290,9 @@ fn fused_transformer_exports_prune_exactly_and_run_in_onnxruntime() {
     // At a sequence of 5 (batch for the ViT), so attention mixes positions.
     let mut sized = vec![PathBuf::from("--size"), PathBuf::from("5")];
     sized.extend(triples.iter().cloned());
-    let exact = python("check_zeroed.py", &sized);
+    let exact = common::python_json("check_zeroed.py", &sized);
     assert_eq!(exact.len(), triples.len() / 3);
-    let ran = python("check_fused.py", &pairs);
+    let ran = common::python_json("check_symbolic.py", checker_as_original(&pairs));
     assert_eq!(ran.len(), pairs.len() / 2);
     for r in &ran {
         let model = r["model"].as_str().unwrap();
@@ -342,7 +321,7 @@ fn onnx_attr(path: &Path, node: &str, attr: &str) -> i64 {
 fn multi_head_group_query_attention_and_rotary_prune_their_heads_exactly_in_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    python("contrib_attention_models.py", &[d.to_path_buf()]);
+    common::python_json("contrib_attention_models.py", &[d.to_path_buf()]);
     let mut sized = vec!["--size".into(), "5".into()];
     let mut pairs = Vec::new();
     // (model, granularity, units: heads, key/value groups, or query heads per group)
@@ -391,8 +370,8 @@ fn multi_head_group_query_attention_and_rotary_prune_their_heads_exactly_in_onnx
         assert!(o.status.success(), "{a:?}: {}", common::text(&o.stderr));
         pairs.extend([out, path.clone()]);
     }
-    assert_eq!(python("check_zeroed.py", &sized).len(), 12);
-    for r in python("check_fused.py", &pairs) {
+    assert_eq!(common::python_json("check_zeroed.py", &sized).len(), 12);
+    for r in common::python_json("check_symbolic.py", checker_as_original(&pairs)) {
         assert!(r.get("checker_skipped").is_none(), "{r}");
     }
     // Half the heads are gone: 4 -> 2 (MultiHeadAttention, both RotaryEmbeddings); one of two
@@ -408,7 +387,7 @@ fn multi_head_group_query_attention_and_rotary_prune_their_heads_exactly_in_onnx
 
     // The evaluator against onnxruntime, on the inputs the script ran at a fixed length.
     let fixed = tempfile::tempdir().unwrap();
-    for r in python(
+    for r in common::python_json(
         "contrib_attention_models.py",
         &[fixed.path().to_path_buf(), "--seq".into(), "5".into()],
     ) {

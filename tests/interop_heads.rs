@@ -10,14 +10,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use shears_graph::{DependencyGraph, Granularity};
 use shears_onnx::InputShapes;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn shears(args: &[&str]) {
     let o = common::shears(args);
@@ -81,37 +76,15 @@ fn pruned_pairs_with(dir: &Path, original: &Path, tag: &str, gqa: &str) -> Vec<P
 
 /// Runs `check_symbolic.py` over (pruned, original) pairs; panics with its report on failure.
 fn check_symbolic(pairs: &[PathBuf]) {
-    let out = Command::new("python3")
-        .arg(repo().join("tests/interop/check_symbolic.py"))
-        .args(pairs)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => panic!(
-            "interop test cannot run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        _ => panic!("check failed:\n{stdout}"),
-    }
-    assert_eq!(stdout.lines().count(), pairs.len() / 2);
+    let reports = common::python_json("check_symbolic.py", pairs);
+    assert_eq!(reports.len(), pairs.len() / 2, "one report per pair");
 }
 
 #[test]
 fn heads_of_an_attention_block_not_in_shared_prune_exactly_and_run() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("attention.onnx");
-    let made = Command::new("python3")
-        .arg(repo().join("tests/interop/attention_model.py"))
-        .arg(&model)
-        .output()
-        .expect("python3 is needed for the interop test");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    common::python("attention_model.py", [&model]);
     // Exact by the zeroing check at a sequence of 5, every head alone.
     let shapes = InputShapes::parse(&["x=1,5,32".to_string()]).unwrap();
     let m = shears::load_with_shapes(&model, &shapes).unwrap();
@@ -206,16 +179,7 @@ fn heads_of_gqa_and_mqa_blocks_not_in_shared_prune_exactly_and_run() {
     // (MQA) a unit is a query head either way.
     for (variant, width, kv_units, query_units) in [("gqa", 48, 2, 3), ("mqa", 64, 4, 4)] {
         let model = dir.path().join(format!("{variant}.onnx"));
-        let made = Command::new("python3")
-            .arg(repo().join("tests/interop/gqa_model.py"))
-            .args([variant, model.to_str().unwrap()])
-            .output()
-            .expect("python3 is needed for the interop test");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        common::python("gqa_model.py", [variant, model.to_str().unwrap()]);
         let shapes = InputShapes::parse(&[format!("x=1,5,{width}")]).unwrap();
         let m = shears::load_with_shapes(&model, &shapes).unwrap();
         for (granularity, units) in [

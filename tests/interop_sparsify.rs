@@ -7,28 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/check_sparsify.py")
-}
+use std::path::Path;
 
 fn python(args: &[&str]) -> String {
-    let o = Command::new("python3")
-        .arg(script())
-        .args(args)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    match o.status.code() {
-        Some(0) => stdout,
-        Some(3) => panic!("interop test cannot run: {stderr}"),
-        _ => panic!("check failed:\n{stdout}\n{stderr}"),
-    }
+    common::python("check_sparsify.py", args)
 }
 
 fn sparsify(input: &Path, out: &Path, extra: &[&str]) {

@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::shared;
+use std::process::Command;
 
 #[test]
 fn pruned_style_fixtures_pass_the_checker_and_run_in_onnxruntime() {
@@ -38,20 +37,7 @@ fn pruned_style_fixtures_pass_the_checker_and_run_in_onnxruntime() {
             triples.push(styles.join(format!("{model}.input.npy")));
         }
     }
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/check_styles.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(&triples)
-        .output()
-        .expect("python3 is needed for the interop test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => panic!("interop test cannot run: {stderr}"),
-        _ => panic!("onnx checker / onnxruntime rejected pruned models:\n{stdout}\n{stderr}"),
-    }
+    let stdout = common::python("check_styles.py", &triples);
     assert_eq!(stdout.lines().count(), triples.len() / 3, "{stdout}");
     assert!(
         stdout

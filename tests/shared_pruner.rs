@@ -13,6 +13,8 @@
 //! or `onnxruntime` is missing.
 #![cfg(feature = "shared-suite")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -55,23 +57,8 @@ fn read_json(p: &Path) -> serde_json::Value {
 
 /// Runs the interop checker on `files`; panics with its report on any failure.
 fn interop(files: &[PathBuf]) {
-    let script = repo().join("tests/interop/check_models.py");
-    assert!(script.is_file(), "{} is missing", script.display());
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(files)
-        .output()
-        .expect("python3 is needed for the interop check");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => {
-            panic!("interop check cannot run (pip install onnx onnxruntime numpy): {stderr}")
-        }
-        _ => panic!("onnx checker / onnxruntime rejected pruned models:\n{stdout}\n{stderr}"),
-    }
-    assert_eq!(stdout.lines().count(), files.len(), "one report per model");
+    let reports = common::python_json("check_models.py", files);
+    assert_eq!(reports.len(), files.len(), "one report per model");
 }
 
 fn initializer_shapes(m: &Model) -> BTreeMap<String, Vec<usize>> {

@@ -93,3 +93,37 @@ pub fn write_npys(dir: &Path, n: usize) {
         t.write_npy(dir.join(format!("sample{k}.npy"))).unwrap();
     }
 }
+
+/// Runs the interop script `tests/interop/SCRIPT` with `args`; its stdout on exit 0. Exit 3
+/// (onnx, onnxruntime or numpy missing) fails the test with the script's reason, any other
+/// status with the script's whole report: a check that cannot run never passes.
+pub fn python<S: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    args: impl IntoIterator<Item = S>,
+) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("python3 is needed for the interop tests");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    match out.status.code() {
+        Some(0) => stdout,
+        Some(3) => panic!("interop test cannot run (pip install onnx onnxruntime numpy): {stderr}"),
+        _ => panic!("{script} failed:\n{stdout}\n{stderr}"),
+    }
+}
+
+/// [`python`] for the scripts that print one JSON report per line.
+pub fn python_json<S: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    args: impl IntoIterator<Item = S>,
+) -> Vec<serde_json::Value> {
+    python(script, args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{script}: {e}: {l}")))
+        .collect()
+}
