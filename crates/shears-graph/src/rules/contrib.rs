@@ -235,14 +235,7 @@ fn couple_multi_head_attention(ctx: &Ctx) -> RuleResult {
         return Err("packed query/key/value (no key or value input) is not supported".into());
     };
     let y = ctx.output(0).ok_or("output is missing")?;
-    for (slot, what) in [
-        (3, "bias"),
-        (5, "attention_bias"),
-        (6, "past_key"),
-        (7, "past_value"),
-        (8, "past_sequence_length"),
-        (9, "cache_indirection"),
-    ] {
+    for &(slot, what) in shears_onnx::shape::contrib::MHA_UNFOLLOWED_INPUTS {
         if ctx.input(slot).is_some() {
             return Err(format!("input {slot} ({what}) is not supported"));
         }

@@ -20,6 +20,17 @@
 //! These rules are looked up by domain and op together (`shape::rule`, [`super::has_rule`]): a node named like one
 //! of them in another domain has no rule here.
 
+/// MultiHeadAttention's optional inputs (slot, name) that Shears does not follow: its coupling
+/// rule leaves a node giving one opaque, with this name, and the evaluator refuses it.
+pub const MHA_UNFOLLOWED_INPUTS: &[(usize, &str)] = &[
+    (3, "bias"),
+    (5, "attention_bias"),
+    (6, "past_key"),
+    (7, "past_value"),
+    (8, "past_sequence_length"),
+    (9, "cache_indirection"),
+];
+
 use super::{broadcast, invalid, Ctx, Fail, Out, ShapeFn, FLOAT};
 
 type R = Result<Vec<Out>, Fail>;

@@ -185,14 +185,7 @@ fn multi_head_attention(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tens
     let (Some(k), Some(v)) = (opt_input(inputs, 1), opt_input(inputs, 2)) else {
         bail!("packed query/key/value (no key or value input) is not supported");
     };
-    for (slot, what) in [
-        (3, "bias"),
-        (5, "attention_bias"),
-        (6, "past_key"),
-        (7, "past_value"),
-        (8, "past_sequence_length"),
-        (9, "cache_indirection"),
-    ] {
+    for &(slot, what) in shears_onnx::shape::contrib::MHA_UNFOLLOWED_INPUTS {
         if opt_input(inputs, slot).is_some() {
             bail!("input {slot} ({what}) is not supported");
         }
