@@ -6,13 +6,14 @@
 //! default domain the ops have no rule. (The evaluator's semantics are checked against
 //! onnxruntime in `tests/interop_fused.rs`.)
 
-use shears_graph::{rules, DependencyGraph, Granularity};
+use shears_graph::{DependencyGraph, Granularity};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::ops::MS_DOMAIN;
 use shears_onnx::proto::tensor_proto::DataType;
 use shears_onnx::proto::{ModelProto, OperatorSetIdProto, TensorProto};
 use shears_onnx::{InputShapes, Model};
 use shears_testkit::builder::{attr_int, ModelBuilder};
+use shears_testkit::{analysed, rule_line};
 
 /// `cos`/`sin` caches `[8, half]` of rotary angles.
 fn caches(b: &mut ModelBuilder, half: usize) -> (String, String) {
@@ -138,25 +139,10 @@ fn gqa_block(domain: &str, kv: i64) -> ModelProto {
     finish(b, &a, 64, domain)
 }
 
-fn model(proto: ModelProto) -> Model {
-    let mut m = Model::from_proto(proto, "fused", ExternalStore::none()).unwrap();
-    shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default()).unwrap();
-    m
-}
-
-fn rule_line(m: &Model, g: &DependencyGraph, node: &str) -> String {
-    let id = m
-        .graph
-        .node_ids()
-        .find(|&id| m.graph.node(id).name == node)
-        .unwrap_or_else(|| panic!("no node {node}"));
-    rules::render(m, id, &g.verdicts[id.index()])
-}
-
 #[test]
 fn couplings_are_pinned_per_granularity() {
-    let m = model(mha_block(true, MS_DOMAIN));
-    let gqa = model(gqa_block(MS_DOMAIN, 2));
+    let m = analysed(mha_block(true, MS_DOMAIN));
+    let gqa = analysed(gqa_block(MS_DOMAIN, 2));
     let mut lines = Vec::new();
     for gr in [
         Granularity::HeadDims,
@@ -206,7 +192,7 @@ fn couplings_are_pinned_per_granularity() {
         "{wv:?}"
     );
     // One key/value head: no group to remove on the heads graph; query heads go instead.
-    let mqa = model(gqa_block(MS_DOMAIN, 1));
+    let mqa = analysed(gqa_block(MS_DOMAIN, 1));
     let g = DependencyGraph::build_heads(&mqa);
     let reports_mqa = shears_plan::group_reports(&mqa, &g);
     assert!(reports_mqa.iter().all(|r| r.root == "w0[1]" || !r.prunable));
@@ -241,14 +227,14 @@ fn couplings_are_pinned_per_granularity() {
 
 #[test]
 fn shapes_are_inferred() {
-    let m = model(mha_block(true, MS_DOMAIN));
+    let m = analysed(mha_block(true, MS_DOMAIN));
     let out = |m: &Model, node: &str, slot: usize| {
         let n = m.graph.nodes.iter().find(|n| n.name == node).unwrap();
         m.graph.value(n.output(slot).unwrap()).shape.clone()
     };
     assert_eq!(out(&m, "q_rotary", 0), Some(vec![1, 5, 16]));
     assert_eq!(out(&m, "mha", 0), Some(vec![1, 5, 12]));
-    let g = model(gqa_block(MS_DOMAIN, 2));
+    let g = analysed(gqa_block(MS_DOMAIN, 2));
     assert_eq!(out(&g, "gqa", 0), Some(vec![1, 5, 64]));
     // present_key / present_value: [B, kv heads, total length, head size].
     assert_eq!(out(&g, "gqa", 1), Some(vec![1, 2, 5, 16]));
@@ -259,10 +245,14 @@ fn shapes_are_inferred() {
 fn every_head_alone_is_exact_through_the_evaluator() {
     let none = InputShapes::default();
     let cases = [
-        (model(mha_block(false, MS_DOMAIN)), Granularity::Heads, 4),
-        (model(mha_block(true, MS_DOMAIN)), Granularity::Heads, 4),
-        (model(gqa_block(MS_DOMAIN, 2)), Granularity::Heads, 2),
-        (model(gqa_block(MS_DOMAIN, 2)), Granularity::QueryHeads, 2),
+        (analysed(mha_block(false, MS_DOMAIN)), Granularity::Heads, 4),
+        (analysed(mha_block(true, MS_DOMAIN)), Granularity::Heads, 4),
+        (analysed(gqa_block(MS_DOMAIN, 2)), Granularity::Heads, 2),
+        (
+            analysed(gqa_block(MS_DOMAIN, 2)),
+            Granularity::QueryHeads,
+            2,
+        ),
     ];
     for (m, gr, units) in &cases {
         let checks = shears_testkit::check_every_head_with(m, &none, *gr, 2, 3).unwrap();
@@ -387,7 +377,7 @@ fn rotary_only(four: bool) -> ModelProto {
 
 #[test]
 fn a_rotary_embedding_rotates_both_layouts_alike() {
-    let (three, four) = (model(rotary_only(false)), model(rotary_only(true)));
+    let (three, four) = (analysed(rotary_only(false)), analysed(rotary_only(true)));
     let r = shears_verify::verify(&three, &four, &InputShapes::default(), 3, 5).unwrap();
     for o in &r.outputs {
         assert!(o.max_rel.expect("same shapes") <= 1e-6, "{r:?}");

@@ -5,12 +5,13 @@
 //! (the MLP widths exactly by the zeroing check, the residual width validly: the
 //! normalizations mix it); and the rules answer only in their own domain.
 
-use shears_graph::{rules, DependencyGraph};
+use shears_graph::DependencyGraph;
 use shears_onnx::external::ExternalStore;
 use shears_onnx::ops::MS_DOMAIN;
 use shears_onnx::proto::{ModelProto, OperatorSetIdProto};
 use shears_onnx::{InputShapes, Model};
 use shears_testkit::builder::{attr_float, attr_int, attr_ints, attr_string, ModelBuilder};
+use shears_testkit::{analysed, rule_line};
 
 const EPS: f32 = 1e-5;
 
@@ -159,24 +160,9 @@ fn blocks(fused: bool, domain: &str) -> ModelProto {
     p
 }
 
-fn model(proto: ModelProto) -> Model {
-    let mut m = Model::from_proto(proto, "fused", ExternalStore::none()).unwrap();
-    shears_onnx::shape::infer_shapes(&mut m, &InputShapes::default()).unwrap();
-    m
-}
-
-fn rule_line(m: &Model, g: &DependencyGraph, node: &str) -> String {
-    let id = m
-        .graph
-        .node_ids()
-        .find(|&id| m.graph.node(id).name == node)
-        .unwrap_or_else(|| panic!("no node {node}"));
-    rules::render(m, id, &g.verdicts[id.index()])
-}
-
 #[test]
 fn the_fused_ops_couple_their_hidden_axis_and_vectors() {
-    let m = model(blocks(true, MS_DOMAIN));
+    let m = analysed(blocks(true, MS_DOMAIN));
     let g = DependencyGraph::build(&m);
     let lines: Vec<String> = [
         "/BiasGelu",
@@ -209,8 +195,8 @@ fn the_fused_ops_couple_their_hidden_axis_and_vectors() {
 
 #[test]
 fn the_evaluator_computes_the_fused_ops_as_their_default_domain_expansion() {
-    let fused = model(blocks(true, MS_DOMAIN));
-    let plain = model(blocks(false, ""));
+    let fused = analysed(blocks(true, MS_DOMAIN));
+    let plain = analysed(blocks(false, ""));
     let r = shears_verify::verify(&plain, &fused, &InputShapes::default(), 3, 5).unwrap();
     let worst = r
         .outputs
@@ -222,7 +208,7 @@ fn the_evaluator_computes_the_fused_ops_as_their_default_domain_expansion() {
 
 #[test]
 fn every_group_through_the_fused_ops_prunes_and_the_mlp_widths_exactly() {
-    let m = model(blocks(true, MS_DOMAIN));
+    let m = analysed(blocks(true, MS_DOMAIN));
     let g = DependencyGraph::build(&m);
     let reports = shears_plan::group_reports(&m, &g);
     let mut seen = Vec::new();
@@ -389,7 +375,7 @@ fn attention_block(fused: bool, masked: bool) -> ModelProto {
 #[test]
 fn every_head_of_a_fused_attention_is_removable_alone_and_exact() {
     for masked in [false, true] {
-        let fused = model(attention_block(true, masked));
+        let fused = analysed(attention_block(true, masked));
         let checks =
             shears_testkit::check_every_head(&fused, &InputShapes::default(), 2, 3).unwrap();
         assert_eq!(checks.len(), 4, "{checks:?}");
@@ -403,7 +389,7 @@ fn every_head_of_a_fused_attention_is_removable_alone_and_exact() {
         }
     }
     // The rewrite: two heads removed leave num_heads 2.
-    let fused = model(attention_block(true, false));
+    let fused = analysed(attention_block(true, false));
     let h = DependencyGraph::build_heads(&fused);
     let plan = shears_plan::plan_heads(&fused, &h, "/Attention", &[0, 2]).unwrap();
     let pruned = shears_exec::apply(&fused, &[plan]).unwrap();
@@ -428,8 +414,8 @@ fn every_head_of_a_fused_attention_is_removable_alone_and_exact() {
 fn on_the_channel_graph_a_fused_attention_passes_its_input_width_and_keeps_its_heads() {
     // The evaluator's Attention is the written-out one, with and without mask and causality.
     for masked in [false, true] {
-        let fused = model(attention_block(true, masked));
-        let plain = model(attention_block(false, masked));
+        let fused = analysed(attention_block(true, masked));
+        let plain = analysed(attention_block(false, masked));
         let r = shears_verify::verify(&plain, &fused, &InputShapes::default(), 3, 5).unwrap();
         let worst = r
             .outputs
@@ -438,7 +424,7 @@ fn on_the_channel_graph_a_fused_attention_passes_its_input_width_and_keeps_its_h
             .fold(0.0f64, f64::max);
         assert!(worst <= 1e-5, "masked {masked}: {r:?}");
     }
-    let fused = model(attention_block(true, false));
+    let fused = analysed(attention_block(true, false));
 
     // MACs: the packed projection (5·16·48) and, over the heads, scores and context (5·5·32).
     let cost = shears_onnx::cost::analyze(&fused).unwrap();
