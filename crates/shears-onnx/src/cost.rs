@@ -111,9 +111,15 @@ fn node_macs(model: &Model, id: NodeId) -> Result<Option<u64>> {
     let g = &model.graph;
     let n = g.node(id);
     let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.as_deref());
-    if crate::ops::canonical_domain(&n.domain) == crate::ops::MS_DOMAIN && n.op_type == "Attention"
-    {
-        return attention_macs(n, shape(0), shape(1));
+    if crate::ops::canonical_domain(&n.domain) == crate::ops::MS_DOMAIN {
+        let out = |slot: usize| n.output(slot).and_then(|v| g.value(v).shape.as_deref());
+        match n.op_type.as_str() {
+            "Attention" => return attention_macs(n, shape(0), shape(1)),
+            "MultiHeadAttention" | "GroupQueryAttention" => {
+                return head_attention_macs(n, shape(0), shape(1), shape(2), out(1))
+            }
+            _ => {}
+        }
     }
     if !(n.domain.is_empty() || n.domain == "ai.onnx") {
         return Ok(Some(0));
@@ -183,6 +189,40 @@ fn attention_macs(
         .checked_add(mul(&[b, s, s, q + v])?)
         .ok_or_else(overflow)?;
     Ok(Some(macs))
+}
+
+/// onnxruntime's `MultiHeadAttention` and `GroupQueryAttention` (docs/fused.md), projections
+/// outside: over all heads the scores `B·S·T·Dq` and the context `B·S·T·Dv` (GQA: `Dv = Dq`,
+/// each query head reads its group's value head), `T` the attended length: the present cache's
+/// length when the node writes one (past + new), else the key's. `None` for the packed forms
+/// or unknown shapes.
+fn head_attention_macs(
+    n: &crate::Node,
+    q: Option<&[usize]>,
+    k: Option<&[usize]>,
+    v: Option<&[usize]>,
+    present_key: Option<&[usize]>,
+) -> Result<Option<u64>> {
+    let (Some(&[b, s, dq]), Some(&[_, l, _]), Some(&[_, _, dv])) = (q, k, v) else {
+        return Ok(None);
+    };
+    let t = match present_key {
+        Some(&[_, _, t, _]) => t,
+        _ => l,
+    };
+    let dv = if n.op_type == "GroupQueryAttention" {
+        dq
+    } else {
+        dv
+    };
+    let overflow = || OnnxError::Overflow {
+        what: format!("the MACs of node '{}' ({})", n.name, n.op_type),
+    };
+    [b, s, t, dq + dv]
+        .iter()
+        .try_fold(1u64, |p, &d| p.checked_mul(d as u64))
+        .ok_or_else(overflow)
+        .map(Some)
 }
 
 /// Parameters, statistics and MACs of every node of `model` (shapes from

@@ -389,3 +389,32 @@ fn a_rotary_embedding_rotates_both_layouts_alike() {
         "RotaryEmbedding: in0.0=out0.0 in0.1=out0.1 in0.2=out0.2 | fixed in0.3 out0.3"
     );
 }
+
+#[test]
+fn attention_macs_count_scores_and_context_over_every_head() {
+    let macs = |m: &shears_onnx::Model, op: &str| {
+        let cost = shears_onnx::cost::analyze(m).unwrap();
+        let at = m
+            .graph
+            .node_ids()
+            .position(|id| m.graph.node(id).op_type == op)
+            .unwrap();
+        cost.nodes[at].macs
+    };
+    // MultiHeadAttention: q and k 16 wide, v 12, 5 positions attending to 5.
+    let mha = analysed(mha_block(false, MS_DOMAIN));
+    assert_eq!(macs(&mha, "MultiHeadAttention"), Some(5 * 5 * (16 + 12)));
+    // GroupQueryAttention: 4 query heads of 16 (64 wide), each reading its group's value head,
+    // over the 5 positions of the present cache; the same whatever the key/value head count.
+    for kv in [1, 2] {
+        let gqa = analysed(gqa_block(MS_DOMAIN, kv));
+        assert_eq!(
+            macs(&gqa, "GroupQueryAttention"),
+            Some(5 * 5 * (64 + 64)),
+            "{kv}"
+        );
+    }
+    // Rotary embeddings are element-wise: no MACs.
+    let rot = analysed(mha_block(true, MS_DOMAIN));
+    assert_eq!(macs(&rot, "RotaryEmbedding"), Some(0));
+}
