@@ -17,7 +17,7 @@ mod merge;
 mod slice;
 mod stages;
 
-pub use apply::{apply, Applied};
+pub use apply::{apply, apply_owned, Applied};
 pub use error::ExecError;
 pub use merge::{merge, Cuts};
 pub use slice::{slice_axes, slice_axis};
