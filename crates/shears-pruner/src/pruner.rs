@@ -316,7 +316,7 @@ fn run_stages(
             None => (StageModel::Input(model), original),
             Some(m) => {
                 let before = cost(&m)?;
-                (StageModel::Earlier(m), before)
+                (StageModel::Earlier(Box::new(m)), before)
             }
         };
         let (report, pruned) = run.stage(m, before, t)?;
@@ -426,7 +426,7 @@ struct Run<'a> {
 /// two stages' cut tensors are never held at once.
 enum StageModel<'m> {
     Input(&'m Model),
-    Earlier(Model),
+    Earlier(Box<Model>),
 }
 
 impl std::ops::Deref for StageModel<'_> {
@@ -474,7 +474,7 @@ impl Run<'_> {
         let external = model.external.same_folder();
         let applied = match model {
             StageModel::Input(m) => shears_exec::apply(m, plans)?,
-            StageModel::Earlier(m) => shears_exec::apply_owned(m, plans)?,
+            StageModel::Earlier(m) => shears_exec::apply_owned(*m, plans)?,
         };
         let mut m =
             Model::from_proto(applied.proto, source, external).map_err(|e| PrunerError::Stage {
