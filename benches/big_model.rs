@@ -18,24 +18,27 @@
 //! in `$SHEARS_BIG_DIR` (default: Cargo's target tmp folder, `target/tmp/big_model`) and are
 //! kept for the next run; delete the folder when done (the LLM needs ~6 GB with its pruned copy).
 //!
-//! Measured on a shared 2-core machine (load ~5, files on tmpfs through `SHEARS_BIG_DIR`),
+//! Measured on a shared 2-core machine (load ~2, files on tmpfs through `SHEARS_BIG_DIR`),
 //! median of 3, wall time with CPU time (user + system) in parentheses, as multiples of `cp`'s:
 //!
 //! | model | cp | inspect | prune | prune anon / bound | resident (file) | written |
 //! |---|---|---|---|---|---|---|
-//! | resnet50_like, 102 MB | 0.10 s (0.05) | 0.98x (1.26x) | 3.3x (5.4x) | 66 / 325 MB | 88 (6) MB | 59 MB |
-//! | vgg16_like, 553 MB | 0.38 s (0.28) | 1.12x (1.33x) | 2.7x (2.9x) | 318 / 981 MB | 634 (6) MB | 314 MB |
-//! | llama_1_6b, 3.26 GB | 1.95 s (1.59) | 1.24x (1.37x) | 3.8x (4.3x) | 2346 / 2178 MB, over | 2479 (6) MB | 1791 MB |
+//! | resnet50_like, 102 MB | 0.06 s (0.06) | 1.20x (1.25x) | 3.5x (5.2x) | 66 / 325 MB | 87 (6) MB | 59 MB |
+//! | vgg16_like, 553 MB | 0.28 s (0.28) | 1.24x (1.23x) | 2.6x (2.5x) | 317 / 981 MB | 634 (6) MB | 314 MB |
+//! | llama_1_6b, 3.26 GB | 1.54 s (1.48) | 1.51x (1.50x) | 4.1x (4.4x) | 1866 / 2178 MB | 1999 (6) MB | 1791 MB |
 //!
 //! `groups` and `plan` take under 0.1 s and 30 MB on each. `inspect` reads every float weight
 //! in place (zeros and N:M verdicts from the payload's bytes): before, it decoded each weight
 //! to f32 twice and took 23.2 s wall, 11.0 s CPU (6x `cp`), 283 MB anonymous and 3.5 GB
 //! resident on the LLM, and 1.86 s (3.4x) on vgg16_like. Importance measures tensors in
 //! parallel (the LLM's prune: 11.7 s wall before, same CPU time; more cores, more gain).
-//! The prune goals are not met: with `--head-ratio 0.25` the LLM's anonymous peak is
-//! 150-280 MB over the bound (about 650 MB is allocated before any weight is read, during the
-//! pruner's candidate and member bookkeeping, and held to the end; without heads it was
-//! 1932 / 2269 MB), and prune's CPU time is 3-5x `cp`'s. Where it goes (perf, LLM): importance
+//! With `--head-ratio 0.25` the LLM's anonymous peak was 2346 MB, 168 MB over the bound
+//! (heaptrack: the head stage's cut tensors, 481 MB, were held by its model while the width
+//! stage cut 1.79 GB more); the pruner now hands an earlier stage's model to
+//! `shears_exec::apply_owned`, which frees each of those tensors once it is cut again: 1866 MB
+//! (the output's cut tensors and ~75 MB else), same output bytes. Member unit indices are
+//! flat and found per group as it is scored (2344 MB with that change alone: it was not the
+//! cause). Prune's CPU time is still 3-5x `cp`'s. Where it goes (perf, LLM): importance
 //! sums 29% (f64 sums in a fixed order, so plans are bit-for-bit reproducible), cutting kept
 //! slices into memory 18%, the kernel's page faults, page clearing and writes ~25%. What would
 //! close the gap: cutting tensors straight into the output's side file instead of into memory

@@ -28,11 +28,41 @@ pub struct Applied {
 /// Applies `plans` (all made for `model`) in one pass; see the crate docs for the invariants.
 /// A batch that removes no channel is an error ([`ExecError::NothingRemoved`]).
 pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
+    let cuts = checked_cuts(model, plans)?;
+    apply_cuts(model, &cuts, model.proto.clone())
+}
+
+/// [`apply`] for a caller done with `model` (a pruner's intermediate stage): the same result,
+/// but each cut tensor's old payload is freed as soon as its cut copy is made, rather than
+/// held by `model` until the end, so a model whose cut tensors are owned buffers (an earlier
+/// stage's output) is never held twice at once.
+pub fn apply_owned(mut model: Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
+    let cuts = checked_cuts(&model, plans)?;
+    let proto = model.proto.clone();
+    // The clone now holds the only reference to each payload about to be cut; nothing after
+    // the cut reads a cut tensor's payload from the model (rewrites read shape constants,
+    // which are never channel-cut).
+    if let Some(graph) = model.proto.graph.as_mut() {
+        for &v in cuts.stored.keys() {
+            if let ValueKind::Initializer(i) = model.graph.value(v).kind {
+                graph.initializer[i].raw_data = Bytes::new();
+            }
+        }
+    }
+    apply_cuts(&model, &cuts, proto)
+}
+
+/// The merged cuts of `plans`, refused when they remove nothing.
+fn checked_cuts(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
     let cuts = merge(model, plans)?;
     if cuts.removed.values().all(|r| r.is_empty()) {
         return Err(ExecError::NothingRemoved { plans: plans.len() });
     }
-    let mut proto = model.proto.clone();
+    Ok(cuts)
+}
+
+/// Edits `proto` (a copy of `model`'s) by `cuts`.
+fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Applied, ExecError> {
     let g = &model.graph;
 
     for &v in cuts.stored.keys() {
@@ -62,7 +92,7 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
         }
     }
 
-    let rewrites = recompute_rewrites(model, &cuts)?;
+    let rewrites = recompute_rewrites(model, cuts)?;
     let mut resized: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut inserts: Vec<(usize, NodeProto)> = Vec::new();
     for rw in &rewrites {
@@ -72,7 +102,7 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
             resized.insert(name, dims);
         }
     }
-    update_value_info(model, &mut proto, &cuts, &resized);
+    update_value_info(model, &mut proto, cuts, &resized);
     // Inserted last, from the back, so that the proto indices the rewrites used stay valid;
     // each new node goes right before its reader, keeping the node list topologically sorted.
     inserts.sort_by_key(|b| std::cmp::Reverse(b.0));

@@ -296,7 +296,7 @@ fn run_stages(
             originals: HashMap::new(),
             granularity: cfg.head_unit,
         };
-        let (mut report, pruned) = heads.stage(model, original, 1)?;
+        let (mut report, pruned) = heads.stage(StageModel::Input(model), original, 1)?;
         report.stage = 0;
         current = Some(pruned);
         stages.push(report);
@@ -311,12 +311,13 @@ fn run_stages(
     };
     let steps = cfg.schedule.steps;
     for t in 1..=steps {
-        let m = current.as_ref().unwrap_or(model);
         // The input's cost is known; a later stage's model may be one the callback swapped in.
-        let before = if current.is_none() {
-            original
-        } else {
-            cost(m)?
+        let (m, before) = match current.take() {
+            None => (StageModel::Input(model), original),
+            Some(m) => {
+                let before = cost(&m)?;
+                (StageModel::Earlier(Box::new(m)), before)
+            }
         };
         let (report, pruned) = run.stage(m, before, t)?;
         let mut stage = Stage {
@@ -420,6 +421,24 @@ struct Run<'a> {
     granularity: Granularity,
 }
 
+/// The model a stage prunes: the caller's, which is only read, or an earlier stage's, which
+/// the stage owns and frees tensor by tensor as it cuts them (`shears_exec::apply_owned`), so
+/// two stages' cut tensors are never held at once.
+enum StageModel<'m> {
+    Input(&'m Model),
+    Earlier(Box<Model>),
+}
+
+impl std::ops::Deref for StageModel<'_> {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        match self {
+            StageModel::Input(m) => m,
+            StageModel::Earlier(m) => m,
+        }
+    }
+}
+
 /// A group that may lose channels in this stage.
 struct Cand {
     gid: GroupId,
@@ -447,20 +466,21 @@ impl Run<'_> {
         Ok(m)
     }
 
-    fn apply(&self, model: &Model, plans: &[PruningPlan], stage: usize) -> Result<Model> {
+    fn apply(&self, model: StageModel, plans: &[PruningPlan], stage: usize) -> Result<Model> {
         if plans.is_empty() {
-            return self.copy(model, stage);
+            return self.copy(&model, stage);
         }
-        let applied = shears_exec::apply(model, plans)?;
-        let mut m = Model::from_proto(
-            applied.proto,
-            model.source.clone(),
-            model.external.same_folder(),
-        )
-        .map_err(|e| PrunerError::Stage {
-            stage,
-            reason: e.to_string(),
-        })?;
+        let source = model.source.clone();
+        let external = model.external.same_folder();
+        let applied = match model {
+            StageModel::Input(m) => shears_exec::apply(m, plans)?,
+            StageModel::Earlier(m) => shears_exec::apply_owned(*m, plans)?,
+        };
+        let mut m =
+            Model::from_proto(applied.proto, source, external).map_err(|e| PrunerError::Stage {
+                stage,
+                reason: e.to_string(),
+            })?;
         shears_onnx::shape::infer_shapes(&mut m, &self.cfg.input_shapes).map_err(|e| {
             PrunerError::Stage {
                 stage,
@@ -472,8 +492,9 @@ impl Run<'_> {
 
     /// Plans stage `t` of the schedule on `model`, whose cost is `before`, and applies the
     /// plans.
-    fn stage(&mut self, model: &Model, before: Cost, t: usize) -> Result<(StageReport, Model)> {
+    fn stage(&mut self, input: StageModel, before: Cost, t: usize) -> Result<(StageReport, Model)> {
         let cfg = self.cfg;
+        let model: &Model = &input;
         let graph = DependencyGraph::build_with(model, self.granularity);
         let keys = group_keys(model, &graph);
         // Nodes indexed to groups once per stage: per-group scans of every node would make a
@@ -557,7 +578,7 @@ impl Run<'_> {
             });
         }
         skipped.sort();
-        let pruned = self.apply(model, &plans, t)?;
+        let pruned = self.apply(input, &plans, t)?;
         // Measured on the applied model: for a ratio goal no estimate is needed at all.
         let after = cost(&pruned)?;
         let report = StageReport {

@@ -32,7 +32,7 @@ use shears_onnx::{Model, ValueId};
 pub use activation::{observed_values, ActivationStats, ChannelStats};
 
 use crate::error::Result;
-use crate::members::{members, Member};
+use crate::members::{member_axes, members, Member};
 use crate::roles::ParamRole;
 use crate::tensors::{all_axis_sums, AxisSums};
 
@@ -205,8 +205,6 @@ pub struct Scorer<'a> {
     cfg: &'a ImportanceConfig,
     sums: HashMap<(ValueId, usize), AxisSums>,
     activations: Option<&'a ActivationStats>,
-    /// The members of every group given to [`Scorer::new`], found once.
-    members: HashMap<GroupId, Vec<Member>>,
 }
 
 impl<'a> Scorer<'a> {
@@ -223,17 +221,16 @@ impl<'a> Scorer<'a> {
             cfg.criterion,
             Criterion::L1 | Criterion::L2 | Criterion::Lamp | Criterion::BnScale
         );
-        let mut all_members = HashMap::with_capacity(groups.len());
-        for &gid in groups {
-            let ms = members(model, graph, graph.group(gid));
-            if magnitude {
-                for m in &ms {
-                    if m.role.is_some_and(|r| measured(cfg, r)) {
-                        wanted.insert((m.value, m.axis));
+        // Only which tensors are measured is needed here: unit indices are found per group
+        // when it is scored and dropped after, never held for every group at once.
+        if magnitude {
+            for &gid in groups {
+                for (_, value, axis, role) in member_axes(model, graph, graph.group(gid)) {
+                    if role.is_some_and(|r| measured(cfg, r)) {
+                        wanted.insert((value, axis));
                     }
                 }
             }
-            all_members.insert(gid, ms);
         }
         if cfg.criterion.needs_activations() && activations.is_none() {
             return Err(crate::PrunerError::config(
@@ -250,21 +247,13 @@ impl<'a> Scorer<'a> {
             cfg,
             sums: all_axis_sums(model, &wanted)?,
             activations,
-            members: all_members,
         })
     }
 
     /// The importance of group `gid`; `key` names the group stably (it seeds `random`).
     pub fn score(&self, gid: GroupId, key: &str) -> Result<GroupImportance> {
         let group = self.graph.group(gid);
-        let found;
-        let ms = match self.members.get(&gid) {
-            Some(ms) => ms,
-            None => {
-                found = members(self.model, self.graph, group);
-                &found
-            }
-        };
+        let ms = &members(self.model, self.graph, group);
         let raw = match self.cfg.criterion {
             Criterion::L1 | Criterion::L2 | Criterion::Lamp | Criterion::BnScale => {
                 magnitude::scores(self, ms)
