@@ -236,7 +236,8 @@ pub fn plan(
         }
     }
     let mut removed = RemovedMap(HashMap::new());
-    let mut nodes_touched: BTreeSet<NodeId> = BTreeSet::new();
+    // Collected with repeats (most dims are linked by the same few nodes), then sorted once.
+    let mut nodes_touched: Vec<NodeId> = Vec::new();
     let mut mixed: BTreeSet<NodeId> = BTreeSet::new();
     for (d, idx) in per_dim.iter_mut() {
         idx.sort_unstable();
@@ -252,7 +253,9 @@ pub fn plan(
         }
     }
 
-    let entries = make_entries(model, graph, &per_dim);
+    nodes_touched.sort_unstable();
+    nodes_touched.dedup();
+    let entries = make_entries(model, graph, per_dim);
     let mut rewrites: Vec<Rewrite> = Vec::new();
     for &id in &nodes_touched {
         let node = model.graph.node(id);
@@ -328,24 +331,26 @@ pub(crate) fn blocker_text(
 }
 
 /// Sort key of an entry: node order, edited-before-activation, input slot, tensor, axis.
-type EntryKey = (usize, u8, usize, String, usize);
+type EntryKey<'m> = (usize, u8, usize, &'m str, usize);
 
 fn make_entries(
     model: &Model,
     graph: &DependencyGraph,
-    per_dim: &BTreeMap<DimId, Vec<u32>>,
+    per_dim: BTreeMap<DimId, Vec<u32>>,
 ) -> Vec<PlanEntry> {
     let g = &model.graph;
     // Tensor shapes after pruning, to count removed elements per tensor.
     let mut by_value: BTreeMap<ValueId, Vec<(usize, usize)>> = BTreeMap::new();
-    for (d, idx) in per_dim {
+    for (d, idx) in &per_dim {
         if let DimKey::Axis(v, a) = graph.dim(*d).key {
             by_value.entry(v).or_default().push((a, idx.len()));
         }
     }
+    // A layer's weight, bias, norm parameters and activation share its one-line summary.
+    let mut op_summaries: HashMap<NodeId, String> = HashMap::new();
     let mut keyed: Vec<(EntryKey, PlanEntry)> = Vec::new();
     for (d, idx) in per_dim {
-        let di = graph.dim(*d);
+        let di = graph.dim(d);
         let DimKey::Axis(v, axis) = di.key else {
             continue;
         };
@@ -416,18 +421,22 @@ fn make_entries(
             .iter()
             .position(|x| *x == Some(seen_as))
             .unwrap_or(usize::MAX);
+        let op = op_summaries
+            .entry(node)
+            .or_insert_with(|| summary::op_summary(model, node))
+            .clone();
         keyed.push((
-            (node.index(), kind_order, slot, value.name.clone(), axis),
+            (node.index(), kind_order, slot, value.name.as_str(), axis),
             PlanEntry {
                 tensor: value.name.clone(),
                 kind,
                 node: n.name.clone(),
                 op_type: n.op_type.clone(),
-                op: summary::op_summary(model, node),
+                op,
                 role,
                 axis,
                 size: di.size,
-                indices: idx.clone(),
+                indices: idx,
                 elements_removed,
             },
         ));

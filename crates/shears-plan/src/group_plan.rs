@@ -124,8 +124,7 @@ pub fn plan_units_at(
     layer: GroupLayer,
     units: &[UnitId],
 ) -> Result<PruningPlan, PlanError> {
-    let start = graph.dim(layer.dim).atom_start;
-    let mut idxs: Vec<usize> = Vec::new();
+    let mut wanted: Vec<UnitId> = Vec::with_capacity(units.len());
     for &u in units {
         if graph.unit_group(u) != Some(gid) {
             return Err(PlanError::Blocked {
@@ -133,15 +132,18 @@ pub fn plan_units_at(
                 reasons: format!("unit {} is not in group #{}", u.0, gid.0),
             });
         }
-        idxs.extend(
-            graph
-                .atom_dims(graph.unit_atoms(u))
-                .filter(|&(_, d)| d == layer.dim)
-                .map(|(a, _)| (a - start) as usize),
-        );
+        wanted.push(u);
     }
-    idxs.sort_unstable();
-    idxs.dedup();
+    wanted.sort_unstable();
+    // The layer's positions whose unit is wanted (a unit may cover several: a head's
+    // positions): one look-up per position, not a walk over every atom of every unit.
+    let idxs: Vec<usize> = (0..graph.dim(layer.dim).size)
+        .filter(|&i| {
+            graph
+                .unit_at(layer.dim, i)
+                .is_some_and(|u| wanted.binary_search(&u).is_ok())
+        })
+        .collect();
     plan(model, graph, &model.graph.node(layer.node).name, &idxs)
 }
 
