@@ -1,6 +1,6 @@
 //! Applying a batch of plans to a copy of the model's proto.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use shears_graph::rules::{self, Rewrite};
@@ -110,7 +110,10 @@ fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Appli
     for (at, n) in inserts {
         graph.node.insert(at, n);
     }
-    drop_orphaned_constants(model, &mut proto);
+    // Only a rewrite (a reader given a private copy) can leave a constant unread.
+    if !rewrites.is_empty() {
+        drop_orphaned_constants(model, &mut proto);
+    }
     // Which tensors were external is the source model's fact, not the result's: savers ask
     // `SaveOptions::keeping_storage_of(model)`.
     Ok(Applied { proto, rewrites })
@@ -119,11 +122,15 @@ fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Appli
 /// Every node next to a cut value recomputes its rewrites from the merged cuts.
 fn recompute_rewrites(model: &Model, cuts: &Cuts) -> Result<Vec<Rewrite>, ExecError> {
     let g = &model.graph;
-    let mut nodes: BTreeSet<NodeId> = BTreeSet::new();
+    // With repeats (a value cut on several axes, a node next to several cut values), then
+    // sorted once.
+    let mut nodes: Vec<NodeId> = Vec::new();
     for &(v, _) in cuts.removed.keys() {
         nodes.extend(g.producer(v));
         nodes.extend(g.value(v).consumers.iter().map(|&(c, _)| c));
     }
+    nodes.sort_unstable();
+    nodes.dedup();
     let mut out = Vec::new();
     for id in nodes {
         let node = g.node(id);
