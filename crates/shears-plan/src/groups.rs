@@ -64,71 +64,80 @@ fn through_relay(
 
 /// Every group of the model with a parameter in it, in order of first appearance.
 pub fn group_reports(model: &Model, graph: &DependencyGraph) -> Vec<GroupReport> {
-    let g = &model.graph;
     let layers = crate::GroupLayers::new(model, graph);
     graph
         .groups
         .iter()
-        .map(|grp| {
-            let root = graph.dim(grp.root);
-            // The layer whose output channels the root is (a computed weight's Conv rather
-            // than the op computing it; a quantized weight's layer rather than the
-            // DequantizeLinear relaying it), else the first node linking it.
-            let root_node = layers
-                .layer(grp.id)
-                .filter(|l| l.dim == grp.root)
-                .map(|l| l.node)
-                .or_else(|| root.linked_by.first().copied())
-                .map(|n| g.node(through_relay(model, graph, n)).name.clone())
-                .unwrap_or_default();
-            let members = grp
-                .dims
-                .iter()
-                .filter_map(|&d| {
-                    let di = graph.dim(d);
-                    match di.key {
-                        DimKey::Axis(v, a) => Some(GroupMember {
-                            tensor: g.value(v).name.clone(),
-                            axis: a,
-                            size: di.size,
-                            parameter: di.is_param,
-                        }),
-                        DimKey::Virtual(..) => None,
-                    }
-                })
-                .collect();
-            let blockers: BTreeSet<GroupBlocker> = grp
-                .blockers
-                .iter()
-                .map(|(d, f)| GroupBlocker {
-                    dim: dim_name(model, graph, *d),
-                    node: f.node.map(|n| g.node(n).name.clone()).unwrap_or_default(),
-                    reason: f.reason.clone(),
-                })
-                .collect();
-            let mixed: BTreeSet<String> = grp
-                .dims
-                .iter()
-                .flat_map(|&d| graph.dim(d).mixed_by.iter())
-                .map(|&n| g.node(n).name.clone())
-                .collect();
-            let root_indices: Vec<u32> = (0..root.size)
-                .filter(|&i| graph.group_at(grp.root, i) == Some(grp.id))
-                .map(|i| i as u32)
-                .collect();
-            GroupReport {
-                id: grp.id.0,
-                root: dim_name(model, graph, grp.root),
-                root_node,
-                root_indices,
-                channels: grp.units.len(),
-                prunable: grp.is_prunable(),
-                members,
-                blockers: blockers.into_iter().collect(),
-                mixed_by: mixed.into_iter().collect(),
+        .map(|grp| group_report(model, graph, &layers, grp))
+        .collect()
+}
+
+/// The report of one group of `graph` ([`group_reports`] for all), with the model's layers
+/// already indexed: for callers that need only some groups' reports.
+pub fn group_report(
+    model: &Model,
+    graph: &DependencyGraph,
+    layers: &crate::GroupLayers,
+    grp: &shears_graph::Group,
+) -> GroupReport {
+    let g = &model.graph;
+    let root = graph.dim(grp.root);
+    // The layer whose output channels the root is (a computed weight's Conv rather
+    // than the op computing it; a quantized weight's layer rather than the
+    // DequantizeLinear relaying it), else the first node linking it.
+    let root_node = layers
+        .layer(grp.id)
+        .filter(|l| l.dim == grp.root)
+        .map(|l| l.node)
+        .or_else(|| root.linked_by.first().copied())
+        .map(|n| g.node(through_relay(model, graph, n)).name.clone())
+        .unwrap_or_default();
+    let members = grp
+        .dims
+        .iter()
+        .filter_map(|&d| {
+            let di = graph.dim(d);
+            match di.key {
+                DimKey::Axis(v, a) => Some(GroupMember {
+                    tensor: g.value(v).name.clone(),
+                    axis: a,
+                    size: di.size,
+                    parameter: di.is_param,
+                }),
+                DimKey::Virtual(..) => None,
             }
         })
-        .collect()
+        .collect();
+    let blockers: BTreeSet<GroupBlocker> = grp
+        .blockers
+        .iter()
+        .map(|(d, f)| GroupBlocker {
+            dim: dim_name(model, graph, *d),
+            node: f.node.map(|n| g.node(n).name.clone()).unwrap_or_default(),
+            reason: f.reason.clone(),
+        })
+        .collect();
+    let mixed: BTreeSet<String> = grp
+        .dims
+        .iter()
+        .flat_map(|&d| graph.dim(d).mixed_by.iter())
+        .map(|&n| g.node(n).name.clone())
+        .collect();
+    let root_indices: Vec<u32> = (0..root.size)
+        .filter(|&i| graph.group_at(grp.root, i) == Some(grp.id))
+        .map(|i| i as u32)
+        .collect();
+    GroupReport {
+        id: grp.id.0,
+        root: dim_name(model, graph, grp.root),
+        root_node,
+        root_indices,
+        channels: grp.units.len(),
+        prunable: grp.is_prunable(),
+        members,
+        blockers: blockers.into_iter().collect(),
+        mixed_by: mixed.into_iter().collect(),
+    }
 }
 
 /// Text for people: one header line per group, then its blockers (if any) and its members.

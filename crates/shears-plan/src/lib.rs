@@ -22,9 +22,12 @@ pub use diff::diff_lines;
 pub use error::PlanError;
 pub use file::PlanFile;
 pub use group_plan::{group_layer, plan_units, plan_units_at, GroupLayer, GroupLayers};
-pub use groups::{group_reports, render_groups_text, GroupBlocker, GroupMember, GroupReport};
+pub use groups::{
+    group_report, group_reports, render_groups_text, GroupBlocker, GroupMember, GroupReport,
+};
 pub use heads::{head_group_reports, layer_heads, plan_heads, LayerHeads};
 pub use render::{render_lines, render_text, rewrite_line};
+pub use summary::dim_name;
 pub use verify::verify_plan;
 
 use serde::{Deserialize, Serialize};

@@ -647,25 +647,34 @@ impl Run<'_> {
     ) -> Result<(Vec<Cand>, Vec<Skipped>)> {
         let cfg = self.cfg;
         let g = &model.graph;
-        let reports = shears_plan::group_reports(model, graph);
         let outputs_layers = output_layers(model, graph);
         let mut skipped = Vec::new();
-        let mut open: Vec<(GroupId, GroupLayer, String, Vec<String>)> = Vec::new();
-        for (report, group) in reports.iter().zip(&graph.groups) {
+        // (group, its layer, the layer's name, the group's root, the names of its layers)
+        let mut open: Vec<(GroupId, GroupLayer, String, String, Vec<String>)> = Vec::new();
+        for group in &graph.groups {
             // The head stage prunes heads only; every other group is the later stages' work.
             if self.granularity.whole_heads() && !graph.is_head_group(group.id) {
                 continue;
             }
             let layer = index.layer(group.id);
-            let layer_name =
-                layer.map_or(report.root_node.clone(), |l| g.node(l.node).name.clone());
+            // The full report (blockers, the root's node) only for the groups that need it.
+            let report = (layer.is_none() || !group.is_prunable())
+                .then(|| shears_plan::group_report(model, graph, index, group));
+            let layer_name = match layer {
+                Some(l) => g.node(l.node).name.clone(),
+                None => report
+                    .as_ref()
+                    .map(|r| r.root_node.clone())
+                    .unwrap_or_default(),
+            };
+            let root = shears_plan::dim_name(model, graph, group.root);
             let skip = |reason: String| Skipped {
                 by_allocation: false,
                 layer: layer_name.clone(),
-                root: report.root.clone(),
+                root: root.clone(),
                 reason,
             };
-            if !report.prunable {
+            if let Some(report) = report.as_ref().filter(|r| !r.prunable) {
                 let why: Vec<String> = report
                     .blockers
                     .iter()
@@ -702,7 +711,7 @@ impl Run<'_> {
                 skipped.push(skip(format!("ignored (--ignore {})", p.text)));
                 continue;
             }
-            open.push((group.id, at, layer_name, names));
+            open.push((group.id, at, layer_name, root, names));
         }
 
         let gids: Vec<GroupId> = open.iter().map(|o| o.0).collect();
@@ -735,9 +744,8 @@ impl Run<'_> {
         };
         let mut cands = Vec::new();
         self.progress.begin("scoring groups", open.len() as u64);
-        for (gid, at, layer, names) in open {
+        for (gid, at, layer, root, names) in open {
             let k = gid.0 as usize;
-            let root = reports[k].root.clone();
             let key = keys[k].clone();
             let scored = match &scoring {
                 Scoring::Custom(c) => c.score(model, graph, gid, &key, cfg.importance.normalizer),
