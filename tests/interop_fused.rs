@@ -24,16 +24,7 @@ use shears_graph::DependencyGraph;
 use shears_onnx::Model;
 
 #[cfg(feature = "shared-suite")]
-const MODELS: &[&str] = &[
-    "bert-ts",
-    "bert-dynamo",
-    "gpt2-ts",
-    "gpt2-dynamo",
-    "llama-ts",
-    "llama-dynamo",
-    "vit-ts",
-    "vit-dynamo",
-];
+use common::TRANSFORMERS as MODELS;
 
 /// `check_symbolic.py`'s arguments for (pruned, original) `pairs` of fused models: the checker
 /// is skipped, with the reason, only where the original fails it too (onnxruntime writes its

@@ -31,6 +31,23 @@ fn pruned_pairs(dir: &Path, original: &Path, tag: &str) -> Vec<PathBuf> {
 
 /// [`pruned_pairs`] with `--gqa gqa`. With query heads as units (`query`) the key/value head
 /// groups are blocked by design (every key/value head stays) and are skipped.
+/// `prune --head-ratio 0.5 --ratio 0.3 --gqa GQA`: half the heads (or query heads), then
+/// 30% of the widths.
+fn prune_heads_and_widths(original: &Path, gqa: &str, out: &Path) {
+    shears(&[
+        "prune",
+        original.to_str().unwrap(),
+        "--head-ratio",
+        "0.5",
+        "--ratio",
+        "0.3",
+        "--gqa",
+        gqa,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+}
+
 fn pruned_pairs_with(dir: &Path, original: &Path, tag: &str, gqa: &str) -> Vec<PathBuf> {
     let model = shears::load(original).unwrap();
     let granularity = match gqa {
@@ -58,18 +75,7 @@ fn pruned_pairs_with(dir: &Path, original: &Path, tag: &str, gqa: &str) -> Vec<P
     }
     assert!(!pairs.is_empty(), "{tag}: no head to remove");
     let out = dir.join(format!("{tag}-{gqa}-ratio.onnx"));
-    shears(&[
-        "prune",
-        original.to_str().unwrap(),
-        "--head-ratio",
-        "0.5",
-        "--ratio",
-        "0.3",
-        "--gqa",
-        gqa,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    prune_heads_and_widths(original, gqa, &out);
     pairs.extend([out, original.to_path_buf()]);
     pairs
 }
@@ -104,16 +110,7 @@ fn heads_of_an_attention_block_not_in_shared_prune_exactly_and_run() {
 fn heads_of_the_shared_transformers_prune_and_run_at_two_lengths() {
     let dir = tempfile::tempdir().unwrap();
     let mut pairs = Vec::new();
-    for m in [
-        "bert-ts",
-        "bert-dynamo",
-        "gpt2-ts",
-        "gpt2-dynamo",
-        "llama-ts",
-        "llama-dynamo",
-        "vit-ts",
-        "vit-dynamo",
-    ] {
+    for &m in common::TRANSFORMERS {
         let original = common::shared().join(format!("models/transformers/{m}.onnx"));
         pairs.extend(pruned_pairs(dir.path(), &original, m));
     }
@@ -138,18 +135,7 @@ fn gqa_head_ratio_removes_whole_kv_groups_or_equal_query_heads_per_group() {
         let original = common::shared().join(format!("models/transformers/{m}.onnx"));
         for (gqa, kv_heads) in [("kv", 1), ("query", 2)] {
             let out = dir.path().join(format!("{m}-{gqa}.onnx"));
-            shears(&[
-                "prune",
-                original.to_str().unwrap(),
-                "--head-ratio",
-                "0.5",
-                "--ratio",
-                "0.3",
-                "--gqa",
-                gqa,
-                "-o",
-                out.to_str().unwrap(),
-            ]);
+            prune_heads_and_widths(&original, gqa, &out);
             let pruned = shears::load(&out).unwrap();
             let width = |w: &str| {
                 let v = pruned.graph.value_id(w).unwrap();

@@ -4,6 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The transformer exports in `../shared/models/transformers`, both styles.
+pub const TRANSFORMERS: &[&str] = &[
+    "bert-ts",
+    "bert-dynamo",
+    "gpt2-ts",
+    "gpt2-dynamo",
+    "llama-ts",
+    "llama-dynamo",
+    "vit-ts",
+    "vit-dynamo",
+];
+
 /// The `../shared` folder next to the repository; the shared-suite tests need it.
 pub fn shared() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
