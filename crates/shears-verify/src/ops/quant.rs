@@ -243,35 +243,35 @@ fn qlinear_matmul(c: &Ctx, inputs: &[Option<Tensor>]) -> OpResult<Vec<Tensor>> {
 /// Per-row parameters of a product's left operand (`[M]` of its second-to-last axis), when
 /// its scale or zero point has more than one value.
 fn row_layout(a: &Tensor, scale: &[f32], zp: &[f32]) -> OpResult<Layout> {
-    let p = if scale.len() > 1 { scale } else { zp };
-    if p.len() > 1 && a.rank() < 2 {
-        bail!(
-            "a per-row parameter needs a 2-D operand, found {:?}",
-            a.dims()
-        );
-    }
-    Ok(if p.len() > 1 {
-        param_layout(a.dims(), a.rank() - 2, p)
-    } else {
-        Layout::per_tensor()
-    })
+    operand_layout(a, 2, "row", scale, zp)
 }
 
 /// Per-column parameters of a product's right operand (`[N]` of its last axis), when its
 /// scale or zero point has more than one value.
 fn col_layout(b: &Tensor, scale: &[f32], zp: &[f32]) -> OpResult<Layout> {
+    operand_layout(b, 1, "column", scale, zp)
+}
+
+/// Parameters along axis `rank - from_end` of a 2-D-or-more product operand when its scale or
+/// zero point has more than one value, else per tensor.
+fn operand_layout(
+    t: &Tensor,
+    from_end: usize,
+    what: &str,
+    scale: &[f32],
+    zp: &[f32],
+) -> OpResult<Layout> {
     let p = if scale.len() > 1 { scale } else { zp };
-    if p.len() > 1 && b.rank() < 2 {
+    if p.len() <= 1 {
+        return Ok(Layout::per_tensor());
+    }
+    if t.rank() < 2 {
         bail!(
-            "a per-column parameter needs a 2-D operand, found {:?}",
-            b.dims()
+            "a per-{what} parameter needs a 2-D operand, found {:?}",
+            t.dims()
         );
     }
-    Ok(if p.len() > 1 {
-        param_layout(b.dims(), b.rank() - 1, p)
-    } else {
-        Layout::per_tensor()
-    })
+    Ok(param_layout(t.dims(), t.rank() - from_end, p))
 }
 
 /// An f32 result of integer arithmetic as the int32 it holds.
