@@ -345,13 +345,7 @@ impl ModelBuilder {
         for chunk in raw.chunks_exact_mut(4) {
             chunk.copy_from_slice(&rng.uniform(lo, hi).to_le_bytes());
         }
-        TensorProto {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-            data_type: DataType::Float as i32,
-            raw_data: Bytes::from(raw),
-            ..Default::default()
-        }
+        raw_tensor(name, dims, DataType::Float, raw)
     }
 
     /// Adds `t` as a layer parameter: an initializer, or a `Constant` node whose output has the
@@ -412,9 +406,25 @@ impl ModelBuilder {
         out
     }
 
-    /// The finished model: IR version for the opset, one default-domain opset import, the graph
-    /// with typed and shaped inputs and outputs.
+    /// The finished model: IR version for the opset, the default-domain opset import (plus
+    /// version 1 of every other domain a node is in, such as onnxruntime's `com.microsoft`),
+    /// the graph with typed and shaped inputs and outputs.
     pub fn build(self) -> ModelProto {
+        let other_domains: std::collections::BTreeSet<&str> = self
+            .nodes
+            .iter()
+            .map(|n| n.domain.as_str())
+            .filter(|d| !d.is_empty() && *d != "ai.onnx")
+            .collect();
+        let opset_import = std::iter::once(OperatorSetIdProto {
+            domain: String::new(),
+            version: self.opset,
+        })
+        .chain(other_domains.into_iter().map(|d| OperatorSetIdProto {
+            domain: d.to_string(),
+            version: 1,
+        }))
+        .collect();
         let outputs = self
             .outputs
             .iter()
@@ -436,10 +446,7 @@ impl ModelBuilder {
         };
         ModelProto {
             ir_version: ir_version_for_opset(self.opset),
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: self.opset,
-            }],
+            opset_import,
             producer_name: "shears-builder".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             graph: Some(GraphProto {
@@ -499,16 +506,8 @@ pub fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
         data.len(),
         "tensor '{name}': dims {dims:?}"
     );
-    let mut raw = Vec::with_capacity(data.len() * 4);
-    data.iter()
-        .for_each(|v| raw.extend_from_slice(&v.to_le_bytes()));
-    TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: DataType::Float as i32,
-        raw_data: Bytes::from(raw),
-        ..Default::default()
-    }
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_tensor(name, dims, DataType::Float, raw)
 }
 
 /// An int64 tensor stored as `raw_data`.
@@ -518,13 +517,16 @@ pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
         data.len(),
         "tensor '{name}': dims {dims:?}"
     );
-    let mut raw = Vec::with_capacity(data.len() * 8);
-    data.iter()
-        .for_each(|v| raw.extend_from_slice(&v.to_le_bytes()));
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_tensor(name, dims, DataType::Int64, raw)
+}
+
+/// A tensor of `data_type` holding `raw` (little-endian elements) as `raw_data`.
+fn raw_tensor(name: &str, dims: &[i64], data_type: DataType, raw: Vec<u8>) -> TensorProto {
     TensorProto {
         name: name.to_string(),
         dims: dims.to_vec(),
-        data_type: DataType::Int64 as i32,
+        data_type: data_type as i32,
         raw_data: Bytes::from(raw),
         ..Default::default()
     }

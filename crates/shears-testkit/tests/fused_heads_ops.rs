@@ -10,7 +10,7 @@ use shears_graph::{DependencyGraph, Granularity};
 use shears_onnx::external::ExternalStore;
 use shears_onnx::ops::MS_DOMAIN;
 use shears_onnx::proto::tensor_proto::DataType;
-use shears_onnx::proto::{ModelProto, OperatorSetIdProto, TensorProto};
+use shears_onnx::proto::{ModelProto, TensorProto};
 use shears_onnx::{InputShapes, Model};
 use shears_testkit::builder::{attr_int, ModelBuilder};
 use shears_testkit::{analysed, rule_line};
@@ -83,23 +83,16 @@ fn mha_block(rotary: bool, domain: &str) -> ModelProto {
         )
         .remove(0);
     b.last_node_mut().unwrap().domain = domain.into();
-    finish(b, &a, 12, domain)
+    finish(b, &a, 12)
 }
 
-/// `·wo[width, 4]` after `a`, the output, and the contrib domain imported.
-fn finish(mut b: ModelBuilder, a: &str, width: i64, domain: &str) -> ModelProto {
+/// `·wo[width, 4]` after `a`, and the output (the builder imports the nodes' domains).
+fn finish(mut b: ModelBuilder, a: &str, width: i64) -> ModelProto {
     let wo = b.param_random("wo", &[width, 4]);
     let y = b.node("MatMul", &[a, &wo], 1, vec![]).remove(0);
     b.set_shape(&y, &[1, 5, 4]);
     b.output(&y);
-    let mut p = b.build();
-    if !domain.is_empty() {
-        p.opset_import.push(OperatorSetIdProto {
-            domain: domain.into(),
-            version: 1,
-        });
-    }
-    p
+    b.build()
 }
 
 /// `input[1, 5, 8] -> MatMul r[1, 5, 32]`, q `[.., 64]` (4 heads of 16), k and v `[.., 32]`
@@ -136,7 +129,7 @@ fn gqa_block(domain: &str, kv: i64) -> ModelProto {
         )
         .remove(0);
     b.last_node_mut().unwrap().domain = domain.into();
-    finish(b, &a, 64, domain)
+    finish(b, &a, 64)
 }
 
 #[test]
@@ -367,12 +360,7 @@ fn rotary_only(four: bool) -> ModelProto {
     let out = b.node("MatMul", &[&y, &w], 1, vec![]).remove(0);
     b.set_shape(&out, &[1, 5, 4]);
     b.output(&out);
-    let mut p = b.build();
-    p.opset_import.push(OperatorSetIdProto {
-        domain: MS_DOMAIN.into(),
-        version: 1,
-    });
-    p
+    b.build()
 }
 
 #[test]
