@@ -28,6 +28,18 @@ def run(path, x):
     return sess.run(None, {sess.get_inputs()[0].name: x})
 
 
+def run_both(original, pruned, npy, result):
+    """Runs both models on the input in `npy`: the pruned outputs must have the original's
+    shapes (else AssertionError); records them and whether they are finite (`ok`)."""
+    x = np.load(npy)
+    ya, yb = run(original, x), run(pruned, x)
+    result["outputs"] = [list(o.shape) for o in yb]
+    if [o.shape for o in ya] != [o.shape for o in yb]:
+        raise AssertionError(f"output shapes {[o.shape for o in ya]} -> {result['outputs']}")
+    result["finite"] = bool(all(np.isfinite(o).all() for o in yb))
+    result["ok"] = result["finite"]
+
+
 def declared(vi):
     t = vi.type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
@@ -50,13 +62,7 @@ def check(original, pruned, npy):
             t = inits[vi.name]
             if declared(vi) != (t.data_type, list(t.dims)):
                 raise AssertionError(f"input {vi.name} declared {declared(vi)}, holds {list(t.dims)}")
-        x = np.load(npy)
-        ya, yb = run(original, x), run(pruned, x)
-        result["outputs"] = [list(o.shape) for o in yb]
-        if [o.shape for o in ya] != [o.shape for o in yb]:
-            raise AssertionError(f"output shapes {[o.shape for o in ya]} -> {result['outputs']}")
-        result["finite"] = bool(all(np.isfinite(o).all() for o in yb))
-        result["ok"] = result["finite"]
+        run_both(original, pruned, npy, result)
     except Exception as e:  # noqa: BLE001 - every failure is reported, with its cause
         result["ok"] = False
         result["error"] = f"{type(e).__name__}: {e}"

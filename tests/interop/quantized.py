@@ -39,6 +39,8 @@ try:
         QuantType,
         quantize_static,
     )
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from check_styles import run_both
 except ImportError as e:  # pragma: no cover - reported by the caller
     print(f"missing Python package: {e.name} (pip install onnx onnxruntime numpy)", file=sys.stderr)
     sys.exit(3)
@@ -186,13 +188,7 @@ def check(original, pruned, npy):
         onnx.checker.check_model(pruned, full_check=True)
         a, b = onnx.load(original), onnx.load(pruned)
         result["quantized_weights"], result["per_channel_params"] = check_quantized(a, b)
-        x = np.load(npy)
-        ya, yb = run(original, x), run(pruned, x)
-        result["outputs"] = [list(o.shape) for o in yb]
-        if [o.shape for o in ya] != [o.shape for o in yb]:
-            raise AssertionError(f"output shapes {[o.shape for o in ya]} -> {result['outputs']}")
-        result["finite"] = bool(all(np.isfinite(o).all() for o in yb))
-        result["ok"] = result["finite"]
+        run_both(original, pruned, npy, result)
     except Exception as e:  # noqa: BLE001 - every failure is reported, with its cause
         result["ok"] = False
         result["error"] = f"{type(e).__name__}: {e}"
