@@ -205,3 +205,30 @@ fn gqa_query_heads_are_planned_and_pruned_through_the_cli() {
         );
     }
 }
+
+/// With `--gqa query` every key/value head is kept by choice: `groups --heads` lists the
+/// key/value groups with that reason, not as a Reshape that cannot follow the axis; with
+/// `--gqa kv` nothing is kept for that reason.
+#[test]
+fn gqa_query_heads_say_why_key_value_heads_are_kept() {
+    use shears_testkit::builder::llama::{write_llama, LlamaConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let w = write_llama(&LlamaConfig::tiny(), &dir.path().join("llama.onnx")).unwrap();
+    let m = w.model.to_str().unwrap();
+    let by_choice = "every key/value head is kept when query heads are the units (--gqa query)";
+    let o = shears(&["groups", m, "--heads", "--gqa", "query"]);
+    ok(&o);
+    let report = text(&o.stdout);
+    let kept: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("blocked by"))
+        .collect();
+    assert!(!kept.is_empty(), "{report}");
+    for line in &kept {
+        assert!(line.contains(by_choice), "{line}");
+        assert!(!line.contains("splits or merges this axis"), "{line}");
+    }
+    let o = shears(&["groups", m, "--heads", "--gqa", "kv"]);
+    ok(&o);
+    assert!(!text(&o.stdout).contains(by_choice), "{}", text(&o.stdout));
+}

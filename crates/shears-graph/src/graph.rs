@@ -777,15 +777,31 @@ impl<'m> Builder<'m> {
                     if chosen.contains(&r) {
                         continue;
                     }
+                    // With query heads as units, a key/value head axis is kept by choice,
+                    // not because the Reshape cannot follow it: say so.
+                    let kept_kv_head = granularity == Granularity::QueryHeads
+                        && self
+                            .dim_of
+                            .get(&DimKey::Axis(r.0, r.1))
+                            .zip(self.classes.as_ref())
+                            .map(|(&d, cl)| {
+                                let c = cl.of_dim(d) as usize;
+                                head_class[c] && !made_class[c]
+                            })
+                            .unwrap_or(false);
                     if let Some(d) = self.value_dim(r.0, r.1) {
-                        self.fix(
-                            d,
-                            Some(id),
+                        let why = if kept_kv_head {
+                            format!(
+                                "every key/value head is kept when query heads are the units (--gqa query); {} '{}' merges this axis with its query heads",
+                                node.op_type, node.name
+                            )
+                        } else {
                             format!(
                                 "{} '{}' splits or merges this axis; it keeps its size",
                                 node.op_type, node.name
-                            ),
-                        );
+                            )
+                        };
+                        self.fix(d, Some(id), why);
                     }
                 }
             }
