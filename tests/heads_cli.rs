@@ -139,9 +139,7 @@ fn prune_head_ratio_removes_whole_heads_before_widths() {
 /// --gqa` removes either kind.
 #[test]
 fn gqa_query_heads_are_planned_and_pruned_through_the_cli() {
-    use shears_testkit::builder::llama::{write_llama, LlamaConfig};
-    let dir = tempfile::tempdir().unwrap();
-    let w = write_llama(&LlamaConfig::tiny(), &dir.path().join("llama.onnx")).unwrap();
+    let (dir, w) = tiny_llama();
     let m = w.model.to_str().unwrap();
     let q = "model.layers.0.self_attn.q_proj.weight";
     let o = shears(&[
@@ -211,9 +209,7 @@ fn gqa_query_heads_are_planned_and_pruned_through_the_cli() {
 /// `--gqa kv` nothing is kept for that reason.
 #[test]
 fn gqa_query_heads_say_why_key_value_heads_are_kept() {
-    use shears_testkit::builder::llama::{write_llama, LlamaConfig};
-    let dir = tempfile::tempdir().unwrap();
-    let w = write_llama(&LlamaConfig::tiny(), &dir.path().join("llama.onnx")).unwrap();
+    let (_dir, w) = tiny_llama();
     let m = w.model.to_str().unwrap();
     let by_choice = "every key/value head is kept when query heads are the units (--gqa query)";
     let o = shears(&["groups", m, "--heads", "--gqa", "query"]);
@@ -231,4 +227,15 @@ fn gqa_query_heads_say_why_key_value_heads_are_kept() {
     let o = shears(&["groups", m, "--heads", "--gqa", "kv"]);
     ok(&o);
     assert!(!text(&o.stdout).contains(by_choice), "{}", text(&o.stdout));
+}
+
+/// The builder's tiny Llama written into a fresh folder (kept alive by the returned guard).
+fn tiny_llama() -> (
+    tempfile::TempDir,
+    shears_testkit::builder::llama::WrittenModel,
+) {
+    use shears_testkit::builder::llama::{write_llama, LlamaConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let w = write_llama(&LlamaConfig::tiny(), &dir.path().join("llama.onnx")).unwrap();
+    (dir, w)
 }
