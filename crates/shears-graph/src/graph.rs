@@ -251,6 +251,19 @@ impl DependencyGraph {
             UnitId(self.unit_of_class_atom[c + i])
         })
     }
+    /// The unit id ([`UnitId`]'s number) of each index of dim `d`, in index order. Dims that
+    /// identity links tie index by index share one class ([`Self::dim_class`]) and so the same
+    /// slice: a caller asking the same question of every dim of a group can answer it once per
+    /// class.
+    pub fn dim_units(&self, d: DimId) -> &[u32] {
+        let c = self.class_start[self.dim_class[d.0 as usize] as usize] as usize;
+        &self.unit_of_class_atom[c..c + self.dim(d).size]
+    }
+    /// The class of dim `d`: dims of one class have the same size and the same unit at every
+    /// index ([`Self::dim_units`]).
+    pub fn dim_class(&self, d: DimId) -> u32 {
+        self.dim_class[d.0 as usize]
+    }
     /// The atoms of a unit, ascending.
     pub fn unit_atoms(&self, u: UnitId) -> &[u32] {
         let t = self.unit_atoms.get_or_init(|| self.atoms_by_unit());

@@ -225,14 +225,28 @@ pub fn plan(
         units.extend(us.iter().copied());
     }
 
-    // Removed indices per dim.
+    // Removed indices per dim: the indices of the groups' dims whose unit is removed (every
+    // unit touches exactly its group's dims), found once per class of dims tied index by
+    // index rather than once per dim, and without a search for each atom's dim.
+    let removed_units: Vec<u32> = units.iter().map(|u| u.0).collect();
+    let mut dims: Vec<DimId> = by_group
+        .keys()
+        .flat_map(|&gid| graph.group(gid).dims.iter().copied())
+        .collect();
+    dims.sort_unstable();
+    dims.dedup();
+    let mut by_class: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut per_dim: BTreeMap<DimId, Vec<u32>> = BTreeMap::new();
-    for &u in &units {
-        for (a, d) in graph.atom_dims(graph.unit_atoms(u)) {
-            per_dim
-                .entry(d)
-                .or_default()
-                .push(a - graph.dim(d).atom_start);
+    for d in dims {
+        let idx = by_class.entry(graph.dim_class(d)).or_insert_with(|| {
+            let units_of = graph.dim_units(d).iter().enumerate();
+            units_of
+                .filter(|&(_, u)| removed_units.binary_search(u).is_ok())
+                .map(|(i, _)| i as u32)
+                .collect()
+        });
+        if !idx.is_empty() {
+            per_dim.insert(d, idx.clone());
         }
     }
     let mut removed = RemovedMap(HashMap::new());

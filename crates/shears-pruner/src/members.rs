@@ -1,7 +1,7 @@
 //! The tensor slices each unit of a group owns: per member dim of the group, the indices of that
 //! axis that belong to each unit.
 
-use shears_graph::{DependencyGraph, DimId, DimKey, Group};
+use shears_graph::{DependencyGraph, DimId, DimKey, Group, UnitId};
 use shears_onnx::{Model, ValueId};
 
 use crate::roles::{param_role, ParamRole};
@@ -113,22 +113,34 @@ pub fn member_axes(
 pub fn members(model: &Model, graph: &DependencyGraph, group: &Group) -> Vec<Member> {
     // A member dim's indices are read in order, each mapped to its unit's position in the
     // group (units are sorted); indices of units outside the group (a Concat's other
-    // segments) are not this group's.
+    // segments) are not this group's. Dims of one class have the same unit at every index,
+    // so each class is mapped once (a layer's weight, bias, norm parameters and activations
+    // usually share one).
     let mut positions: Vec<Option<u32>> = Vec::new();
+    let mut by_class: Vec<(u32, UnitIndices)> = Vec::new();
     member_axes(model, graph, group)
         .into_iter()
         .map(|(dim, value, axis, role)| {
-            positions.clear();
-            positions.extend((0..graph.dim(dim).size).map(|i| {
-                let u = graph.unit_at(dim, i)?;
-                group.units.binary_search(&u).ok().map(|k| k as u32)
-            }));
+            let class = graph.dim_class(dim);
+            let unit_indices =
+                match by_class.iter().find(|(c, _)| *c == class) {
+                    Some((_, u)) => u.clone(),
+                    None => {
+                        positions.clear();
+                        positions.extend(graph.dim_units(dim).iter().map(|&u| {
+                            group.units.binary_search(&UnitId(u)).ok().map(|k| k as u32)
+                        }));
+                        let u = UnitIndices::from_positions(group.units.len(), &positions);
+                        by_class.push((class, u.clone()));
+                        u
+                    }
+                };
             Member {
                 dim,
                 value,
                 axis,
                 role,
-                unit_indices: UnitIndices::from_positions(group.units.len(), &positions),
+                unit_indices,
             }
         })
         .collect()
