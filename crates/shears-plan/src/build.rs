@@ -139,11 +139,11 @@ pub fn resolve_layer(
     })
 }
 
-struct RemovedMap(HashMap<(ValueId, usize), Vec<u32>>);
+struct RemovedMap<'a>(HashMap<(ValueId, usize), &'a [u32]>);
 
-impl Removed for RemovedMap {
+impl Removed for RemovedMap<'_> {
     fn removed(&self, v: ValueId, axis: usize) -> &[u32] {
-        self.0.get(&(v, axis)).map_or(&[], |x| x.as_slice())
+        self.0.get(&(v, axis)).copied().unwrap_or(&[])
     }
 }
 
@@ -253,9 +253,8 @@ pub fn plan(
     // Collected with repeats (most dims are linked by the same few nodes), then sorted once.
     let mut nodes_touched: Vec<NodeId> = Vec::new();
     let mut mixed: BTreeSet<NodeId> = BTreeSet::new();
-    for (d, idx) in per_dim.iter_mut() {
-        idx.sort_unstable();
-        idx.dedup();
+    // Each index list ascends, unique: read from a dim's indices in order.
+    for (d, idx) in &per_dim {
         let di = graph.dim(*d);
         nodes_touched.extend(di.linked_by.iter().copied());
         mixed.extend(di.mixed_by.iter().copied());
@@ -263,13 +262,12 @@ pub fn plan(
             // A producer that makes the axis from a shape entry (Expand, ConstantOfShape)
             // links nothing there but rewrites that entry.
             nodes_touched.extend(model.graph.producer(v));
-            removed.0.insert((v, a), idx.clone());
+            removed.0.insert((v, a), idx);
         }
     }
 
     nodes_touched.sort_unstable();
     nodes_touched.dedup();
-    let entries = make_entries(model, graph, per_dim);
     let mut rewrites: Vec<Rewrite> = Vec::new();
     for &id in &nodes_touched {
         let node = model.graph.node(id);
@@ -285,6 +283,8 @@ pub fn plan(
         rewrites.append(&mut r);
     }
     rewrites.sort();
+    drop(removed);
+    let entries = make_entries(model, graph, per_dim);
 
     let parameters_removed = entries
         .iter()
@@ -354,12 +354,15 @@ fn make_entries(
 ) -> Vec<PlanEntry> {
     let g = &model.graph;
     // Tensor shapes after pruning, to count removed elements per tensor.
-    let mut by_value: BTreeMap<ValueId, Vec<(usize, usize)>> = BTreeMap::new();
-    for (d, idx) in &per_dim {
-        if let DimKey::Axis(v, a) = graph.dim(*d).key {
-            by_value.entry(v).or_default().push((a, idx.len()));
-        }
-    }
+    // (value, axis, removed count), a value's axes in dim order.
+    let mut by_value: Vec<(ValueId, usize, usize)> = per_dim
+        .iter()
+        .filter_map(|(d, idx)| match graph.dim(*d).key {
+            DimKey::Axis(v, a) => Some((v, a, idx.len())),
+            DimKey::Virtual(..) => None,
+        })
+        .collect();
+    by_value.sort_by_key(|c| c.0);
     // A layer's weight, bias, norm parameters and activation share its one-line summary.
     let mut op_summaries: HashMap<NodeId, String> = HashMap::new();
     let mut keyed: Vec<(EntryKey, PlanEntry)> = Vec::new();
@@ -397,9 +400,10 @@ fn make_entries(
             (node, v, axis)
         };
         let n = g.node(node);
-        let shape = value.shape.clone().unwrap_or_default();
-        let cuts = &by_value[&v];
-        let elements_removed = if kind == TensorKind::Activation || cuts[0].0 != axis {
+        let shape = value.shape.as_deref().unwrap_or_default();
+        let cuts = &by_value[by_value.partition_point(|c| c.0 < v)..];
+        let cuts = &cuts[..cuts.partition_point(|c| c.0 == v)];
+        let elements_removed = if kind == TensorKind::Activation || cuts[0].1 != axis {
             0
         } else {
             let total: u64 = shape.iter().map(|&s| s as u64).product();
@@ -407,7 +411,7 @@ fn make_entries(
                 .iter()
                 .enumerate()
                 .map(|(ax, &s)| {
-                    let gone = cuts.iter().find(|c| c.0 == ax).map_or(0, |c| c.1);
+                    let gone = cuts.iter().find(|c| c.1 == ax).map_or(0, |c| c.2);
                     (s - gone) as u64
                 })
                 .product();
@@ -423,7 +427,7 @@ fn make_entries(
                 role_of(model, graph, n, sv, sa) == "in"
             });
             if read_as_input {
-                role = "in".into();
+                role = "in";
             }
         }
         let kind_order = match kind {
@@ -447,7 +451,7 @@ fn make_entries(
                 node: n.name.clone(),
                 op_type: n.op_type.clone(),
                 op,
-                role,
+                role: role.to_string(),
                 axis,
                 size: di.size,
                 indices: idx,
@@ -475,13 +479,13 @@ fn role_of(
     node: NodeId,
     v: ValueId,
     axis: usize,
-) -> String {
+) -> &'static str {
     let Ok(c) = &graph.verdicts[node.index()] else {
-        return "in".into();
+        return "in";
     };
     let outputs = &model.graph.node(node).outputs;
     if outputs.contains(&Some(v)) {
-        return "out".into();
+        return "out";
     }
     let is_output = |r: &DimRef| matches!(r, DimRef::Axis(o, _) if outputs.contains(&Some(*o)));
     let me = DimRef::Axis(v, axis);
@@ -490,9 +494,9 @@ fn role_of(
         .iter()
         .any(|l| (l.a == me && is_output(&l.b)) || (l.b == me && is_output(&l.a)));
     if c.out_channels == Some((v, axis)) || tied_to_output {
-        "out".into()
+        "out"
     } else {
-        "in".into()
+        "in"
     }
 }
 
