@@ -91,6 +91,17 @@ pub fn member_axes(
     graph: &DependencyGraph,
     group: &Group,
 ) -> Vec<(DimId, ValueId, usize, Option<ParamRole>)> {
+    member_axes_with(graph, group, |v| param_role(model, graph, v))
+}
+
+/// [`member_axes`] with each parameter's role given by `role` (for a caller that looks each
+/// up once over many groups: a weight is a member of the group it produces and of the one it
+/// reads).
+pub fn member_axes_with(
+    graph: &DependencyGraph,
+    group: &Group,
+    mut role: impl FnMut(ValueId) -> ParamRole,
+) -> Vec<(DimId, ValueId, usize, Option<ParamRole>)> {
     group
         .dims
         .iter()
@@ -99,18 +110,22 @@ pub fn member_axes(
             let DimKey::Axis(value, axis) = info.key else {
                 return None;
             };
-            Some((
-                d,
-                value,
-                axis,
-                info.is_param.then(|| param_role(model, graph, value)),
-            ))
+            Some((d, value, axis, info.is_param.then(|| role(value))))
         })
         .collect()
 }
 
 /// Every value-axis member of `group` (virtual dims carry no tensor and are left out).
 pub fn members(model: &Model, graph: &DependencyGraph, group: &Group) -> Vec<Member> {
+    members_with(graph, group, |v| param_role(model, graph, v))
+}
+
+/// [`members`] with each parameter's role given by `role` (see [`member_axes_with`]).
+pub fn members_with(
+    graph: &DependencyGraph,
+    group: &Group,
+    role: impl FnMut(ValueId) -> ParamRole,
+) -> Vec<Member> {
     // A member dim's indices are read in order, each mapped to its unit's position in the
     // group (units are sorted); indices of units outside the group (a Concat's other
     // segments) are not this group's. Dims of one class have the same unit at every index,
@@ -118,7 +133,7 @@ pub fn members(model: &Model, graph: &DependencyGraph, group: &Group) -> Vec<Mem
     // usually share one).
     let mut positions: Vec<Option<u32>> = Vec::new();
     let mut by_class: Vec<(u32, UnitIndices)> = Vec::new();
-    member_axes(model, graph, group)
+    member_axes_with(graph, group, role)
         .into_iter()
         .map(|(dim, value, axis, role)| {
             let class = graph.dim_class(dim);
