@@ -442,20 +442,23 @@ impl<'m> Builder<'m> {
         if self.too_long.contains_key(&key) {
             return None;
         }
-        let what = match key {
+        // Named only when refused: most dims never need it.
+        let what = || match key {
             DimKey::Axis(v, a) => format!("'{}' axis {a}", self.model.graph.value(v).name),
             DimKey::Virtual(n, k) => format!("'{}' position {k}", self.model.graph.node(n).name),
         };
         if size > MAX_AXIS_ATOMS {
             let why = format!(
-                "{what} has {size} elements, more than the {MAX_AXIS_ATOMS} a channel axis may have"
+                "{} has {size} elements, more than the {MAX_AXIS_ATOMS} a channel axis may have",
+                what()
             );
             self.too_long.insert(key, why);
             return None;
         }
         if self.atom_count as usize + size > MAX_ATOMS {
             let why = format!(
-                "{what} ({size} elements) would take the graph past its limit of {MAX_ATOMS} atoms"
+                "{} ({size} elements) would take the graph past its limit of {MAX_ATOMS} atoms",
+                what()
             );
             self.too_long.insert(key, why);
             return None;

@@ -365,7 +365,7 @@ fn make_entries(
     by_value.sort_by_key(|c| c.0);
     // A layer's weight, bias, norm parameters and activation share its one-line summary.
     let mut op_summaries: HashMap<NodeId, String> = HashMap::new();
-    let mut keyed: Vec<(EntryKey, PlanEntry)> = Vec::new();
+    let mut keyed: Vec<(EntryKey, PlanEntry)> = Vec::with_capacity(per_dim.len());
     for (d, idx) in per_dim {
         let di = graph.dim(d);
         let DimKey::Axis(v, axis) = di.key else {
