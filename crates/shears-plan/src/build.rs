@@ -155,6 +155,18 @@ pub fn plan(
     indices: &[usize],
 ) -> Result<PruningPlan, PlanError> {
     let (root_node, root_dim) = resolve_layer(model, graph, layer)?;
+    plan_resolved(model, graph, layer, (root_node, root_dim), indices)
+}
+
+/// [`plan`] for a layer already resolved to its node and output-channel dim (what
+/// [`resolve_layer`] gives for `layer`).
+pub(crate) fn plan_resolved(
+    model: &Model,
+    graph: &DependencyGraph,
+    layer: &str,
+    (root_node, root_dim): (NodeId, DimId),
+    indices: &[usize],
+) -> Result<PruningPlan, PlanError> {
     let info = graph.dim(root_dim);
     let DimKey::Axis(root_value, root_axis) = info.key else {
         unreachable!("out_channels dims are value axes");
