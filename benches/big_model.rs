@@ -23,7 +23,7 @@
 //!
 //! | model | cp | inspect | prune | prune anon / bound | resident (file) | written |
 //! |---|---|---|---|---|---|---|
-//! | resnet50_like, 102 MB | 0.06 s (0.06) | 1.20x (1.25x) | 3.5x (5.2x) | 66 / 325 MB | 87 (6) MB | 59 MB |
+//! | resnet50_like, 102 MB | 0.04 s (0.04) | 1.48x (1.49x) | 4.1x (6.0x) | 65 / 325 MB | 85 (6) MB | 59 MB |
 //! | vgg16_like, 553 MB | 0.28 s (0.28) | 1.24x (1.23x) | 2.6x (2.5x) | 317 / 981 MB | 634 (6) MB | 314 MB |
 //! | llama_1_6b, 3.26 GB | 1.54 s (1.48) | 1.51x (1.50x) | 4.1x (4.4x) | 1866 / 2178 MB | 1999 (6) MB | 1791 MB |
 //!

@@ -71,7 +71,7 @@ fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Appli
             .range((v, 0)..=(v, usize::MAX))
             .map(|(&(_, a), r)| (a, r.as_slice()))
             .collect();
-        let name = g.value(v).name.clone();
+        let name = &g.value(v).name;
         match g.value(v).kind {
             ValueKind::Initializer(i) => {
                 let graph = proto.graph.as_mut().expect("checked at load");
@@ -81,11 +81,11 @@ fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Appli
             ValueKind::NodeOutput { node, .. } => {
                 let pi = g.node(node).proto_index;
                 let graph = proto.graph.as_mut().expect("checked at load");
-                cut_constant_node(&mut graph.node[pi].attribute, &name, &axes, model)?;
+                cut_constant_node(&mut graph.node[pi].attribute, name, &axes, model)?;
             }
             ValueKind::Input => {
                 return Err(ExecError::Tensor {
-                    tensor: name,
+                    tensor: name.clone(),
                     reason: "is a graph input and cannot be pruned".into(),
                 })
             }

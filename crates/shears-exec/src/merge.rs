@@ -26,10 +26,10 @@ impl shears_graph::rules::Removed for Cuts {
 /// Checks every plan against `model` and merges them; overlapping removals are an error.
 pub fn merge(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
     let g = &model.graph;
-    // Per (value, axis): every removed index with the plan removing it, sorted once at the end
-    // (a map per index costs more than the rest of the merge).
-    let mut owner: BTreeMap<(ValueId, usize), Vec<(u32, usize)>> = BTreeMap::new();
-    let mut cuts = Cuts::default();
+    // Every (value, axis, plan, indices) of the batch, sorted once at the end so each axis's
+    // plans are merged together (maps filled entry by entry cost more than the rest).
+    let mut owner: Vec<((ValueId, usize), usize, &[u32])> = Vec::new();
+    let mut stored: Vec<ValueId> = Vec::new();
     for (p, plan) in plans.iter().enumerate() {
         for e in &plan.entries {
             let v = g
@@ -57,24 +57,48 @@ pub fn merge(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
                 });
             }
             if e.kind != TensorKind::Activation {
-                cuts.stored.insert(v, ());
+                stored.push(v);
             }
-            let seen = owner.entry((v, e.axis)).or_default();
-            for &i in &e.indices {
-                if i as usize >= actual {
-                    return Err(ExecError::OutOfRange {
-                        plan: p,
-                        tensor: e.tensor.clone(),
-                        axis: e.axis,
-                        index: i,
-                        size: actual,
-                    });
-                }
-                seen.push((i, p));
+            if let Some(&i) = e.indices.iter().find(|&&i| i as usize >= actual) {
+                return Err(ExecError::OutOfRange {
+                    plan: p,
+                    tensor: e.tensor.clone(),
+                    axis: e.axis,
+                    index: i,
+                    size: actual,
+                });
             }
+            owner.push(((v, e.axis), p, &e.indices));
         }
     }
-    for ((v, axis), mut seen) in owner {
+    // Stable: an axis's plans stay in batch order.
+    owner.sort_by_key(|o| o.0);
+    stored.sort_unstable();
+    stored.dedup();
+    let mut removed: Vec<((ValueId, usize), Vec<u32>)> = Vec::new();
+    for by_plan in owner.chunk_by(|a, b| a.0 == b.0) {
+        let (v, axis) = by_plan[0].0;
+        let size = g.value(v).shape.as_ref().map_or(0, |s| s[axis]);
+        // Most axes are cut by one plan, whose indices ascend: nothing to merge or check but
+        // that.
+        if let [(_, _, indices)] = by_plan {
+            if indices.windows(2).all(|w| w[0] < w[1]) {
+                if indices.len() >= size {
+                    return Err(ExecError::Emptied {
+                        tensor: g.value(v).name.clone(),
+                        axis,
+                        size,
+                    });
+                }
+                removed.push(((v, axis), indices.to_vec()));
+                continue;
+            }
+        }
+        // Every removed index with the plan removing it, sorted: a repeat is an overlap.
+        let mut seen: Vec<(u32, usize)> = by_plan
+            .iter()
+            .flat_map(|&(_, p, indices)| indices.iter().map(move |&i| (i, p)))
+            .collect();
         seen.sort_unstable();
         if let Some(w) = seen.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(ExecError::Overlap {
@@ -85,7 +109,6 @@ pub fn merge(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
                 second: w[1].1,
             });
         }
-        let size = g.value(v).shape.as_ref().map_or(0, |s| s[axis]);
         if seen.len() >= size {
             return Err(ExecError::Emptied {
                 tensor: g.value(v).name.clone(),
@@ -93,8 +116,11 @@ pub fn merge(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError> {
                 size,
             });
         }
-        cuts.removed
-            .insert((v, axis), seen.into_iter().map(|(i, _)| i).collect());
+        removed.push(((v, axis), seen.into_iter().map(|(i, _)| i).collect()));
     }
-    Ok(cuts)
+    // Both in key order already: built in bulk.
+    Ok(Cuts {
+        removed: removed.into_iter().collect(),
+        stored: stored.into_iter().map(|v| (v, ())).collect(),
+    })
 }

@@ -251,6 +251,19 @@ impl DependencyGraph {
             UnitId(self.unit_of_class_atom[c + i])
         })
     }
+    /// The unit id ([`UnitId`]'s number) of each index of dim `d`, in index order. Dims that
+    /// identity links tie index by index share one class ([`Self::dim_class`]) and so the same
+    /// slice: a caller asking the same question of every dim of a group can answer it once per
+    /// class.
+    pub fn dim_units(&self, d: DimId) -> &[u32] {
+        let c = self.class_start[self.dim_class[d.0 as usize] as usize] as usize;
+        &self.unit_of_class_atom[c..c + self.dim(d).size]
+    }
+    /// The class of dim `d`: dims of one class have the same size and the same unit at every
+    /// index ([`Self::dim_units`]).
+    pub fn dim_class(&self, d: DimId) -> u32 {
+        self.dim_class[d.0 as usize]
+    }
     /// The atoms of a unit, ascending.
     pub fn unit_atoms(&self, u: UnitId) -> &[u32] {
         let t = self.unit_atoms.get_or_init(|| self.atoms_by_unit());
@@ -429,20 +442,23 @@ impl<'m> Builder<'m> {
         if self.too_long.contains_key(&key) {
             return None;
         }
-        let what = match key {
+        // Named only when refused: most dims never need it.
+        let what = || match key {
             DimKey::Axis(v, a) => format!("'{}' axis {a}", self.model.graph.value(v).name),
             DimKey::Virtual(n, k) => format!("'{}' position {k}", self.model.graph.node(n).name),
         };
         if size > MAX_AXIS_ATOMS {
             let why = format!(
-                "{what} has {size} elements, more than the {MAX_AXIS_ATOMS} a channel axis may have"
+                "{} has {size} elements, more than the {MAX_AXIS_ATOMS} a channel axis may have",
+                what()
             );
             self.too_long.insert(key, why);
             return None;
         }
         if self.atom_count as usize + size > MAX_ATOMS {
             let why = format!(
-                "{what} ({size} elements) would take the graph past its limit of {MAX_ATOMS} atoms"
+                "{} ({size} elements) would take the graph past its limit of {MAX_ATOMS} atoms",
+                what()
             );
             self.too_long.insert(key, why);
             return None;

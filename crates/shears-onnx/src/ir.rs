@@ -167,8 +167,16 @@ impl Graph {
             opset,
             ..Default::default()
         };
-        let declared = declared_shapes(g);
-        let define =
+        // Sized once: growing these a push at a time costs more than filling them.
+        let values = g.initializer.len()
+            + g.input.len()
+            + g.node.iter().map(|n| n.output.len()).sum::<usize>();
+        graph.values.reserve(values);
+        graph.value_by_name.reserve(values);
+        graph.nodes.reserve(g.node.len());
+        graph.node_by_name.reserve(g.node.len());
+        let mut declared = declared_shapes(g);
+        let mut define =
             |graph: &mut Graph, name: &str, kind: ValueKind, what: &str| -> Result<ValueId> {
                 if graph.value_by_name.contains_key(name) {
                     return Err(invalid(format!(
@@ -176,7 +184,8 @@ impl Graph {
                     )));
                 }
                 let id = ValueId(graph.values.len() as u32);
-                let (dtype, decl) = declared.get(name).cloned().unwrap_or((0, None));
+                // Each name is defined once (a second definition is refused above).
+                let (dtype, decl) = declared.remove(name).unwrap_or((0, None));
                 graph.values.push(Value {
                     name: name.to_string(),
                     kind,
@@ -334,9 +343,11 @@ impl Graph {
                 graph.values[v.index()].consumers.push((id, slot));
                 inputs.push(Some(v));
             }
-            graph.node_by_name.insert(node_names[fi].clone(), id);
+            // Each file node is placed once: its name moves into the node.
+            let name = std::mem::take(&mut node_names[fi]);
+            graph.node_by_name.insert(name.clone(), id);
             graph.nodes.push(Node {
-                name: node_names[fi].clone(),
+                name,
                 op_type: n.op_type.clone(),
                 domain: n.domain.clone(),
                 proto_index: fi,

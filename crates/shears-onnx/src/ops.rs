@@ -11,7 +11,6 @@
 //! A test in `shears-graph` checks that every op listed here has a coupling rule or is listed
 //! as deliberately opaque.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::ir::Node;
@@ -427,10 +426,11 @@ pub fn facts_of(op: &str) -> &'static OpFacts {
 /// [`OpFacts::NONE`] when unlisted: a contrib op never answers for a default-domain op of the
 /// same name, nor the reverse.
 pub fn facts_in(domain: &str, op: &str) -> &'static OpFacts {
-    type Table = HashMap<(&'static str, &'static str), &'static OpFacts>;
+    // Looked up for every node by every pass: a fast hash of two short keys.
+    type Table = rustc_hash::FxHashMap<(&'static str, &'static str), &'static OpFacts>;
     static TABLE: OnceLock<Table> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m = Table::default();
         for f in OP_FACTS {
             for op in f.ops {
                 let prev = m.insert((f.domain, *op), f);

@@ -139,11 +139,11 @@ pub fn resolve_layer(
     })
 }
 
-struct RemovedMap(HashMap<(ValueId, usize), Vec<u32>>);
+struct RemovedMap<'a>(HashMap<(ValueId, usize), &'a [u32]>);
 
-impl Removed for RemovedMap {
+impl Removed for RemovedMap<'_> {
     fn removed(&self, v: ValueId, axis: usize) -> &[u32] {
-        self.0.get(&(v, axis)).map_or(&[], |x| x.as_slice())
+        self.0.get(&(v, axis)).copied().unwrap_or(&[])
     }
 }
 
@@ -155,6 +155,18 @@ pub fn plan(
     indices: &[usize],
 ) -> Result<PruningPlan, PlanError> {
     let (root_node, root_dim) = resolve_layer(model, graph, layer)?;
+    plan_resolved(model, graph, layer, (root_node, root_dim), indices)
+}
+
+/// [`plan`] for a layer already resolved to its node and output-channel dim (what
+/// [`resolve_layer`] gives for `layer`).
+pub(crate) fn plan_resolved(
+    model: &Model,
+    graph: &DependencyGraph,
+    layer: &str,
+    (root_node, root_dim): (NodeId, DimId),
+    indices: &[usize],
+) -> Result<PruningPlan, PlanError> {
     let info = graph.dim(root_dim);
     let DimKey::Axis(root_value, root_axis) = info.key else {
         unreachable!("out_channels dims are value axes");
@@ -225,23 +237,36 @@ pub fn plan(
         units.extend(us.iter().copied());
     }
 
-    // Removed indices per dim.
+    // Removed indices per dim: the indices of the groups' dims whose unit is removed (every
+    // unit touches exactly its group's dims), found once per class of dims tied index by
+    // index rather than once per dim, and without a search for each atom's dim.
+    let removed_units: Vec<u32> = units.iter().map(|u| u.0).collect();
+    let mut dims: Vec<DimId> = by_group
+        .keys()
+        .flat_map(|&gid| graph.group(gid).dims.iter().copied())
+        .collect();
+    dims.sort_unstable();
+    dims.dedup();
+    let mut by_class: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut per_dim: BTreeMap<DimId, Vec<u32>> = BTreeMap::new();
-    for &u in &units {
-        for (a, d) in graph.atom_dims(graph.unit_atoms(u)) {
-            per_dim
-                .entry(d)
-                .or_default()
-                .push(a - graph.dim(d).atom_start);
+    for d in dims {
+        let idx = by_class.entry(graph.dim_class(d)).or_insert_with(|| {
+            let units_of = graph.dim_units(d).iter().enumerate();
+            units_of
+                .filter(|&(_, u)| removed_units.binary_search(u).is_ok())
+                .map(|(i, _)| i as u32)
+                .collect()
+        });
+        if !idx.is_empty() {
+            per_dim.insert(d, idx.clone());
         }
     }
     let mut removed = RemovedMap(HashMap::new());
     // Collected with repeats (most dims are linked by the same few nodes), then sorted once.
     let mut nodes_touched: Vec<NodeId> = Vec::new();
     let mut mixed: BTreeSet<NodeId> = BTreeSet::new();
-    for (d, idx) in per_dim.iter_mut() {
-        idx.sort_unstable();
-        idx.dedup();
+    // Each index list ascends, unique: read from a dim's indices in order.
+    for (d, idx) in &per_dim {
         let di = graph.dim(*d);
         nodes_touched.extend(di.linked_by.iter().copied());
         mixed.extend(di.mixed_by.iter().copied());
@@ -249,13 +274,12 @@ pub fn plan(
             // A producer that makes the axis from a shape entry (Expand, ConstantOfShape)
             // links nothing there but rewrites that entry.
             nodes_touched.extend(model.graph.producer(v));
-            removed.0.insert((v, a), idx.clone());
+            removed.0.insert((v, a), idx);
         }
     }
 
     nodes_touched.sort_unstable();
     nodes_touched.dedup();
-    let entries = make_entries(model, graph, per_dim);
     let mut rewrites: Vec<Rewrite> = Vec::new();
     for &id in &nodes_touched {
         let node = model.graph.node(id);
@@ -271,6 +295,8 @@ pub fn plan(
         rewrites.append(&mut r);
     }
     rewrites.sort();
+    drop(removed);
+    let entries = make_entries(model, graph, per_dim);
 
     let parameters_removed = entries
         .iter()
@@ -340,15 +366,18 @@ fn make_entries(
 ) -> Vec<PlanEntry> {
     let g = &model.graph;
     // Tensor shapes after pruning, to count removed elements per tensor.
-    let mut by_value: BTreeMap<ValueId, Vec<(usize, usize)>> = BTreeMap::new();
-    for (d, idx) in &per_dim {
-        if let DimKey::Axis(v, a) = graph.dim(*d).key {
-            by_value.entry(v).or_default().push((a, idx.len()));
-        }
-    }
+    // (value, axis, removed count), a value's axes in dim order.
+    let mut by_value: Vec<(ValueId, usize, usize)> = per_dim
+        .iter()
+        .filter_map(|(d, idx)| match graph.dim(*d).key {
+            DimKey::Axis(v, a) => Some((v, a, idx.len())),
+            DimKey::Virtual(..) => None,
+        })
+        .collect();
+    by_value.sort_by_key(|c| c.0);
     // A layer's weight, bias, norm parameters and activation share its one-line summary.
     let mut op_summaries: HashMap<NodeId, String> = HashMap::new();
-    let mut keyed: Vec<(EntryKey, PlanEntry)> = Vec::new();
+    let mut keyed: Vec<(EntryKey, PlanEntry)> = Vec::with_capacity(per_dim.len());
     for (d, idx) in per_dim {
         let di = graph.dim(d);
         let DimKey::Axis(v, axis) = di.key else {
@@ -383,9 +412,10 @@ fn make_entries(
             (node, v, axis)
         };
         let n = g.node(node);
-        let shape = value.shape.clone().unwrap_or_default();
-        let cuts = &by_value[&v];
-        let elements_removed = if kind == TensorKind::Activation || cuts[0].0 != axis {
+        let shape = value.shape.as_deref().unwrap_or_default();
+        let cuts = &by_value[by_value.partition_point(|c| c.0 < v)..];
+        let cuts = &cuts[..cuts.partition_point(|c| c.0 == v)];
+        let elements_removed = if kind == TensorKind::Activation || cuts[0].1 != axis {
             0
         } else {
             let total: u64 = shape.iter().map(|&s| s as u64).product();
@@ -393,7 +423,7 @@ fn make_entries(
                 .iter()
                 .enumerate()
                 .map(|(ax, &s)| {
-                    let gone = cuts.iter().find(|c| c.0 == ax).map_or(0, |c| c.1);
+                    let gone = cuts.iter().find(|c| c.1 == ax).map_or(0, |c| c.2);
                     (s - gone) as u64
                 })
                 .product();
@@ -409,7 +439,7 @@ fn make_entries(
                 role_of(model, graph, n, sv, sa) == "in"
             });
             if read_as_input {
-                role = "in".into();
+                role = "in";
             }
         }
         let kind_order = match kind {
@@ -433,7 +463,7 @@ fn make_entries(
                 node: n.name.clone(),
                 op_type: n.op_type.clone(),
                 op,
-                role,
+                role: role.to_string(),
                 axis,
                 size: di.size,
                 indices: idx,
@@ -461,13 +491,13 @@ fn role_of(
     node: NodeId,
     v: ValueId,
     axis: usize,
-) -> String {
+) -> &'static str {
     let Ok(c) = &graph.verdicts[node.index()] else {
-        return "in".into();
+        return "in";
     };
     let outputs = &model.graph.node(node).outputs;
     if outputs.contains(&Some(v)) {
-        return "out".into();
+        return "out";
     }
     let is_output = |r: &DimRef| matches!(r, DimRef::Axis(o, _) if outputs.contains(&Some(*o)));
     let me = DimRef::Axis(v, axis);
@@ -476,9 +506,9 @@ fn role_of(
         .iter()
         .any(|l| (l.a == me && is_output(&l.b)) || (l.b == me && is_output(&l.a)));
     if c.out_channels == Some((v, axis)) || tied_to_output {
-        "out".into()
+        "out"
     } else {
-        "in".into()
+        "in"
     }
 }
 

@@ -5,7 +5,7 @@ use shears_graph::{DependencyGraph, DimId, DimKey, GroupId, UnitId};
 use shears_onnx::Model;
 use shears_onnx::NodeId;
 
-use crate::{plan, PlanError, PruningPlan};
+use crate::{PlanError, PruningPlan};
 
 /// The layer a group's plans start from: a node whose output-channel axis is one of the group's
 /// dims, preferring the group's root.
@@ -144,12 +144,15 @@ pub fn plan_units_at(
                 .is_some_and(|u| wanted.binary_search(&u).is_ok())
         })
         .collect();
-    plan(model, graph, &model.graph.node(layer.node).name, &idxs)
+    // The layer is resolved already (its node's output-channel dim, by the type's invariant).
+    let name = &model.graph.node(layer.node).name;
+    crate::build::plan_resolved(model, graph, name, (layer.node, layer.dim), &idxs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan;
     use shears_onnx::external::ExternalStore;
     use shears_testkit::builder::zoo;
 

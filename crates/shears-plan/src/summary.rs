@@ -1,5 +1,7 @@
 //! Short human descriptions of ops and dims for rendered plans and groups.
 
+use std::fmt::Write as _;
+
 use shears_graph::{DependencyGraph, DimId, DimKey};
 use shears_onnx::{ops, Model, NodeId};
 
@@ -7,7 +9,7 @@ use shears_onnx::{ops, Model, NodeId};
 pub fn op_summary(model: &Model, id: NodeId) -> String {
     let g = &model.graph;
     let n = g.node(id);
-    let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.clone());
+    let shape = |slot: usize| n.input(slot).and_then(|v| g.value(v).shape.as_deref());
     match n.op_type.as_str() {
         "Conv" | "ConvTranspose" => {
             let (Some(w), Some(x)) = (shape(1), shape(0)) else {
@@ -19,21 +21,19 @@ pub fn op_summary(model: &Model, id: NodeId) -> String {
             } else {
                 w[1] * group as usize
             };
-            let k: Vec<String> = w[2..].iter().map(|d| d.to_string()).collect();
-            let mut s = format!(
-                "{}({}→{}, {}",
-                n.op_type,
-                x.get(1).copied().unwrap_or(0),
-                out,
-                k.join("x")
-            );
+            // Written into one string: a plan entry carries one per layer.
+            let mut s = format!("{}({}→{}, ", n.op_type, x.get(1).copied().unwrap_or(0), out);
+            for (i, d) in w[2..].iter().enumerate() {
+                let sep = if i == 0 { "" } else { "x" };
+                let _ = write!(s, "{sep}{d}");
+            }
             if let Some(st) = n.attr_ints("strides") {
                 if st.iter().any(|&v| v != 1) {
-                    s.push_str(&format!(", s{}", st[0]));
+                    let _ = write!(s, ", s{}", st[0]);
                 }
             }
             if group != 1 {
-                s.push_str(&format!(", g{group}"));
+                let _ = write!(s, ", g{group}");
             }
             s.push(')');
             s

@@ -1,7 +1,7 @@
 //! The tensor slices each unit of a group owns: per member dim of the group, the indices of that
 //! axis that belong to each unit.
 
-use shears_graph::{DependencyGraph, DimId, DimKey, Group};
+use shears_graph::{DependencyGraph, DimId, DimKey, Group, UnitId};
 use shears_onnx::{Model, ValueId};
 
 use crate::roles::{param_role, ParamRole};
@@ -91,6 +91,17 @@ pub fn member_axes(
     graph: &DependencyGraph,
     group: &Group,
 ) -> Vec<(DimId, ValueId, usize, Option<ParamRole>)> {
+    member_axes_with(graph, group, |v| param_role(model, graph, v))
+}
+
+/// [`member_axes`] with each parameter's role given by `role` (for a caller that looks each
+/// up once over many groups: a weight is a member of the group it produces and of the one it
+/// reads).
+pub fn member_axes_with(
+    graph: &DependencyGraph,
+    group: &Group,
+    mut role: impl FnMut(ValueId) -> ParamRole,
+) -> Vec<(DimId, ValueId, usize, Option<ParamRole>)> {
     group
         .dims
         .iter()
@@ -99,36 +110,52 @@ pub fn member_axes(
             let DimKey::Axis(value, axis) = info.key else {
                 return None;
             };
-            Some((
-                d,
-                value,
-                axis,
-                info.is_param.then(|| param_role(model, graph, value)),
-            ))
+            Some((d, value, axis, info.is_param.then(|| role(value))))
         })
         .collect()
 }
 
 /// Every value-axis member of `group` (virtual dims carry no tensor and are left out).
 pub fn members(model: &Model, graph: &DependencyGraph, group: &Group) -> Vec<Member> {
+    members_with(graph, group, |v| param_role(model, graph, v))
+}
+
+/// [`members`] with each parameter's role given by `role` (see [`member_axes_with`]).
+pub fn members_with(
+    graph: &DependencyGraph,
+    group: &Group,
+    role: impl FnMut(ValueId) -> ParamRole,
+) -> Vec<Member> {
     // A member dim's indices are read in order, each mapped to its unit's position in the
     // group (units are sorted); indices of units outside the group (a Concat's other
-    // segments) are not this group's.
+    // segments) are not this group's. Dims of one class have the same unit at every index,
+    // so each class is mapped once (a layer's weight, bias, norm parameters and activations
+    // usually share one).
     let mut positions: Vec<Option<u32>> = Vec::new();
-    member_axes(model, graph, group)
+    let mut by_class: Vec<(u32, UnitIndices)> = Vec::new();
+    member_axes_with(graph, group, role)
         .into_iter()
         .map(|(dim, value, axis, role)| {
-            positions.clear();
-            positions.extend((0..graph.dim(dim).size).map(|i| {
-                let u = graph.unit_at(dim, i)?;
-                group.units.binary_search(&u).ok().map(|k| k as u32)
-            }));
+            let class = graph.dim_class(dim);
+            let unit_indices =
+                match by_class.iter().find(|(c, _)| *c == class) {
+                    Some((_, u)) => u.clone(),
+                    None => {
+                        positions.clear();
+                        positions.extend(graph.dim_units(dim).iter().map(|&u| {
+                            group.units.binary_search(&UnitId(u)).ok().map(|k| k as u32)
+                        }));
+                        let u = UnitIndices::from_positions(group.units.len(), &positions);
+                        by_class.push((class, u.clone()));
+                        u
+                    }
+                };
             Member {
                 dim,
                 value,
                 axis,
                 role,
-                unit_indices: UnitIndices::from_positions(group.units.len(), &positions),
+                unit_indices,
             }
         })
         .collect()

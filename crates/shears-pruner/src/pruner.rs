@@ -648,6 +648,7 @@ impl Run<'_> {
         let cfg = self.cfg;
         let g = &model.graph;
         let outputs_layers = output_layers(model, graph);
+        let patterns = !cfg.allocation.ignore.is_empty() || !cfg.allocation.layer_ratios.is_empty();
         let mut skipped = Vec::new();
         // (group, its layer, the layer's name, the group's root, the names of its layers)
         let mut open: Vec<(GroupId, GroupLayer, String, String, Vec<String>)> = Vec::new();
@@ -691,7 +692,12 @@ impl Run<'_> {
                 skipped.push(skip("no layer has its output channels in the group".into()));
                 continue;
             };
-            let names = layer_names(model, index.layers(group.id));
+            // Only patterns read the names: none given, none gathered.
+            let names = if patterns {
+                layer_names(model, index.layers(group.id))
+            } else {
+                Vec::new()
+            };
             if index
                 .layers(group.id)
                 .iter()

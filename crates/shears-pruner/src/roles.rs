@@ -25,25 +25,26 @@ pub enum ParamRole {
 pub fn param_role(model: &Model, graph: &DependencyGraph, v: ValueId) -> ParamRole {
     let g = &model.graph;
     let value = g.value(v);
+    // One pass, one facts look-up per reader: the first reader that makes it a statistic or
+    // a norm's scale decides; otherwise any reader's weight slot makes it a weight.
+    let mut in_weight_slot = false;
     for &(node, slot) in &value.consumers {
+        let n = g.node(node);
         if let Ok(c) = &graph.verdicts[node.index()] {
-            let n = g.node(node);
             if c.statistics.iter().any(|&s| n.input(s) == Some(v)) {
                 return ParamRole::Statistic;
             }
         }
-        if ops::facts(g.node(node)).scale_slot == Some(slot) {
+        let facts = ops::facts(n);
+        if facts.scale_slot == Some(slot) {
             return ParamRole::NormScale;
         }
+        in_weight_slot |= facts.kernel_slots.contains(&slot);
     }
     let long_axes = value
         .shape
         .as_ref()
         .map_or(0, |s| s.iter().filter(|&&d| d > 1).count());
-    let in_weight_slot = value
-        .consumers
-        .iter()
-        .any(|&(node, slot)| ops::facts(g.node(node)).kernel_slots.contains(&slot));
     if long_axes >= 2 || in_weight_slot {
         ParamRole::Weight
     } else {

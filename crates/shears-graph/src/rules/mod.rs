@@ -9,7 +9,7 @@
 //! Each family lives in its own file, opening with what the ONNX spec says and which opsets
 //! differ; [`RULES`] is the only table. The builder never matches on op types itself.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 use shears_onnx::{Model, Node, NodeId, ValueId};
@@ -367,10 +367,11 @@ pub fn all_rules() -> impl Iterator<Item = (&'static str, &'static str, &'static
 /// The rule for `node`'s op in its domain, if any: a contrib op is never matched by its name
 /// in the default domain, nor a default-domain op in another domain.
 pub fn rule_for(node: &Node) -> Option<&'static OpRule> {
-    type Table = HashMap<(&'static str, &'static str), &'static OpRule>;
+    // Looked up for every node by every pass: a fast hash of two short keys.
+    type Table = FxHashMap<(&'static str, &'static str), &'static OpRule>;
     static TABLE: OnceLock<Table> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m = Table::default();
         for (domain, op, r) in all_rules() {
             let prev = m.insert((domain, op), r);
             debug_assert!(prev.is_none(), "two rules for {domain}:{op}");

@@ -32,8 +32,8 @@ use shears_onnx::{Model, ValueId};
 pub use activation::{observed_values, ActivationStats, ChannelStats};
 
 use crate::error::Result;
-use crate::members::{member_axes, members, Member};
-use crate::roles::ParamRole;
+use crate::members::{member_axes_with, members_with, Member};
+use crate::roles::{param_role, ParamRole};
 use crate::tensors::{all_axis_sums, AxisSums};
 
 /// An importance criterion (see the module table).
@@ -205,6 +205,9 @@ pub struct Scorer<'a> {
     cfg: &'a ImportanceConfig,
     sums: HashMap<(ValueId, usize), AxisSums>,
     activations: Option<&'a ActivationStats>,
+    /// The role of every parameter of the groups given to [`Scorer::new`], found once.
+    /// Indexed by value.
+    roles: Vec<Option<ParamRole>>,
 }
 
 impl<'a> Scorer<'a> {
@@ -223,9 +226,12 @@ impl<'a> Scorer<'a> {
         );
         // Only which tensors are measured is needed here: unit indices are found per group
         // when it is scored and dropped after, never held for every group at once.
+        let mut roles: Vec<Option<ParamRole>> = vec![None; model.graph.values.len()];
+        let mut role =
+            |v: ValueId| *roles[v.index()].get_or_insert_with(|| param_role(model, graph, v));
         if magnitude {
             for &gid in groups {
-                for (_, value, axis, role) in member_axes(model, graph, graph.group(gid)) {
+                for (_, value, axis, role) in member_axes_with(graph, graph.group(gid), &mut role) {
                     if role.is_some_and(|r| measured(cfg, r)) {
                         wanted.insert((value, axis));
                     }
@@ -247,13 +253,16 @@ impl<'a> Scorer<'a> {
             cfg,
             sums: all_axis_sums(model, &wanted)?,
             activations,
+            roles,
         })
     }
 
     /// The importance of group `gid`; `key` names the group stably (it seeds `random`).
     pub fn score(&self, gid: GroupId, key: &str) -> Result<GroupImportance> {
         let group = self.graph.group(gid);
-        let ms = &members(self.model, self.graph, group);
+        let ms = &members_with(self.graph, group, |v| {
+            self.roles[v.index()].unwrap_or_else(|| param_role(self.model, self.graph, v))
+        });
         let raw = match self.cfg.criterion {
             Criterion::L1 | Criterion::L2 | Criterion::Lamp | Criterion::BnScale => {
                 magnitude::scores(self, ms)
