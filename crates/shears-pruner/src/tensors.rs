@@ -6,6 +6,7 @@ use shears_onnx::ops::QuantizedAxis;
 use shears_onnx::{Model, ValueId};
 
 use crate::error::Result;
+use crate::sums::{AxisAccumulator, BLOCK_ROWS};
 
 /// Per index of one axis of a tensor: the sum of absolute values and of squares of the slice at
 /// that index (every other axis).
@@ -32,27 +33,15 @@ impl Dense {
         (outer, self.shape[axis], inner)
     }
 
-    /// The sums of every index of `axis`, in one pass over the data.
+    /// The sums of every index of `axis`, in one pass over the data, in the fixed order of
+    /// the crate's magnitude kernel (the same bits as the sums measured from the stored bytes).
     pub fn axis_sums(&self, axis: usize) -> AxisSums {
-        let (outer, size, inner) = self.split(axis);
-        let mut s = AxisSums {
-            l1: vec![0.0; size],
-            l2: vec![0.0; size],
-        };
-        for o in 0..outer {
-            for i in 0..size {
-                let start = (o * size + i) * inner;
-                let (mut a, mut b) = (0.0f64, 0.0f64);
-                for &x in &self.data[start..start + inner] {
-                    let x = x as f64;
-                    a += x.abs();
-                    b += x * x;
-                }
-                s.l1[i] += a;
-                s.l2[i] += b;
-            }
+        let mut acc = AxisAccumulator::new(&self.shape, &[axis]);
+        let block = BLOCK_ROWS * acc.row_len();
+        for b in self.data.chunks(block.max(1)) {
+            acc.add_block(b);
         }
-        s
+        acc.finish().pop().unwrap_or_default()
     }
 
     /// The slice at the given indices of `axis`, flattened in index order.
@@ -217,8 +206,8 @@ pub fn all_axis_sums(
 /// Floating-point payloads are summed straight from their little-endian bytes (a slice of the
 /// mapped file), so measuring a tensor allocates nothing of its size: a float16 weight is never
 /// widened into an `f32` copy twice its size. The sums are those of [`Dense::axis_sums`]
-/// exactly (each element widened to `f64` the same way, added in the same order). Other types
-/// are decoded as before.
+/// exactly (the same rows, widened the same way, through the same kernel). Other types are
+/// decoded first.
 fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize, AxisSums)>> {
     use shears_onnx::proto::tensor_proto::DataType as D;
     let t = model
@@ -244,9 +233,7 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
     }
     let bytes = model.payload(&t)?;
     let valid: Vec<usize> = axes.iter().copied().filter(|&a| a < shape.len()).collect();
-    let mut bits: Vec<u16> = Vec::new();
     let widen = |raw: &[u8], out: &mut Vec<f32>| {
-        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
         out.clear();
         match dtype {
             D::Float => out.extend(
@@ -258,40 +245,66 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
                 raw.chunks_exact(8)
                     .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32),
             ),
-            _ => {
-                bits.clear();
-                bits.extend(
-                    raw.chunks_exact(2)
-                        .map(|c| u16::from_le_bytes([c[0], c[1]])),
-                );
-                out.resize(bits.len(), 0.0);
-                // Whole rows at a time: `half` converts slices with the CPU's vector
-                // instructions, elements one call each.
-                if dtype == D::Float16 {
-                    bits.reinterpret_cast::<half::f16>()
-                        .convert_to_f32_slice(out);
-                } else {
-                    bits.reinterpret_cast::<half::bf16>()
-                        .convert_to_f32_slice(out);
-                }
-            }
+            D::Float16 => f16_to_f32(raw, out),
+            _ => out.extend(
+                raw.chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
         }
     };
     let elem = shears_onnx::tensor::elem_size(t.data_type).unwrap_or(4);
+    // Read whole: its pages of the mapped file are mapped in one call, not one fault each.
+    shears_onnx::load::populate_pages(&bytes);
     let all = row_axis_sums(&bytes, &shape, elem, &valid, widen);
     // Measured once: its pages of the mapped file need not stay resident.
     shears_onnx::load::release_pages(&bytes);
     Ok(valid.into_iter().zip(all).collect())
 }
 
+/// Appends the little-endian float16 values of `raw` to `out` as `f32` (exact: every float16
+/// is an `f32`). With F16C, eight at a time straight from the bytes; the tail, or every value
+/// without it, through `half`, which rounds nothing either.
+fn f16_to_f32(raw: &[u8], out: &mut Vec<f32>) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports F16C and AVX, checked just above.
+        done = unsafe { f16c_to_f32(raw, out) };
+    }
+    out.extend(
+        raw[done..]
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+    );
+}
+
+/// The F16C part of [`f16_to_f32`]: converts whole groups of eight values, returning the
+/// number of bytes of `raw` consumed.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+fn f16c_to_f32(raw: &[u8], out: &mut Vec<f32>) -> usize {
+    use std::arch::x86_64::*;
+    let groups = raw.len() / 16;
+    out.reserve(groups * 8);
+    let start = out.len();
+    let dst = out.spare_capacity_mut().as_mut_ptr().cast::<f32>();
+    for g in 0..groups {
+        // SAFETY: group `g` is bytes 16g..16g+16 of `raw`, and its eight results go to the
+        // reserved (uninitialised) capacity at 8g; x86 is little-endian, as the payload is.
+        unsafe {
+            let h = _mm_loadu_si128(raw.as_ptr().add(16 * g).cast::<__m128i>());
+            _mm256_storeu_ps(dst.add(8 * g), _mm256_cvtph_ps(h));
+        }
+    }
+    // SAFETY: the `groups * 8` values after `start` were all written above.
+    unsafe { out.set_len(start + groups * 8) };
+    groups * 16
+}
+
 /// [`Dense::axis_sums`] of every axis in `axes` (each below the rank), in one pass over the
-/// little-endian payload `bytes` (elements of `elem` bytes), one row (last axis) at a time
-/// widened to `f32` by `widen`.
-///
-/// Exactly the sums of [`Dense::axis_sums`]: both visit the elements in row-major order. For
-/// the last axis each element is its index's block; for an earlier axis a block is the
-/// `inner` consecutive elements of one index, whose running sums continue across the rows of
-/// the block and are added to the index's total at its end, as `axis_sums` does.
+/// little-endian payload `bytes` (elements of `elem` bytes), [`BLOCK_ROWS`] rows at a time
+/// widened to `f32` by `widen`: the same bits as the decoded sums, since both feed the same
+/// rows to the same kernel ([`crate::sums`]).
 fn row_axis_sums(
     bytes: &[u8],
     shape: &[usize],
@@ -299,146 +312,21 @@ fn row_axis_sums(
     axes: &[usize],
     mut widen: impl FnMut(&[u8], &mut Vec<f32>),
 ) -> Vec<AxisSums> {
-    // Axes past the last requested one only split rows: merged into one long row, the
-    // elements are visited in the same order and every block keeps its elements, so the sums
-    // are the same, with a fraction of the per-row work (a 3x3 kernel's rows are 3 long).
-    if let Some(&keep) = axes.iter().max() {
-        if keep + 2 < shape.len() {
-            let mut merged = shape[..=keep].to_vec();
-            merged.push(shape[keep + 1..].iter().product());
-            return row_axis_sums(bytes, &merged, elem, axes, widen);
-        }
+    let mut acc = AxisAccumulator::new(shape, axes);
+    let (rows, row_len) = (acc.rows(), acc.row_len());
+    if row_len == 0 {
+        return acc.finish();
     }
-    let mut out: Vec<AxisSums> = axes
-        .iter()
-        .map(|&a| AxisSums {
-            l1: vec![0.0; shape[a]],
-            l2: vec![0.0; shape[a]],
-        })
-        .collect();
-    let Some(&row_len) = shape.last() else {
-        return out;
-    };
-    let rows: usize = shape[..shape.len() - 1].iter().product();
-    if row_len == 0 || rows == 0 {
-        return out;
-    }
-    if shape.len() == 2 {
-        return matrix_axis_sums(bytes, shape, elem, axes, widen);
-    }
-    let last = shape.len() - 1;
-    // Rows per block of each axis (0 for the last axis, whose blocks are single elements).
-    let per_block: Vec<usize> = axes
-        .iter()
-        .map(|&a| {
-            if a == last {
-                0
-            } else {
-                shape[a + 1..last].iter().product()
-            }
-        })
-        .collect();
-    let mut running = vec![(0.0f64, 0.0f64); axes.len()];
-    let mut row = Vec::with_capacity(row_len);
-    for r in 0..rows {
+    let mut buf = Vec::with_capacity(BLOCK_ROWS * row_len);
+    for r0 in (0..rows).step_by(BLOCK_ROWS) {
+        let n = BLOCK_ROWS.min(rows - r0);
         widen(
-            &bytes[r * row_len * elem..(r + 1) * row_len * elem],
-            &mut row,
+            &bytes[r0 * row_len * elem..(r0 + n) * row_len * elem],
+            &mut buf,
         );
-        for (k, &a) in axes.iter().enumerate() {
-            let s = &mut out[k];
-            if per_block[k] == 0 {
-                for ((l1, l2), &x) in s.l1.iter_mut().zip(s.l2.iter_mut()).zip(&row) {
-                    let x = x as f64;
-                    *l1 += x.abs();
-                    *l2 += x * x;
-                }
-                continue;
-            }
-            let (mut p, mut q) = running[k];
-            for &x in &row {
-                let x = x as f64;
-                p += x.abs();
-                q += x * x;
-            }
-            if (r + 1) % per_block[k] == 0 {
-                let i = (r / per_block[k]) % shape[a];
-                s.l1[i] += p;
-                s.l2[i] += q;
-                (p, q) = (0.0, 0.0);
-            }
-            running[k] = (p, q);
-        }
+        acc.add_block(&buf);
     }
-    out
-}
-
-/// [`row_axis_sums`] of a matrix (most weights), four rows at a time: the four rows' running
-/// sums are independent chains the CPU overlaps, where one row's chain waits on each addition.
-/// Each row's sum still adds its elements in order, and each column's adds its rows in order,
-/// so the results are bit for bit those of [`Dense::axis_sums`].
-fn matrix_axis_sums(
-    bytes: &[u8],
-    shape: &[usize],
-    elem: usize,
-    axes: &[usize],
-    mut widen: impl FnMut(&[u8], &mut Vec<f32>),
-) -> Vec<AxisSums> {
-    const BATCH: usize = 4;
-    let (rows, cols) = (shape[0], shape[1]);
-    let zeros = |n: usize| AxisSums {
-        l1: vec![0.0; n],
-        l2: vec![0.0; n],
-    };
-    let (mut by_row, mut by_col) = (zeros(rows), zeros(cols));
-    let want_cols = axes.contains(&1);
-    let mut buf = Vec::with_capacity(BATCH * cols);
-    for r0 in (0..rows).step_by(BATCH) {
-        let n = BATCH.min(rows - r0);
-        widen(&bytes[r0 * cols * elem..(r0 + n) * cols * elem], &mut buf);
-        if n == BATCH {
-            let (mut p, mut q) = ([0.0f64; BATCH], [0.0f64; BATCH]);
-            for j in 0..cols {
-                let x: [f64; BATCH] = std::array::from_fn(|k| buf[k * cols + j] as f64);
-                for k in 0..BATCH {
-                    p[k] += x[k].abs();
-                    q[k] += x[k] * x[k];
-                }
-                if want_cols {
-                    for xk in x {
-                        by_col.l1[j] += xk.abs();
-                        by_col.l2[j] += xk * xk;
-                    }
-                }
-            }
-            by_row.l1[r0..r0 + BATCH].copy_from_slice(&p);
-            by_row.l2[r0..r0 + BATCH].copy_from_slice(&q);
-            continue;
-        }
-        for (k, row) in buf.chunks_exact(cols).enumerate() {
-            let (mut p, mut q) = (0.0f64, 0.0f64);
-            for (j, &x) in row.iter().enumerate() {
-                let x = x as f64;
-                p += x.abs();
-                q += x * x;
-                if want_cols {
-                    by_col.l1[j] += x.abs();
-                    by_col.l2[j] += x * x;
-                }
-            }
-            by_row.l1[r0 + k] = p;
-            by_row.l2[r0 + k] = q;
-        }
-    }
-    axes.iter()
-        .map(|&a| {
-            if a == 0 {
-                by_row.clone()
-            } else {
-                by_col.clone()
-            }
-        })
-        .collect()
+    acc.finish()
 }
 
 #[cfg(test)]
@@ -446,7 +334,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matrix_sums_four_rows_at_a_time_equal_the_decoded_sums() {
+    fn matrix_sums_from_bytes_equal_the_decoded_sums() {
         // 4 full batches and a tail of 3 rows; values spread over magnitudes so a change of
         // summation order would show in the last bits.
         let (rows, cols) = (19usize, 7usize);
@@ -474,9 +362,9 @@ mod tests {
     }
 
     #[test]
-    fn sums_of_some_axes_merge_the_trailing_ones_without_changing_a_bit() {
-        // A 4-D weight measured on its leading axes only: its trailing axes are merged into
-        // longer rows, and every sum must still equal the decoded one exactly.
+    fn sums_of_some_axes_equal_the_decoded_sums_of_each() {
+        // A 4-D weight measured on some of its axes in one pass: every sum must equal the
+        // decoded one of its axis alone exactly, whichever axes share the pass.
         let values: Vec<f32> = (0..48)
             .map(|i| ((i * 7) % 13) as f32 * 0.31 - 1.7)
             .collect();
@@ -551,6 +439,25 @@ mod tests {
             for (a, s) in got {
                 assert_eq!(s, d.axis_sums(a), "{dtype:?} axis {a}");
             }
+        }
+    }
+
+    #[test]
+    fn every_float16_widens_as_half_widens_it() {
+        // All 65536 bit patterns, plus a tail shorter than one group of eight.
+        let raw: Vec<u8> = (0..=u16::MAX)
+            .chain([0x3c00, 0xbc00, 0x7c01])
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut got = vec![1.5f32];
+        f16_to_f32(&raw, &mut got);
+        assert_eq!(got.len(), 1 + raw.len() / 2);
+        for (c, g) in raw.chunks_exact(2).zip(&got[1..]) {
+            let want = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+            assert!(
+                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                "{c:?}: {g} vs {want}"
+            );
         }
     }
 
