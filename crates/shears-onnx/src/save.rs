@@ -144,6 +144,14 @@ pub fn save_proto(
     opts: &SaveOptions,
 ) -> Result<SaveReport> {
     tensor::validate_all(proto, store)?;
+    let inlined;
+    let proto = match inline_cuts(proto, store, opts) {
+        Some(p) => {
+            inlined = p;
+            &inlined
+        }
+        None => proto,
+    };
     let (data_path, location) = side_file(path)?;
     let found = walk::tensors(proto);
     let mut external: Vec<bool> = found
@@ -192,6 +200,33 @@ pub fn save_proto(
         external_tensors: layout.len(),
         moved: moved.into_iter().map(|i| found[i].label.clone()).collect(),
     })
+}
+
+/// `proto` with the cut views ([`crate::cut::CutView`]) that are to be stored inline made into
+/// `raw_data`, exactly as an immediate cut would have stored them; `None` when there are none.
+/// A view is stored externally when its tensor is one `opts` keeps external (it was in the
+/// source), and is then streamed into the side file by [`write_side_file`], never made whole.
+fn inline_cuts(
+    proto: &ModelProto,
+    store: &ExternalStore,
+    opts: &SaveOptions,
+) -> Option<ModelProto> {
+    // Same order in both walks (`walk`'s invariant): indices carry over.
+    let inline: Vec<(usize, std::sync::Arc<crate::cut::CutView>)> = walk::tensors(proto)
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.in_attribute || !opts.externalize.contains(&f.tensor.name))
+        .filter_map(|(i, f)| store.cut_of(f.tensor).map(|v| (i, v.clone())))
+        .collect();
+    if inline.is_empty() {
+        return None;
+    }
+    let mut out = proto.clone();
+    let mut tensors = walk::tensors_mut(&mut out);
+    for (i, v) in inline {
+        tensor::set_raw(tensors[i].tensor, v.to_vec(), &v.dims());
+    }
+    Some(out)
 }
 
 /// Where one external payload goes in the side file.
@@ -325,6 +360,21 @@ fn write_side_file(
     let mut cursor = 0u64;
     for slot in layout {
         let f = &found[slot.tensor];
+        if let Some(view) = store.cut_of(f.tensor) {
+            // Cut straight into the file: the cut tensor is never held whole.
+            let pad = (slot.offset - cursor) as usize;
+            w.write_all(&[0u8; EXTERNAL_ALIGN as usize][..pad])
+                .map_err(|e| io(&w, e))?;
+            let n = view.write_to(&mut w).map_err(|e| io(&w, e))?;
+            if n != slot.len {
+                return Err(OnnxError::tensor(
+                    &f.label,
+                    "payload length changed while saving",
+                ));
+            }
+            cursor = slot.offset + slot.len;
+            continue;
+        }
         let payload = tensor::payload_le_labelled(f.tensor, &f.label, store)?;
         if payload.len() as u64 != slot.len {
             // payload_le checks the length against the dims the slot was sized from.
@@ -336,6 +386,7 @@ fn write_side_file(
         let pad = (slot.offset - cursor) as usize;
         w.write_all(&[0u8; EXTERNAL_ALIGN as usize][..pad])
             .map_err(|e| io(&w, e))?;
+        crate::load::populate_pages(&payload);
         w.write_all(&payload).map_err(|e| io(&w, e))?;
         // Copied: the input's pages need not stay resident (the output is written one tensor
         // at a time, so only the tensor being copied is).
