@@ -164,7 +164,6 @@ impl CutView {
         let mut buf = Vec::with_capacity(WRITE_CHUNK);
         let mut written = 0u64;
         let mut error = None;
-        crate::load::populate_pages(&self.source);
         for_each_row(&self.source, &self.dims, self.elem, &axes, |copy, row| {
             if error.is_some() {
                 return;
@@ -217,10 +216,7 @@ pub fn slice_axes(data: &[u8], dims: &[usize], elem: usize, cuts: &[(usize, &[u3
         })
         .product::<usize>()
         * inner;
-    // Large cuts fill fresh memory: huge pages take a fraction of the page faults.
-    let mut out = crate::load::large_buffer(total);
-    // Every kept row is read: its pages of a mapped input are mapped in one call.
-    crate::load::populate_pages(data);
+    let mut out = Vec::with_capacity(total);
     for_each_row(data, dims, elem, cuts, |copy, row| {
         copy.append(row, &mut out)
     });

@@ -58,86 +58,33 @@ pub fn decode_file(path: &Path, file: &str) -> Result<DecodedFile> {
 /// registered mapping are advised.
 pub fn release_pages(bytes: &[u8]) {
     #[cfg(unix)]
-    with_mapping(bytes, |map, offset| {
-        // SAFETY: the range lies inside a read-only shared file mapping; DONTNEED only drops
-        // its page-table entries and a later access re-reads the file's pages, so every live
-        // slice keeps reading the same bytes. Failure is only slower.
-        let _ = unsafe {
-            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, bytes.len())
-        };
-    });
+    {
+        if bytes.len() < RELEASE_MIN {
+            return;
+        }
+        let start = bytes.as_ptr() as usize;
+        let mut maps = MAPPINGS.lock().unwrap_or_else(|e| e.into_inner());
+        maps.retain(|w| w.strong_count() > 0);
+        for map in maps.iter().filter_map(std::sync::Weak::upgrade) {
+            let base = map.as_ptr() as usize;
+            if start >= base && start + bytes.len() <= base + map.len() {
+                // SAFETY: the range lies inside a read-only shared file mapping; DONTNEED only
+                // drops its page-table entries and a later access re-reads the file's pages, so
+                // every live slice keeps reading the same bytes. Failure is only slower.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start - base,
+                        bytes.len(),
+                    )
+                };
+                return;
+            }
+        }
+    }
     #[cfg(not(unix))]
     let _ = bytes;
 }
-
-/// Maps the pages of `bytes` into this process ahead of a read, in one system call
-/// (`MADV_POPULATE_READ`), when it is a slice of a file Shears mapped: a reader that then
-/// walks the whole slice (importance, a cut, a copy to the output) takes no page fault per
-/// 64 KB on the way. Pages stay in the page cache either way; [`release_pages`] drops them
-/// after. Anything else, or a kernel without the advice (before Linux 5.14), is left alone:
-/// this changes speed, never what is read.
-pub fn populate_pages(bytes: &[u8]) {
-    #[cfg(target_os = "linux")]
-    with_mapping(bytes, |map, offset| {
-        // Faults in pages of a read-only shared file mapping, as a read would; failure is
-        // only slower.
-        let _ = map.advise_range(memmap2::Advice::PopulateRead, offset, bytes.len());
-    });
-    #[cfg(not(target_os = "linux"))]
-    let _ = bytes;
-}
-
-/// Calls `f` with the live mapping `bytes` lies in and its offset there, if any and if
-/// `bytes` is large enough to be worth a system call.
-#[cfg(unix)]
-fn with_mapping(bytes: &[u8], f: impl FnOnce(&memmap2::Mmap, usize)) {
-    if bytes.len() < RELEASE_MIN {
-        return;
-    }
-    let start = bytes.as_ptr() as usize;
-    // The lock is not held across the system call: populating a large tensor takes a while,
-    // and other threads release and populate their own tensors meanwhile.
-    let found = {
-        let mut maps = MAPPINGS.lock().unwrap_or_else(|e| e.into_inner());
-        maps.retain(|w| w.strong_count() > 0);
-        maps.iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .find(|map| {
-                let base = map.as_ptr() as usize;
-                start >= base && start + bytes.len() <= base + map.len()
-            })
-    };
-    if let Some(map) = found {
-        f(&map, start - map.as_ptr() as usize);
-    }
-}
-
-/// An empty buffer of `capacity` bytes for a large result built in one go (a cut tensor). On
-/// Linux, past [`HUGE_MIN`] bytes, its memory is advised `MADV_HUGEPAGE`: filling it then
-/// takes one page fault per 2 MB instead of one per 4 KB, and the kernel clears and maps
-/// the pages in large units. The contents and length are those of `Vec::with_capacity`.
-pub fn large_buffer(capacity: usize) -> Vec<u8> {
-    let buf = Vec::with_capacity(capacity);
-    #[cfg(target_os = "linux")]
-    if capacity >= HUGE_MIN {
-        const HUGE: usize = 2 << 20;
-        let start = (buf.as_ptr() as usize).next_multiple_of(HUGE);
-        let end = (buf.as_ptr() as usize + capacity) / HUGE * HUGE;
-        if end > start {
-            // SAFETY: the range is 2 MB-aligned and inside the allocation the vector owns, and
-            // MADV_HUGEPAGE only changes how its (not yet touched) pages are backed, never
-            // their contents. Failure (THP disabled) is only slower.
-            let _ = unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE)
-            };
-        }
-    }
-    buf
-}
-
-/// Buffers at least this large are advised huge pages by [`large_buffer`].
-#[cfg(target_os = "linux")]
-const HUGE_MIN: usize = 8 << 20;
 
 /// Slices smaller than this are not worth a system call (and share their pages with neighbours).
 #[cfg(unix)]

@@ -72,14 +72,6 @@ impl AxisAccumulator {
         self.shape.last().copied().unwrap_or(1)
     }
 
-    /// The number of rows.
-    pub(crate) fn rows(&self) -> usize {
-        match self.shape.split_last() {
-            Some((_, lead)) => lead.iter().product(),
-            None => 1,
-        }
-    }
-
     /// Adds the next rows (`values.len()` a multiple of the row length, at most
     /// [`BLOCK_ROWS`] rows, fewer only for the last block).
     pub(crate) fn add_block(&mut self, values: &[f32]) {

@@ -36,12 +36,9 @@ impl Dense {
     /// The sums of every index of `axis`, in one pass over the data, in the fixed order of
     /// the crate's magnitude kernel (the same bits as the sums measured from the stored bytes).
     pub fn axis_sums(&self, axis: usize) -> AxisSums {
-        let mut acc = AxisAccumulator::new(&self.shape, &[axis]);
-        let block = BLOCK_ROWS * acc.row_len();
-        for b in self.data.chunks(block.max(1)) {
-            acc.add_block(b);
-        }
-        acc.finish().pop().unwrap_or_default()
+        values_axis_sums(&self.data, &self.shape, &[axis])
+            .pop()
+            .unwrap_or_default()
     }
 
     /// The slice at the given indices of `axis`, flattened in index order.
@@ -231,7 +228,6 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
         };
         return Ok(sums(&|a| d.axis_sums(a)));
     }
-    let bytes = model.payload(&t)?;
     let valid: Vec<usize> = axes.iter().copied().filter(|&a| a < shape.len()).collect();
     let widen = |raw: &[u8], out: &mut Vec<f32>| {
         out.clear();
@@ -253,12 +249,46 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
         }
     };
     let elem = shears_onnx::tensor::elem_size(t.data_type).unwrap_or(4);
-    // Read whole: its pages of the mapped file are mapped in one call, not one fault each.
-    shears_onnx::load::populate_pages(&bytes);
-    let all = row_axis_sums(&bytes, &shape, elem, &valid, widen);
-    // Measured once: its pages of the mapped file need not stay resident.
-    shears_onnx::load::release_pages(&bytes);
+    let all = if let Some(view) = model.external.cut_of(&t) {
+        // An earlier stage's cut, not made: its rows are summed as the view streams them,
+        // in the blocks a made copy would be read in, so the sums are the same bits.
+        let mut sink = RowSums::new(&shape, elem, &valid, widen);
+        view.write_to(&mut sink)
+            .expect("summing rows never fails to write");
+        sink.finish()
+    } else {
+        let bytes = model.payload(&t)?;
+        let all = match aligned_f32s(&bytes, dtype) {
+            Some(values) => values_axis_sums(values, &shape, &valid),
+            None => row_axis_sums(&bytes, &shape, elem, &valid, widen),
+        };
+        // Measured once: its pages of the mapped file need not stay resident.
+        shears_onnx::load::release_pages(&bytes);
+        all
+    };
     Ok(valid.into_iter().zip(all).collect())
+}
+
+/// A float32 payload read in place, when the CPU is little-endian and the bytes are aligned
+/// for `f32` (payloads of a side file always are): no row is copied before it is summed.
+fn aligned_f32s(bytes: &[u8], dtype: shears_onnx::proto::tensor_proto::DataType) -> Option<&[f32]> {
+    if dtype != shears_onnx::proto::tensor_proto::DataType::Float || cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32, and `align_to` only hands out the aligned
+    // middle of the slice.
+    let (head, values, tail) = unsafe { bytes.align_to::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(values)
+}
+
+/// The sums of `axes` of decoded `values` of `shape`, through the same kernel as bytes.
+fn values_axis_sums(values: &[f32], shape: &[usize], axes: &[usize]) -> Vec<AxisSums> {
+    let mut acc = AxisAccumulator::new(shape, axes);
+    let block = BLOCK_ROWS * acc.row_len();
+    for b in values.chunks(block.max(1)) {
+        acc.add_block(b);
+    }
+    acc.finish()
 }
 
 /// Appends the little-endian float16 values of `raw` to `out` as `f32` (exact: every float16
@@ -310,23 +340,87 @@ fn row_axis_sums(
     shape: &[usize],
     elem: usize,
     axes: &[usize],
-    mut widen: impl FnMut(&[u8], &mut Vec<f32>),
+    widen: impl FnMut(&[u8], &mut Vec<f32>),
 ) -> Vec<AxisSums> {
-    let mut acc = AxisAccumulator::new(shape, axes);
-    let (rows, row_len) = (acc.rows(), acc.row_len());
-    if row_len == 0 {
-        return acc.finish();
+    let mut sink = RowSums::new(shape, elem, axes, widen);
+    sink.add(bytes);
+    sink.finish()
+}
+
+/// A writer summing the little-endian payload streamed into it: bytes are gathered into
+/// blocks of [`BLOCK_ROWS`] rows counted from the first, each widened by `widen` and added to
+/// the kernel, so the sums do not depend on how the bytes arrive (whole, or in a cut view's
+/// chunks).
+///
+/// Invariant: `pending` holds less than one block; blocks before it are summed.
+struct RowSums<W: FnMut(&[u8], &mut Vec<f32>)> {
+    acc: AxisAccumulator,
+    block_bytes: usize,
+    pending: Vec<u8>,
+    values: Vec<f32>,
+    widen: W,
+}
+
+impl<W: FnMut(&[u8], &mut Vec<f32>)> RowSums<W> {
+    fn new(shape: &[usize], elem: usize, axes: &[usize], widen: W) -> Self {
+        let acc = AxisAccumulator::new(shape, axes);
+        let block_bytes = BLOCK_ROWS * acc.row_len() * elem;
+        RowSums {
+            acc,
+            block_bytes,
+            pending: Vec::new(),
+            values: Vec::new(),
+            widen,
+        }
     }
-    let mut buf = Vec::with_capacity(BLOCK_ROWS * row_len);
-    for r0 in (0..rows).step_by(BLOCK_ROWS) {
-        let n = BLOCK_ROWS.min(rows - r0);
-        widen(
-            &bytes[r0 * row_len * elem..(r0 + n) * row_len * elem],
-            &mut buf,
-        );
-        acc.add_block(&buf);
+
+    fn block(&mut self, raw: &[u8]) {
+        (self.widen)(raw, &mut self.values);
+        self.acc.add_block(&self.values);
     }
-    acc.finish()
+
+    fn add(&mut self, mut data: &[u8]) {
+        if self.block_bytes == 0 {
+            return;
+        }
+        if !self.pending.is_empty() {
+            let take = (self.block_bytes - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < self.block_bytes {
+                return;
+            }
+            let block = std::mem::take(&mut self.pending);
+            self.block(&block);
+            self.pending = block;
+            self.pending.clear();
+        }
+        let mut blocks = data.chunks_exact(self.block_bytes);
+        for b in &mut blocks {
+            self.block(b);
+        }
+        self.pending.extend_from_slice(blocks.remainder());
+    }
+
+    /// The sums; the last block may be short (whole rows).
+    fn finish(mut self) -> Vec<AxisSums> {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            self.block(&rest);
+        }
+        self.acc.finish()
+    }
+}
+
+impl<W: FnMut(&[u8], &mut Vec<f32>)> std::io::Write for RowSums<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.add(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -439,6 +533,27 @@ mod tests {
             for (a, s) in got {
                 assert_eq!(s, d.axis_sums(a), "{dtype:?} axis {a}");
             }
+        }
+    }
+
+    #[test]
+    fn rows_streamed_in_any_chunks_sum_as_the_whole_payload() {
+        // 37 rows of 70: whole blocks and a short one; chunks that split rows and blocks.
+        let (rows, cols) = (37usize, 70usize);
+        let raw: Vec<u8> = (0..rows * cols)
+            .flat_map(|i| half::f16::from_f32(((i * 37 % 101) as f32 - 50.0) * 0.07).to_le_bytes())
+            .collect();
+        let widen = |b: &[u8], out: &mut Vec<f32>| {
+            out.clear();
+            f16_to_f32(b, out);
+        };
+        let whole = row_axis_sums(&raw, &[rows, cols], 2, &[0, 1], widen);
+        for chunk in [1usize, 3, 139, 140, 1121, 5000] {
+            let mut sink = RowSums::new(&[rows, cols], 2, &[0, 1], widen);
+            for c in raw.chunks(chunk) {
+                std::io::Write::write_all(&mut sink, c).unwrap();
+            }
+            assert_eq!(sink.finish(), whole, "chunks of {chunk}");
         }
     }
 
