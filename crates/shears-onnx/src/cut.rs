@@ -157,32 +157,26 @@ impl CutView {
         slice_axes(&self.source, &self.dims, self.elem, &self.axes())
     }
 
-    /// Writes the cut tensor's bytes to `w`, through one buffer of at most [`WRITE_CHUNK`]
-    /// bytes (plus one row) whatever the tensor's size; returns the number written.
+    /// Writes the cut tensor's bytes to `w` through one buffer of at most [`WRITE_CHUNK`]
+    /// bytes, whatever the tensor's size (kept runs that long are written straight from the
+    /// source); returns the number written.
     pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<u64> {
         let axes = self.axes();
-        let mut buf = Vec::with_capacity(WRITE_CHUNK);
-        let mut written = 0u64;
-        let mut error = None;
+        let mut sink = Sink {
+            w,
+            buf: Vec::with_capacity(WRITE_CHUNK),
+            written: 0,
+            error: None,
+        };
         for_each_row(&self.source, &self.dims, self.elem, &axes, |copy, row| {
-            if error.is_some() {
-                return;
-            }
-            copy.append(row, &mut buf);
-            if buf.len() >= WRITE_CHUNK {
-                match w.write_all(&buf) {
-                    Ok(()) => written += buf.len() as u64,
-                    Err(e) => error = Some(e),
-                }
-                buf.clear();
-            }
+            copy.stream(row, &mut sink)
         });
-        if let Some(e) = error {
+        sink.flush();
+        if let Some(e) = sink.error {
             return Err(e);
         }
-        w.write_all(&buf)?;
         crate::load::release_pages(&self.source);
-        Ok(written + buf.len() as u64)
+        Ok(sink.written)
     }
 
     fn axes(&self) -> Vec<(usize, &[u32])> {
@@ -335,6 +329,69 @@ impl<'a> RowCopy<'a> {
     }
 }
 
+impl RowCopy<'_> {
+    /// [`RowCopy::append`] into `sink`, in pieces that keep its buffer under [`WRITE_CHUNK`].
+    fn stream(&self, row: &[u8], sink: &mut Sink<impl Write>) {
+        match self {
+            RowCopy::Runs(runs, inner) => {
+                for &(s, e) in *runs {
+                    sink.put(&row[s * inner..e * inner]);
+                }
+            }
+            RowCopy::Gather2(offsets) => sink.gather::<2>(row, offsets),
+            RowCopy::Gather4(offsets) => sink.gather::<4>(row, offsets),
+            RowCopy::Gather8(offsets) => sink.gather::<8>(row, offsets),
+        }
+    }
+}
+
+/// [`CutView::write_to`]'s buffered writer; the first error is kept and later writes dropped.
+struct Sink<'w, W: Write> {
+    w: &'w mut W,
+    buf: Vec<u8>,
+    written: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Sink<'_, W> {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            match self.w.write_all(bytes) {
+                Ok(()) => self.written += bytes.len() as u64,
+                Err(e) => self.error = Some(e),
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        self.write(&buf);
+        self.buf = buf;
+        self.buf.clear();
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if bytes.len() >= WRITE_CHUNK {
+            self.flush();
+            self.write(bytes);
+            return;
+        }
+        if self.buf.len() + bytes.len() > WRITE_CHUNK {
+            self.flush();
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn gather<const N: usize>(&mut self, row: &[u8], offsets: &[usize]) {
+        for part in offsets.chunks(WRITE_CHUNK / N) {
+            if self.buf.len() + part.len() * N > WRITE_CHUNK {
+                self.flush();
+            }
+            gather::<N>(row, part, &mut self.buf);
+        }
+    }
+}
+
 /// Appends the `N` bytes at each of `offsets` in `row` to `out`.
 fn gather<const N: usize>(row: &[u8], offsets: &[usize], out: &mut Vec<u8>) {
     // Sized first (a row's worth, still in cache when overwritten): the loop then stores into
@@ -423,6 +480,49 @@ mod tests {
         let mut out = Vec::new();
         v.write_to(&mut out).unwrap();
         assert_eq!(out, slice_axes(&src, &dims, 2, &[(1, &removed)]));
+    }
+
+    /// A writer that records the writes longer than a chunk (where they start, how long).
+    struct Long(Vec<u8>, Vec<(usize, usize)>);
+    impl Write for Long {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if b.len() > WRITE_CHUNK {
+                self.1.push((b.as_ptr() as usize, b.len()));
+            }
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn long_rows_and_runs_never_grow_the_buffer_past_a_chunk() {
+        // A leading-axis cut keeps runs of whole slabs: written straight from the source. A
+        // scattered cut of a long 1-D tensor gathers one long row: written in pieces.
+        let big = 3 * WRITE_CHUNK;
+        let cases: [(Vec<usize>, Vec<(usize, Vec<u32>)>); 2] = [
+            (vec![6, big / 6], vec![(0, vec![2])]),
+            (
+                vec![big / 2],
+                vec![(0, (0..(big / 2) as u32).step_by(4).collect())],
+            ),
+        ];
+        for (dims, removed) in cases {
+            let src = data(&dims, 2);
+            let (lo, hi) = (src.as_ptr() as usize, src.as_ptr() as usize + src.len());
+            let v = CutView::new(src.clone(), dims.clone(), 2, removed).unwrap();
+            let mut w = Long(Vec::new(), Vec::new());
+            v.write_to(&mut w).unwrap();
+            assert_eq!(w.0, v.to_vec(), "{dims:?}");
+            for &(at, len) in &w.1 {
+                assert!(
+                    at >= lo && at + len <= hi,
+                    "{dims:?}: a {len}-byte write not from the source"
+                );
+            }
+        }
     }
 
     #[test]
