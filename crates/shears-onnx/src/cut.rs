@@ -502,7 +502,8 @@ mod tests {
         // A leading-axis cut keeps runs of whole slabs: written straight from the source. A
         // scattered cut of a long 1-D tensor gathers one long row: written in pieces.
         let big = 3 * WRITE_CHUNK;
-        let cases: [(Vec<usize>, Vec<(usize, Vec<u32>)>); 2] = [
+        type Removed = Vec<(usize, Vec<u32>)>;
+        let cases: [(Vec<usize>, Removed); 2] = [
             (vec![6, big / 6], vec![(0, vec![2])]),
             (
                 vec![big / 2],
