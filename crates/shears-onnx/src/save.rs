@@ -434,7 +434,9 @@ fn write_side_file(
             let pad = (slot.offset - cursor) as usize;
             w.write_all(&[0u8; EXTERNAL_ALIGN as usize][..pad])
                 .map_err(|e| io(&w, e))?;
-            let n = view.write_to(&mut w).map_err(|e| io(&w, e))?;
+            // The view writes whole chunks of its own: past the buffer, straight to the file.
+            w.flush().map_err(|e| io(&w, e))?;
+            let n = view.write_to(w.get_mut()).map_err(|e| io(&w, e))?;
             if n != slot.len {
                 return Err(OnnxError::tensor(
                     &f.label,
