@@ -24,8 +24,8 @@
 //! | model | cp | inspect | prune | prune anon / bound | resident (file) | written |
 //! |---|---|---|---|---|---|---|
 //! | resnet50_like, 102 MB | 0.06 s (0.06) | 1.20x (1.25x) | 3.5x (5.2x) | 66 / 325 MB | 87 (6) MB | 59 MB |
-//! | vgg16_like, 553 MB | 0.24 s (0.24) | 1.43x (1.43x) | 1.38x (1.60x) | 4 / 981 MB | 421 (6) MB | 314 MB |
-//! | llama_1_6b, 3.26 GB | 2.37 s (2.36) | 0.86x (0.87x) | 1.18x (1.16x) | 73 / 2178 MB | 214 (6) MB | 1791 MB |
+//! | vgg16_like, 553 MB | 0.28 s (0.28) | 1.23x (1.23x) | 1.19x (1.39x) | 5 / 981 MB | 421 (6) MB | 314 MB |
+//! | llama_1_6b, 3.26 GB | 1.41 s (1.41) | 1.47x (1.47x) | 1.44x (1.80x) | 73 / 2178 MB | 214 (6) MB | 1791 MB |
 //!
 //! `groups` and `plan` take under 0.1 s and 30 MB on each. `inspect` reads every float weight
 //! in place (zeros and N:M verdicts from the payload's bytes): before, it decoded each weight
@@ -33,11 +33,11 @@
 //! resident on the LLM, and 1.86 s (3.4x) on vgg16_like. Importance measures tensors in
 //! parallel (the LLM's prune: 11.7 s wall before, same CPU time; more cores, more gain).
 //!
-//! The vgg16_like and llama_1_6b rows are from one run at load ~3.3 (the resnet50_like row is
+//! The vgg16_like and llama_1_6b rows are from one run at load ~1.7 (the resnet50_like row is
 //! older: its cost is fixed per-node overhead, not bytes). `cp` of the LLM's files took
-//! 1.3-2.4 s across this session's runs while `prune` took 2.7-3.05 s wall when it had both
-//! cores, 2.7-2.9 s CPU: 1.2-1.65x `cp`'s wall time, 1.2-2.2x its CPU time (the CPU ratio
-//! passes 2 only against the fastest `cp`, 1.30 s). Just before these changes, on the
+//! 1.3-2.4 s across this session's runs, `prune` 2.0 s wall and 2.5 s CPU when it had both
+//! cores: at most 1.8x `cp`'s CPU time against its fastest run (1.41 s here). Just before
+//! these changes, on the
 //! same machine, `prune` took 0.61 s wall, 0.65 s CPU and 318 MB anonymous on vgg16_like, and
 //! 7.25 s wall, 8.44 s CPU and 1866 MB anonymous on the LLM with `--head-ratio 0.25` (2.7x
 //! wall, 3.4x CPU of a `cp` that took 2.64 s then; 4.1x / 4.4x in an earlier run). Where that
@@ -52,7 +52,9 @@
 //! (`crates/shears-pruner/src/sums.rs`: `f64` lanes per row with AVX2, eight rows per column
 //! pass, float16 widened by F16C straight from the bytes, aligned float32 summed in place), in
 //! an order fixed by the tensor's shape, so plans stay bit-for-bit reproducible (the LLM's
-//! plans were the same before and after). Tried and dropped, no gain measured:
+//! plans were the same before and after). Scattered 2- and 4-byte indices are cut sixteen
+//! bytes at a time with SSSE3's byte shuffle (`cut.rs`, `Shuffle`; 2.7 s to 2.0 s on the
+//! LLM). Tried and dropped, no gain measured:
 //! `MADV_POPULATE_READ` before each tensor is read, huge pages for cut buffers. What remains
 //! is reading the input once for importance, its kept part again for the cut, and the
 //! kernel's copy into the output file. Each `prune` run starts without the previous output
