@@ -37,28 +37,28 @@
 //! older: its cost is fixed per-node overhead, not bytes). `cp` of the LLM's files took
 //! 1.3-2.4 s across this session's runs, `prune` 2.0 s wall and 2.5 s CPU when it had both
 //! cores: at most 1.8x `cp`'s CPU time against its fastest run (1.41 s here). Just before
-//! these changes, on the
-//! same machine, `prune` took 0.61 s wall, 0.65 s CPU and 318 MB anonymous on vgg16_like, and
-//! 7.25 s wall, 8.44 s CPU and 1866 MB anonymous on the LLM with `--head-ratio 0.25` (2.7x
-//! wall, 3.4x CPU of a `cp` that took 2.64 s then; 4.1x / 4.4x in an earlier run). Where that
-//! went (perf, LLM): importance sums 25-29%, page faults and page clearing for the cut
-//! tensors held in memory 20-30% (this VM backs every fresh page lazily, so new anonymous
-//! memory costs more than the copy into it), cutting 10-18%, the write ~20%. What closed the
-//! gap: the pruner's stages leave cut tensors as views over the input's payloads
-//! (`shears_onnx::cut::CutView` from `shears_exec::apply_deferred`; a later stage composes
-//! index lists, and importance sums a view's rows as it streams them), and the saver streams
-//! each view into the side file, or into the model file in place of a placeholder, through
-//! one 1 MB buffer: no cut tensor is ever held whole. Magnitude sums are vectorised
+//! these changes, on the same machine, `prune` took 0.61 s wall, 0.65 s CPU and 318 MB
+//! anonymous on vgg16_like, and 7.25 s wall, 8.44 s CPU and 1866 MB anonymous on the LLM with
+//! `--head-ratio 0.25` (2.7x wall, 3.4x CPU of a `cp` that took 2.64 s then; 4.1x / 4.4x in
+//! an earlier run). Where that went (perf, LLM): importance sums 25-29%, page faults and page
+//! clearing for the cut tensors held in memory 20-30% (this VM backs every fresh page lazily,
+//! so new anonymous memory costs more than the copy into it), cutting 10-18%, the write ~20%.
+//!
+//! What closed the gap: the pruner's stages leave cut tensors as views over the input's
+//! payloads (`shears_onnx::cut::CutView` from `shears_exec::apply_deferred`; a later stage
+//! composes index lists, and importance sums a view's rows as it streams them), and the saver
+//! streams each view into the side file, or into the model file in place of a placeholder,
+//! through one 1 MB buffer: no cut tensor is ever held whole. Magnitude sums are vectorised
 //! (`crates/shears-pruner/src/sums.rs`: `f64` lanes per row with AVX2, eight rows per column
 //! pass, float16 widened by F16C straight from the bytes, aligned float32 summed in place), in
-//! an order fixed by the tensor's shape, so plans stay bit-for-bit reproducible (the LLM's
-//! plans were the same before and after). Scattered 2- and 4-byte indices are cut sixteen
-//! bytes at a time with SSSE3's byte shuffle (`cut.rs`, `Shuffle`; 2.7 s to 2.0 s on the
-//! LLM). Tried and dropped, no gain measured:
-//! `MADV_POPULATE_READ` before each tensor is read, huge pages for cut buffers. What remains
-//! is reading the input once for importance, its kept part again for the cut, and the
-//! kernel's copy into the output file. Each `prune` run starts without the previous output
-//! (removed untimed, as `cp`'s copy is): replacing it timed the kernel freeing its pages.
+//! an order fixed by the tensor's shape, so plans stay bit-for-bit reproducible; the pruned
+//! files of all three models are byte-identical to those before. Scattered 2- and 4-byte
+//! indices are cut sixteen bytes at a time with SSSE3's byte shuffle (`cut.rs`, `Shuffle`:
+//! 2.7 s to 2.0 s on the LLM). Tried and dropped, no gain measured: `MADV_POPULATE_READ`
+//! before each tensor is read, huge pages for cut buffers. What remains is reading the input
+//! once for importance, its kept part again for the cut, and the kernel's copy into the
+//! output file. Each `prune` run starts without the previous output (removed untimed, as
+//! `cp`'s copy is): replacing it timed the kernel freeing its pages.
 //!
 //! Run: `cargo bench --bench big_model` (small models only, ~1 minute) or
 //! `SHEARS_BIG=1 cargo bench --bench big_model` (minutes). The report is printed and written
