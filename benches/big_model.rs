@@ -23,27 +23,42 @@
 //!
 //! | model | cp | inspect | prune | prune anon / bound | resident (file) | written |
 //! |---|---|---|---|---|---|---|
-//! | resnet50_like, 102 MB | 0.04 s (0.04) | 1.48x (1.49x) | 4.1x (6.0x) | 65 / 325 MB | 85 (6) MB | 59 MB |
-//! | vgg16_like, 553 MB | 0.28 s (0.28) | 1.24x (1.23x) | 2.6x (2.5x) | 317 / 981 MB | 634 (6) MB | 314 MB |
-//! | llama_1_6b, 3.26 GB | 1.54 s (1.48) | 1.51x (1.50x) | 4.1x (4.4x) | 1866 / 2178 MB | 1999 (6) MB | 1791 MB |
+//! | resnet50_like, 102 MB | 0.06 s (0.06) | 1.20x (1.25x) | 3.5x (5.2x) | 66 / 325 MB | 87 (6) MB | 59 MB |
+//! | vgg16_like, 553 MB | 0.28 s (0.28) | 1.23x (1.23x) | 1.19x (1.39x) | 5 / 981 MB | 421 (6) MB | 314 MB |
+//! | llama_1_6b, 3.26 GB | 1.41 s (1.41) | 1.47x (1.47x) | 1.44x (1.80x) | 73 / 2178 MB | 214 (6) MB | 1791 MB |
 //!
 //! `groups` and `plan` take under 0.1 s and 30 MB on each. `inspect` reads every float weight
 //! in place (zeros and N:M verdicts from the payload's bytes): before, it decoded each weight
 //! to f32 twice and took 23.2 s wall, 11.0 s CPU (6x `cp`), 283 MB anonymous and 3.5 GB
 //! resident on the LLM, and 1.86 s (3.4x) on vgg16_like. Importance measures tensors in
 //! parallel (the LLM's prune: 11.7 s wall before, same CPU time; more cores, more gain).
-//! With `--head-ratio 0.25` the LLM's anonymous peak was 2346 MB, 168 MB over the bound
-//! (heaptrack: the head stage's cut tensors, 481 MB, were held by its model while the width
-//! stage cut 1.79 GB more); the pruner now hands an earlier stage's model to
-//! `shears_exec::apply_owned`, which frees each of those tensors once it is cut again: 1866 MB
-//! (the output's cut tensors and ~75 MB else), same output bytes. Member unit indices are
-//! flat and found per group as it is scored (2344 MB with that change alone: it was not the
-//! cause). Prune's CPU time is still 3-5x `cp`'s. Where it goes (perf, LLM): importance
-//! sums 29% (f64 sums in a fixed order, so plans are bit-for-bit reproducible), cutting kept
-//! slices into memory 18%, the kernel's page faults, page clearing and writes ~25%. What would
-//! close the gap: cutting tensors straight into the output's side file instead of into memory
-//! first (the anonymous peak would then be the bookkeeping alone), and flat member index lists
-//! in the pruner.
+//!
+//! The vgg16_like and llama_1_6b rows are from one run at load ~1.7 (the resnet50_like row is
+//! older: its cost is fixed per-node overhead, not bytes). `cp` of the LLM's files took
+//! 1.3-2.4 s across this session's runs, `prune` 2.0 s wall and 2.5 s CPU when it had both
+//! cores: at most 1.8x `cp`'s CPU time against its fastest run (1.41 s here). Just before
+//! these changes, on the same machine, `prune` took 0.61 s wall, 0.65 s CPU and 318 MB
+//! anonymous on vgg16_like, and 7.25 s wall, 8.44 s CPU and 1866 MB anonymous on the LLM with
+//! `--head-ratio 0.25` (2.7x wall, 3.4x CPU of a `cp` that took 2.64 s then; 4.1x / 4.4x in
+//! an earlier run). Where that went (perf, LLM): importance sums 25-29%, page faults and page
+//! clearing for the cut tensors held in memory 20-30% (this VM backs every fresh page lazily,
+//! so new anonymous memory costs more than the copy into it), cutting 10-18%, the write ~20%.
+//!
+//! What closed the gap: the pruner's stages leave cut tensors as views over the input's
+//! payloads (`shears_onnx::cut::CutView` from `shears_exec::apply_deferred`; a later stage
+//! composes index lists, and importance sums a view's rows as it streams them), and the saver
+//! streams each view into the side file, or into the model file in place of a placeholder,
+//! through one 1 MB buffer: no cut tensor is ever held whole. Magnitude sums are vectorised
+//! (`crates/shears-pruner/src/sums.rs`: `f64` lanes per row with AVX2, eight rows per column
+//! pass, float16 widened by F16C straight from the bytes, aligned float32 summed in place), in
+//! an order fixed by the tensor's shape, so plans stay bit-for-bit reproducible; the pruned
+//! files of all three models are byte-identical to those before. Scattered 2- and 4-byte
+//! indices are cut sixteen bytes at a time with SSSE3's byte shuffle (`cut.rs`, `Shuffle`:
+//! 2.7 s to 2.0 s on the LLM). Tried and dropped, no gain measured: `MADV_POPULATE_READ`
+//! before each tensor is read, huge pages for cut buffers. What remains is reading the input
+//! once for importance, its kept part again for the cut, and the kernel's copy into the
+//! output file. Each `prune` run starts without the previous output (removed untimed, as
+//! `cp`'s copy is): replacing it timed the kernel freeing its pages.
 //!
 //! Run: `cargo bench --bench big_model` (small models only, ~1 minute) or
 //! `SHEARS_BIG=1 cargo bench --bench big_model` (minutes). The report is printed and written
@@ -231,7 +246,13 @@ fn measure(dir: &Path, model: &Path, layer: &str, extra: &[&str]) -> String {
     for (label, args) in commands {
         let mut cmd = Command::new(bin);
         cmd.args(&args);
-        let (wall, cpu, peaks) = median(&mut cmd, || {});
+        // As for `cp`, the previous run's output is removed untimed: replacing it would add
+        // the kernel's freeing of its pages to the time measured.
+        let (wall, cpu, peaks) = median(&mut cmd, || {
+            for f in files_of(&out) {
+                let _ = std::fs::remove_file(f);
+            }
+        });
         let written = if label == "prune" {
             size_of(&files_of(&out))
         } else {

@@ -1,9 +1,11 @@
 //! Applying a batch of plans to a copy of the model's proto.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use shears_graph::rules::{self, Rewrite};
+use shears_onnx::cut::CutView;
 use shears_onnx::proto::attribute_proto::AttributeType;
 use shears_onnx::proto::tensor_proto::DataType;
 use shears_onnx::proto::{
@@ -23,13 +25,27 @@ pub struct Applied {
     pub proto: ModelProto,
     /// The attribute and shape-constant rewrites made, sorted.
     pub rewrites: Vec<Rewrite>,
+    /// [`apply_deferred`]'s cuts not yet made, by the `location` key the cut tensors name:
+    /// add them to the store the result is read through (empty for [`apply`]).
+    pub cuts: Vec<(String, Arc<CutView>)>,
 }
 
 /// Applies `plans` (all made for `model`) in one pass; see the crate docs for the invariants.
 /// A batch that removes no channel is an error ([`ExecError::NothingRemoved`]).
 pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
     let cuts = checked_cuts(model, plans)?;
-    apply_cuts(model, &cuts, model.proto.clone())
+    apply_cuts(model, &cuts, model.proto.clone(), false)
+}
+
+/// [`apply`], except that each cut initializer is left a cut not yet made
+/// ([`shears_onnx::cut::CutView`] over its stored payload, or, when it is one already, the
+/// composed view over the same source) in [`Applied::cuts`], its tensor pointing at it as
+/// external data. Reading the result through `model.external.same_folder()` with the cuts
+/// added gives the same values as [`apply`]'s, and saving it the same bytes, but no cut tensor
+/// is copied until read, and the saver streams each into its file: what a pruner's stages use.
+pub fn apply_deferred(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
+    let cuts = checked_cuts(model, plans)?;
+    apply_cuts(model, &cuts, model.proto.clone(), true)
 }
 
 /// [`apply`] for a caller done with `model` (a pruner's intermediate stage): the same result,
@@ -49,7 +65,7 @@ pub fn apply_owned(mut model: Model, plans: &[PruningPlan]) -> Result<Applied, E
             }
         }
     }
-    apply_cuts(&model, &cuts, proto)
+    apply_cuts(&model, &cuts, proto, false)
 }
 
 /// The merged cuts of `plans`, refused when they remove nothing.
@@ -61,9 +77,15 @@ fn checked_cuts(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError>
     Ok(cuts)
 }
 
-/// Edits `proto` (a copy of `model`'s) by `cuts`.
-fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Applied, ExecError> {
+/// Edits `proto` (a copy of `model`'s) by `cuts`; with `defer`, initializers become views.
+fn apply_cuts(
+    model: &Model,
+    cuts: &Cuts,
+    mut proto: ModelProto,
+    defer: bool,
+) -> Result<Applied, ExecError> {
     let g = &model.graph;
+    let mut views = Vec::new();
 
     for &v in cuts.stored.keys() {
         let axes: Vec<(usize, &[u32])> = cuts
@@ -76,7 +98,11 @@ fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Appli
             ValueKind::Initializer(i) => {
                 let graph = proto.graph.as_mut().expect("checked at load");
                 let t = &mut graph.initializer[i];
-                cut_tensor(t, &axes, model)?;
+                if defer {
+                    views.push(defer_cut(t, &axes, model)?);
+                } else {
+                    cut_tensor(t, &axes, model)?;
+                }
             }
             ValueKind::NodeOutput { node, .. } => {
                 let pi = g.node(node).proto_index;
@@ -116,7 +142,11 @@ fn apply_cuts(model: &Model, cuts: &Cuts, mut proto: ModelProto) -> Result<Appli
     }
     // Which tensors were external is the source model's fact, not the result's: savers ask
     // `SaveOptions::keeping_storage_of(model)`.
-    Ok(Applied { proto, rewrites })
+    Ok(Applied {
+        proto,
+        rewrites,
+        cuts: views,
+    })
 }
 
 /// Every node next to a cut value recomputes its rewrites from the merged cuts.
@@ -196,6 +226,41 @@ fn cut_tensor(
     }
     tensor::set_raw(t, data, &dims);
     Ok(())
+}
+
+/// Points `t` at a view of itself without `axes` (see [`apply_deferred`]).
+fn defer_cut(
+    t: &mut TensorProto,
+    axes: &[(usize, &[u32])],
+    model: &Model,
+) -> Result<(String, Arc<CutView>), ExecError> {
+    let err = |reason: String| ExecError::Tensor {
+        tensor: t.name.clone(),
+        reason,
+    };
+    let elem = tensor::elem_size(t.data_type).ok_or_else(|| {
+        err(format!(
+            "cannot slice elements of type {}",
+            tensor::dtype_name(t.data_type)
+        ))
+    })?;
+    let dims = tensor::dims(t)?;
+    if let Some(&(axis, _)) = axes.iter().find(|(a, _)| *a >= dims.len()) {
+        return Err(err(format!("has no axis {axis}")));
+    }
+    let view = match model.external.cut_of(t) {
+        Some(v) => v.cut(axes),
+        None => CutView::new(
+            model.payload(t)?,
+            dims,
+            elem,
+            axes.iter().map(|&(a, r)| (a, r.to_vec())).collect(),
+        ),
+    }
+    .map_err(err)?;
+    let key = shears_onnx::external::cut_key();
+    tensor::set_cut(t, key.clone(), &view);
+    Ok((key, Arc::new(view)))
 }
 
 /// Cuts the tensor a Constant node holds (`value`, or the 1-D `value_floats`/`value_ints`).

@@ -4,7 +4,9 @@
 //! - The input model is never mutated: the proto is cloned (payloads are shared `Bytes`, so the
 //!   clone is cheap) and only the clone is edited.
 //!   `apply_owned` takes a model its caller is done with and gives the same result, dropping
-//!   each cut tensor's old payload once its cut copy exists.
+//!   each cut tensor's old payload once its cut copy exists. `apply_deferred` gives the same
+//!   model with each cut initializer a view not yet made (`shears_onnx::cut::CutView`), read
+//!   on demand and streamed into the output by the saver.
 //! - Indices always mean the original model's channels, whichever plans are batched together;
 //!   plans that remove the same index of the same tensor axis are an error, not a double cut,
 //!   and a plan made for a different model (sizes disagree) is refused.
@@ -19,7 +21,7 @@ mod merge;
 mod slice;
 mod stages;
 
-pub use apply::{apply, apply_owned, Applied};
+pub use apply::{apply, apply_deferred, apply_owned, Applied};
 pub use error::ExecError;
 pub use merge::{merge, Cuts};
 pub use slice::{slice_axes, slice_axis};

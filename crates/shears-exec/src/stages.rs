@@ -6,12 +6,13 @@ use shears_graph::DependencyGraph;
 use shears_onnx::{InputShapes, Model};
 use shears_plan::PruningPlan;
 
-use crate::{apply, ExecError};
+use crate::{apply_deferred, ExecError};
 
 /// The model plan stages leave.
 ///
 /// Invariant: `model` has its shapes inferred with the caller's input shapes and reads its
-/// untouched external tensors from the original model's folder.
+/// untouched external tensors from the original model's folder, its cut initializers through
+/// views of the original's payloads (`apply_deferred`), which the saver streams.
 #[derive(Debug)]
 pub struct Staged {
     pub model: Model,
@@ -43,9 +44,12 @@ pub fn apply_stages(
         if plans.is_empty() {
             continue;
         }
-        let applied = apply(cur, plans)?;
+        let applied = apply_deferred(cur, plans)?;
         rewrites += applied.rewrites.len();
-        owned = Some(reanalyse(model, applied.proto, inputs, stage)?);
+        // The current model's store: the original's folder and the earlier stages' views.
+        let mut store = cur.external.same_folder();
+        store.add_cuts(applied.cuts);
+        owned = Some(reanalyse(model, applied.proto, store, inputs, stage)?);
     }
     // Stages without plans leave the model as it was; if every stage is empty, the file asks
     // for a copy, which is never what a caller meant.
@@ -55,10 +59,11 @@ pub fn apply_stages(
     Ok(Staged { model, rewrites })
 }
 
-/// `proto` (derived from `original`) as a model with shapes inferred.
+/// `proto` (derived from `original`, read through `store`) as a model with shapes inferred.
 fn reanalyse(
     original: &Model,
     proto: shears_onnx::proto::ModelProto,
+    store: shears_onnx::external::ExternalStore,
     inputs: &InputShapes,
     stage: usize,
 ) -> Result<Model, ExecError> {
@@ -66,12 +71,7 @@ fn reanalyse(
         stage,
         reason: e.to_string(),
     };
-    let mut m = Model::from_proto(
-        proto,
-        original.source.clone(),
-        original.external.same_folder(),
-    )
-    .map_err(stage_err)?;
+    let mut m = Model::from_proto(proto, original.source.clone(), store).map_err(stage_err)?;
     shears_onnx::shape::infer_shapes(&mut m, inputs).map_err(stage_err)?;
     Ok(m)
 }

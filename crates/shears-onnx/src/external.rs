@@ -7,25 +7,41 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::cut::CutView;
 use crate::error::{OnnxError, Result};
 use crate::proto::tensor_proto::DataLocation;
 use crate::proto::{ModelProto, TensorProto};
 
-/// Resolves external payloads relative to one folder, caching each mapped side file.
+/// Resolves external payloads relative to one folder, caching each mapped side file; also
+/// holds the cuts not yet made ([`CutView`]) that a pruned model's tensors refer to.
 ///
 /// Invariants: every side file it hands out bytes of lies inside `base_dir` (see
 /// [`safe_join`]); `model_file`, when set, is the file the model itself was read from, which
-/// writers must never overwrite.
+/// writers must never overwrite. A tensor whose `location` is a key of `cuts` (made by
+/// [`cut_key`], which no file name can equal) reads that view, at offset 0, for its whole
+/// length; every other location is a file.
 #[derive(Debug, Default)]
 pub struct ExternalStore {
     base_dir: Option<PathBuf>,
     model_file: Option<PathBuf>,
     files: Mutex<HashMap<String, Bytes>>,
+    cuts: HashMap<String, Arc<CutView>>,
 }
+
+/// A fresh `location` for a [`CutView`], unique in the process. It starts with a NUL byte,
+/// which no path can hold, so it never names a file, and it never reaches a saved model (the
+/// saver writes a view's bytes, at a real location or inline).
+pub fn cut_key() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{CUT_PREFIX}{n}")
+}
+
+const CUT_PREFIX: &str = "\0shears-cut/";
 
 /// The parsed `external_data` entries of one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +103,7 @@ impl ExternalStore {
             base_dir: Some(base_dir.into()),
             model_file: None,
             files: Mutex::new(HashMap::new()),
+            cuts: HashMap::new(),
         }
     }
 
@@ -103,15 +120,56 @@ impl ExternalStore {
         }
     }
 
-    /// A store resolving the same locations as this one (same folder, same model file), with
-    /// its own cache: what a model derived from this one (a pruned copy) reads its untouched
-    /// external tensors through.
+    /// A store resolving the same locations as this one (same folder, same model file, same
+    /// cut views), with its own cache: what a model derived from this one (a pruned copy)
+    /// reads its untouched external tensors through.
     pub fn same_folder(&self) -> Self {
         ExternalStore {
             base_dir: self.base_dir.clone(),
             model_file: self.model_file.clone(),
             files: Mutex::new(HashMap::new()),
+            cuts: self.cuts.clone(),
         }
+    }
+
+    /// Adds views, each under its key (from [`cut_key`]).
+    pub fn add_cuts(&mut self, cuts: impl IntoIterator<Item = (String, Arc<CutView>)>) {
+        self.cuts.extend(cuts);
+    }
+
+    /// The view an external tensor reads, if its location is one.
+    pub fn cut_of(&self, t: &TensorProto) -> Option<&Arc<CutView>> {
+        if !crate::tensor::is_external(t) || self.cuts.is_empty() {
+            return None;
+        }
+        let location = t
+            .external_data
+            .iter()
+            .find(|kv| kv.key.as_ref() == b"location")?;
+        let key = std::str::from_utf8(&location.value).ok()?;
+        self.cuts.get(key)
+    }
+
+    /// The byte length of an external tensor's payload, without reading it (a view is not
+    /// cut for it).
+    pub fn payload_len(&self, t: &TensorProto, label: &str) -> Result<usize> {
+        match self.cut_of(t) {
+            Some(v) => self.check_cut(t, label, v).map(|()| v.len()),
+            None => Ok(self.read_labelled(t, label)?.len()),
+        }
+    }
+
+    /// A view is read whole: its reference must say offset 0 and, if given, its length.
+    fn check_cut(&self, t: &TensorProto, label: &str, v: &CutView) -> Result<()> {
+        let r = ExternalRef::of_labelled(t, label)?;
+        if r.offset != 0 || r.length.is_some_and(|l| l != v.len() as u64) {
+            return Err(OnnxError::ExternalData {
+                tensor: label.to_string(),
+                location: r.location,
+                reason: format!("a cut of {} bytes is read whole", v.len()),
+            });
+        }
+        Ok(())
     }
 
     /// The file the model was read from, if known.
@@ -133,13 +191,19 @@ impl ExternalStore {
         self.base_dir.as_deref()
     }
 
-    /// The payload bytes of an external tensor (zero-copy slice of the mapped side file).
+    /// The payload bytes of an external tensor (zero-copy slice of the mapped side file; a
+    /// cut view's bytes are made in a new buffer).
     pub fn read(&self, t: &TensorProto) -> Result<Bytes> {
         self.read_labelled(t, &t.name)
     }
 
     /// [`ExternalStore::read`], naming the tensor `label` in errors.
     pub fn read_labelled(&self, t: &TensorProto, label: &str) -> Result<Bytes> {
+        if let Some(v) = self.cut_of(t) {
+            // Made on demand, one tensor at a time: the caller drops it when done.
+            self.check_cut(t, label, v)?;
+            return Ok(Bytes::from(v.to_vec()));
+        }
         let r = ExternalRef::of_labelled(t, label)?;
         let err = |reason: String| OnnxError::ExternalData {
             tensor: label.to_string(),

@@ -5,6 +5,7 @@
 //! Nothing above this crate touches protobuf bytes directly.
 
 pub mod cost;
+pub mod cut;
 pub mod error;
 pub mod external;
 pub mod input_shapes;

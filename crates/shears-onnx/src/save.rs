@@ -32,12 +32,17 @@
 //! `OperatorSetIdProto.domain = ""`, a few bytes per model; every value is the same, and
 //! `onnx.checker` and onnxruntime treat both forms alike.
 
-use std::collections::BTreeSet;
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use prost::Message;
 
+use crate::cut::CutView;
 use crate::error::{OnnxError, Result};
 use crate::external::ExternalStore;
 use crate::model::Model;
@@ -144,6 +149,14 @@ pub fn save_proto(
     opts: &SaveOptions,
 ) -> Result<SaveReport> {
     tensor::validate_all(proto, store)?;
+    let inlined;
+    let (proto, placeholders) = match inline_cuts(proto, store, opts)? {
+        Some((p, placeholders)) => {
+            inlined = p;
+            (&inlined, placeholders)
+        }
+        None => (proto, Placeholders::default()),
+    };
     let (data_path, location) = side_file(path)?;
     let found = walk::tensors(proto);
     let mut external: Vec<bool> = found
@@ -169,11 +182,19 @@ pub fn save_proto(
 
     let dir = folder_of(path);
     let data_tmp = if writes_data {
-        Some(write_side_file(dir, &found, &layout, store)?)
+        Some(write_side_file(dir, &found, &layout, store, &placeholders)?)
     } else {
         None
     };
-    let (model_tmp, model_bytes) = write_encoded(dir, &out)?;
+    let (model_tmp, model_bytes) = write_encoded(dir, &out, &placeholders)?;
+    // Each placeholder stands in exactly one place: had one been copied as it is, its zeros
+    // would be in the output instead of the tensor.
+    if placeholders.written.get() != placeholders.by_addr.len() {
+        return Err(OnnxError::io(
+            path,
+            std::io::Error::other("a cut tensor was not written in place of its placeholder"),
+        ));
+    }
 
     let mut data_bytes = 0;
     if let Some(tmp) = data_tmp {
@@ -192,6 +213,83 @@ pub fn save_proto(
         external_tensors: layout.len(),
         moved: moved.into_iter().map(|i| found[i].label.clone()).collect(),
     })
+}
+
+/// `proto` with a placeholder ([`Placeholders`]) for each cut view ([`crate::cut::CutView`])
+/// to be stored inline, or `None` when there is none. A view is stored externally when its
+/// tensor is one `opts` keeps external (it was in the source), and is then streamed into the
+/// side file by [`write_side_file`]; inline, it is streamed into the model file in its
+/// placeholder's place. Either way it is never made whole, and the bytes are those an
+/// immediate cut would have stored.
+fn inline_cuts(
+    proto: &ModelProto,
+    store: &ExternalStore,
+    opts: &SaveOptions,
+) -> Result<Option<(ModelProto, Placeholders)>> {
+    // Same order in both walks (`walk`'s invariant): indices carry over.
+    let inline: Vec<(usize, Arc<CutView>)> = walk::tensors(proto)
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.in_attribute || !opts.externalize.contains(&f.tensor.name))
+        .filter_map(|(i, f)| store.cut_of(f.tensor).map(|v| (i, v.clone())))
+        .collect();
+    if inline.is_empty() {
+        return Ok(None);
+    }
+    let mut out = proto.clone();
+    let mut tensors = walk::tensors_mut(&mut out);
+    let mut placeholders = Placeholders::default();
+    for (i, v) in inline {
+        let t = &mut *tensors[i].tensor;
+        let raw = placeholders
+            .add(v.clone())
+            .map_err(|e| OnnxError::tensor(&t.name, e))?;
+        tensor::set_raw(t, Vec::new(), &v.dims());
+        t.raw_data = raw;
+    }
+    Ok(Some((out, placeholders)))
+}
+
+/// Stand-ins for cut views in an output proto: each a `raw_data` of the view's length over its
+/// own private anonymous mapping, never touched (it costs no memory, and would read as zeros),
+/// so the encoder sizes the tensor right; the writers recognise a placeholder by its address
+/// and write the view's bytes in its place ([`Placeholders::view`]).
+///
+/// Invariant: `by_addr` maps each placeholder's first byte to its view, lengths equal;
+/// `written` counts the placeholders written in place, which `save_proto` checks is all of
+/// them.
+#[derive(Default)]
+struct Placeholders {
+    by_addr: HashMap<usize, Arc<CutView>>,
+    written: Cell<usize>,
+}
+
+impl Placeholders {
+    /// A placeholder for `v` (an empty payload for an empty view, which has nothing to write).
+    fn add(&mut self, v: Arc<CutView>) -> std::result::Result<Bytes, String> {
+        if v.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let map = memmap2::MmapOptions::new()
+            .len(v.len())
+            .map_anon()
+            .and_then(|m| m.make_read_only())
+            .map_err(|e| format!("cannot reserve its placeholder: {e}"))?;
+        let bytes = Bytes::from_owner(map);
+        self.by_addr.insert(bytes.as_ptr() as usize, v);
+        Ok(bytes)
+    }
+
+    /// The view `bytes` stands in for, if it is a placeholder.
+    fn view(&self, bytes: &[u8]) -> Option<&CutView> {
+        if self.by_addr.is_empty() || bytes.is_empty() {
+            return None;
+        }
+        self.by_addr
+            .get(&(bytes.as_ptr() as usize))
+            .filter(|v| v.len() == bytes.len())
+            .map(|v| &**v)
+    }
 }
 
 /// Where one external payload goes in the side file.
@@ -318,6 +416,7 @@ fn write_side_file(
     found: &[Found<&TensorProto>],
     layout: &[Slot],
     store: &ExternalStore,
+    placeholders: &Placeholders,
 ) -> Result<tempfile::NamedTempFile> {
     let tmp = temp_in(dir)?;
     let mut w = BufWriter::with_capacity(1 << 20, tmp);
@@ -325,6 +424,28 @@ fn write_side_file(
     let mut cursor = 0u64;
     for slot in layout {
         let f = &found[slot.tensor];
+        // An inline view moved out to fit the size limit is a placeholder now.
+        let placeholder = placeholders.view(&f.tensor.raw_data);
+        if placeholder.is_some() {
+            placeholders.written.set(placeholders.written.get() + 1);
+        }
+        if let Some(view) = placeholder.or_else(|| store.cut_of(f.tensor).map(|v| &**v)) {
+            // Cut straight into the file: the cut tensor is never held whole.
+            let pad = (slot.offset - cursor) as usize;
+            w.write_all(&[0u8; EXTERNAL_ALIGN as usize][..pad])
+                .map_err(|e| io(&w, e))?;
+            // The view writes whole chunks of its own: past the buffer, straight to the file.
+            w.flush().map_err(|e| io(&w, e))?;
+            let n = view.write_to(w.get_mut()).map_err(|e| io(&w, e))?;
+            if n != slot.len {
+                return Err(OnnxError::tensor(
+                    &f.label,
+                    "payload length changed while saving",
+                ));
+            }
+            cursor = slot.offset + slot.len;
+            continue;
+        }
         let payload = tensor::payload_le_labelled(f.tensor, &f.label, store)?;
         if payload.len() as u64 != slot.len {
             // payload_le checks the length against the dims the slot was sized from.
@@ -453,9 +574,13 @@ fn write_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
 /// Streaming instead of `encode_to_vec` + write: payloads go from their buffers (often the
 /// mapped input file) to the file without first being copied into a fresh model-sized
 /// allocation, which cost as much as the write itself for a 100 MB model.
-fn write_encoded(dir: &Path, proto: &ModelProto) -> Result<(tempfile::NamedTempFile, u64)> {
+fn write_encoded(
+    dir: &Path,
+    proto: &ModelProto,
+    placeholders: &Placeholders,
+) -> Result<(tempfile::NamedTempFile, u64)> {
     let tmp = temp_in(dir)?;
-    let mut sink = StreamBuf::new(tmp.as_file());
+    let mut sink = StreamBuf::new(tmp.as_file(), placeholders);
     proto
         .encode(&mut sink)
         .map_err(|e| OnnxError::io(tmp.path(), std::io::Error::other(e)))?;
@@ -467,24 +592,27 @@ fn write_encoded(dir: &Path, proto: &ModelProto) -> Result<(tempfile::NamedTempF
 }
 
 /// A `BufMut` that writes through a fixed buffer to `W`, passing large slices (tensor
-/// payloads) straight to the writer. The first I/O error is kept and returned by `finish`
-/// (`BufMut` methods cannot fail); later writes are dropped.
-struct StreamBuf<W: Write> {
+/// payloads) straight to the writer, and a cut view's bytes in its placeholder's place. The
+/// first I/O error is kept and returned by `finish` (`BufMut` methods cannot fail); later
+/// writes are dropped.
+struct StreamBuf<'p, W: Write> {
     out: W,
     buf: Vec<u8>,
     written: u64,
     error: Option<std::io::Error>,
+    placeholders: &'p Placeholders,
 }
 
-impl<W: Write> StreamBuf<W> {
+impl<'p, W: Write> StreamBuf<'p, W> {
     const CAPACITY: usize = 1 << 20;
 
-    fn new(out: W) -> Self {
+    fn new(out: W, placeholders: &'p Placeholders) -> Self {
         StreamBuf {
             out,
             buf: Vec::with_capacity(Self::CAPACITY),
             written: 0,
             error: None,
+            placeholders,
         }
     }
 
@@ -515,7 +643,7 @@ impl<W: Write> StreamBuf<W> {
 
 // SAFETY: `chunk_mut` hands out the vector's spare capacity and `advance_mut` only extends the
 // length over bytes the caller initialised there, as the `BufMut` contract requires.
-unsafe impl<W: Write> bytes::BufMut for StreamBuf<W> {
+unsafe impl<W: Write> bytes::BufMut for StreamBuf<'_, W> {
     fn remaining_mut(&self) -> usize {
         isize::MAX as usize
     }
@@ -535,6 +663,18 @@ unsafe impl<W: Write> bytes::BufMut for StreamBuf<W> {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
+        if let Some(view) = self.placeholders.view(src) {
+            self.flush_buf();
+            if self.error.is_none() {
+                match view.write_to(&mut self.out) {
+                    Ok(n) => self.written += n,
+                    Err(e) => self.error = Some(e),
+                }
+            }
+            let p = self.placeholders;
+            p.written.set(p.written.get() + 1);
+            return;
+        }
         if src.len() >= Self::CAPACITY / 4 {
             self.flush_buf();
             self.write(src);
@@ -602,7 +742,8 @@ mod tests {
             ));
         }
         let mut out = Vec::new();
-        let mut sink = StreamBuf::new(&mut out);
+        let none = Placeholders::default();
+        let mut sink = StreamBuf::new(&mut out, &none);
         proto.encode(&mut sink).unwrap();
         let n = sink.finish().unwrap();
         assert_eq!(out, proto.encode_to_vec());
@@ -621,7 +762,8 @@ mod tests {
             }
         }
         let proto = conv_model();
-        let mut sink = StreamBuf::new(Full);
+        let none = Placeholders::default();
+        let mut sink = StreamBuf::new(Full, &none);
         proto.encode(&mut sink).unwrap();
         assert_eq!(sink.finish().unwrap_err().to_string(), "disk full");
     }

@@ -11,7 +11,7 @@ use half::{bf16, f16};
 use crate::error::{OnnxError, Result};
 use crate::external::ExternalStore;
 use crate::proto::tensor_proto::{DataLocation, DataType};
-use crate::proto::{ModelProto, TensorProto};
+use crate::proto::{ModelProto, StringStringEntryProto, TensorProto};
 
 /// Size in bytes of one element of `data_type`, or `None` for strings, sub-byte and unknown types.
 pub fn elem_size(data_type: i32) -> Option<usize> {
@@ -220,8 +220,8 @@ pub fn validate(t: &TensorProto, label: &str, external: &ExternalStore) -> Resul
         return Ok(());
     };
     let actual = if is_external(t) {
-        // Slicing the mapped side file touches no page of it.
-        external.read_labelled(t, label)?.len()
+        // Slicing the mapped side file touches no page of it; a cut view is not made.
+        external.payload_len(t, label)?
     } else if !t.raw_data.is_empty() || expected == 0 {
         t.raw_data.len()
     } else {
@@ -402,6 +402,20 @@ pub fn decode_i64(t: &TensorProto, external: &ExternalStore) -> Result<Vec<i64>>
             ))
         }
     })
+}
+
+/// Points `t` at the cut view stored under `key` (see [`crate::external::cut_key`]): its dims
+/// become the view's, its payload is the view's bytes, read through the model's
+/// [`ExternalStore`] (which must hold the view) and written by the saver as [`set_raw`] would
+/// have stored them.
+pub fn set_cut(t: &mut TensorProto, key: String, view: &crate::cut::CutView) {
+    set_raw(t, Vec::new(), &view.dims());
+    t.data_location = DataLocation::External as i32;
+    t.external_data = vec![
+        StringStringEntryProto::new("location", key),
+        StringStringEntryProto::new("offset", "0".to_string()),
+        StringStringEntryProto::new("length", view.len().to_string()),
+    ];
 }
 
 /// Replaces `t`'s payload with little-endian `raw` bytes and `dims`, clearing the typed fields

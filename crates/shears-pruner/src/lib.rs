@@ -34,6 +34,7 @@ mod pruner;
 pub mod roles;
 pub mod schedule;
 pub mod summary;
+mod sums;
 pub mod target;
 pub mod tensors;
 

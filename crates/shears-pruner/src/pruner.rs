@@ -422,8 +422,8 @@ struct Run<'a> {
 }
 
 /// The model a stage prunes: the caller's, which is only read, or an earlier stage's, which
-/// the stage owns and frees tensor by tensor as it cuts them (`shears_exec::apply_owned`), so
-/// two stages' cut tensors are never held at once.
+/// the stage owns. Either way its cut tensors are views of the input's payloads
+/// (`shears_exec::apply_deferred`), so no stage holds a cut tensor's bytes.
 enum StageModel<'m> {
     Input(&'m Model),
     Earlier(Box<Model>),
@@ -471,11 +471,11 @@ impl Run<'_> {
             return self.copy(&model, stage);
         }
         let source = model.source.clone();
-        let external = model.external.same_folder();
-        let applied = match model {
-            StageModel::Input(m) => shears_exec::apply(m, plans)?,
-            StageModel::Earlier(m) => shears_exec::apply_owned(*m, plans)?,
-        };
+        let mut external = model.external.same_folder();
+        // Cut tensors stay views of the input's payloads (an earlier stage's views are
+        // composed, never made): the saver streams them into the output.
+        let applied = shears_exec::apply_deferred(&model, plans)?;
+        external.add_cuts(applied.cuts);
         let mut m =
             Model::from_proto(applied.proto, source, external).map_err(|e| PrunerError::Stage {
                 stage,

@@ -6,6 +6,7 @@ use shears_onnx::ops::QuantizedAxis;
 use shears_onnx::{Model, ValueId};
 
 use crate::error::Result;
+use crate::sums::{AxisAccumulator, BLOCK_ROWS};
 
 /// Per index of one axis of a tensor: the sum of absolute values and of squares of the slice at
 /// that index (every other axis).
@@ -32,27 +33,12 @@ impl Dense {
         (outer, self.shape[axis], inner)
     }
 
-    /// The sums of every index of `axis`, in one pass over the data.
+    /// The sums of every index of `axis`, in one pass over the data, in the fixed order of
+    /// the crate's magnitude kernel (the same bits as the sums measured from the stored bytes).
     pub fn axis_sums(&self, axis: usize) -> AxisSums {
-        let (outer, size, inner) = self.split(axis);
-        let mut s = AxisSums {
-            l1: vec![0.0; size],
-            l2: vec![0.0; size],
-        };
-        for o in 0..outer {
-            for i in 0..size {
-                let start = (o * size + i) * inner;
-                let (mut a, mut b) = (0.0f64, 0.0f64);
-                for &x in &self.data[start..start + inner] {
-                    let x = x as f64;
-                    a += x.abs();
-                    b += x * x;
-                }
-                s.l1[i] += a;
-                s.l2[i] += b;
-            }
-        }
-        s
+        values_axis_sums(&self.data, &self.shape, &[axis])
+            .pop()
+            .unwrap_or_default()
     }
 
     /// The slice at the given indices of `axis`, flattened in index order.
@@ -217,8 +203,8 @@ pub fn all_axis_sums(
 /// Floating-point payloads are summed straight from their little-endian bytes (a slice of the
 /// mapped file), so measuring a tensor allocates nothing of its size: a float16 weight is never
 /// widened into an `f32` copy twice its size. The sums are those of [`Dense::axis_sums`]
-/// exactly (each element widened to `f64` the same way, added in the same order). Other types
-/// are decoded as before.
+/// exactly (the same rows, widened the same way, through the same kernel). Other types are
+/// decoded first.
 fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize, AxisSums)>> {
     use shears_onnx::proto::tensor_proto::DataType as D;
     let t = model
@@ -242,11 +228,8 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
         };
         return Ok(sums(&|a| d.axis_sums(a)));
     }
-    let bytes = model.payload(&t)?;
     let valid: Vec<usize> = axes.iter().copied().filter(|&a| a < shape.len()).collect();
-    let mut bits: Vec<u16> = Vec::new();
     let widen = |raw: &[u8], out: &mut Vec<f32>| {
-        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
         out.clear();
         match dtype {
             D::Float => out.extend(
@@ -258,187 +241,186 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
                 raw.chunks_exact(8)
                     .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32),
             ),
-            _ => {
-                bits.clear();
-                bits.extend(
-                    raw.chunks_exact(2)
-                        .map(|c| u16::from_le_bytes([c[0], c[1]])),
-                );
-                out.resize(bits.len(), 0.0);
-                // Whole rows at a time: `half` converts slices with the CPU's vector
-                // instructions, elements one call each.
-                if dtype == D::Float16 {
-                    bits.reinterpret_cast::<half::f16>()
-                        .convert_to_f32_slice(out);
-                } else {
-                    bits.reinterpret_cast::<half::bf16>()
-                        .convert_to_f32_slice(out);
-                }
-            }
+            D::Float16 => f16_to_f32(raw, out),
+            _ => out.extend(
+                raw.chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
         }
     };
     let elem = shears_onnx::tensor::elem_size(t.data_type).unwrap_or(4);
-    let all = row_axis_sums(&bytes, &shape, elem, &valid, widen);
-    // Measured once: its pages of the mapped file need not stay resident.
-    shears_onnx::load::release_pages(&bytes);
+    let all = if let Some(view) = model.external.cut_of(&t) {
+        // An earlier stage's cut, not made: its rows are summed as the view streams them,
+        // in the blocks a made copy would be read in, so the sums are the same bits.
+        let mut sink = RowSums::new(&shape, elem, &valid, widen);
+        view.write_to(&mut sink)
+            .expect("summing rows never fails to write");
+        sink.finish()
+    } else {
+        let bytes = model.payload(&t)?;
+        let all = match aligned_f32s(&bytes, dtype) {
+            Some(values) => values_axis_sums(values, &shape, &valid),
+            None => row_axis_sums(&bytes, &shape, elem, &valid, widen),
+        };
+        // Measured once: its pages of the mapped file need not stay resident.
+        shears_onnx::load::release_pages(&bytes);
+        all
+    };
     Ok(valid.into_iter().zip(all).collect())
 }
 
+/// A float32 payload read in place, when the CPU is little-endian and the bytes are aligned
+/// for `f32` (payloads of a side file always are): no row is copied before it is summed.
+fn aligned_f32s(bytes: &[u8], dtype: shears_onnx::proto::tensor_proto::DataType) -> Option<&[f32]> {
+    if dtype != shears_onnx::proto::tensor_proto::DataType::Float || cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32, and `align_to` only hands out the aligned
+    // middle of the slice.
+    let (head, values, tail) = unsafe { bytes.align_to::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(values)
+}
+
+/// The sums of `axes` of decoded `values` of `shape`, through the same kernel as bytes.
+fn values_axis_sums(values: &[f32], shape: &[usize], axes: &[usize]) -> Vec<AxisSums> {
+    let mut acc = AxisAccumulator::new(shape, axes);
+    let block = BLOCK_ROWS * acc.row_len();
+    for b in values.chunks(block.max(1)) {
+        acc.add_block(b);
+    }
+    acc.finish()
+}
+
+/// Appends the little-endian float16 values of `raw` to `out` as `f32` (exact: every float16
+/// is an `f32`). With F16C, eight at a time straight from the bytes; the tail, or every value
+/// without it, through `half`, which rounds nothing either.
+fn f16_to_f32(raw: &[u8], out: &mut Vec<f32>) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports F16C and AVX, checked just above.
+        done = unsafe { f16c_to_f32(raw, out) };
+    }
+    out.extend(
+        raw[done..]
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+    );
+}
+
+/// The F16C part of [`f16_to_f32`]: converts whole groups of eight values, returning the
+/// number of bytes of `raw` consumed.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+fn f16c_to_f32(raw: &[u8], out: &mut Vec<f32>) -> usize {
+    use std::arch::x86_64::*;
+    let groups = raw.len() / 16;
+    out.reserve(groups * 8);
+    let start = out.len();
+    let dst = out.spare_capacity_mut().as_mut_ptr().cast::<f32>();
+    for g in 0..groups {
+        // SAFETY: group `g` is bytes 16g..16g+16 of `raw`, and its eight results go to the
+        // reserved (uninitialised) capacity at 8g; x86 is little-endian, as the payload is.
+        unsafe {
+            let h = _mm_loadu_si128(raw.as_ptr().add(16 * g).cast::<__m128i>());
+            _mm256_storeu_ps(dst.add(8 * g), _mm256_cvtph_ps(h));
+        }
+    }
+    // SAFETY: the `groups * 8` values after `start` were all written above.
+    unsafe { out.set_len(start + groups * 8) };
+    groups * 16
+}
+
 /// [`Dense::axis_sums`] of every axis in `axes` (each below the rank), in one pass over the
-/// little-endian payload `bytes` (elements of `elem` bytes), one row (last axis) at a time
-/// widened to `f32` by `widen`.
-///
-/// Exactly the sums of [`Dense::axis_sums`]: both visit the elements in row-major order. For
-/// the last axis each element is its index's block; for an earlier axis a block is the
-/// `inner` consecutive elements of one index, whose running sums continue across the rows of
-/// the block and are added to the index's total at its end, as `axis_sums` does.
+/// little-endian payload `bytes` (elements of `elem` bytes), [`BLOCK_ROWS`] rows at a time
+/// widened to `f32` by `widen`: the same bits as the decoded sums, since both feed the same
+/// rows to the same kernel ([`crate::sums`]).
 fn row_axis_sums(
     bytes: &[u8],
     shape: &[usize],
     elem: usize,
     axes: &[usize],
-    mut widen: impl FnMut(&[u8], &mut Vec<f32>),
+    widen: impl FnMut(&[u8], &mut Vec<f32>),
 ) -> Vec<AxisSums> {
-    // Axes past the last requested one only split rows: merged into one long row, the
-    // elements are visited in the same order and every block keeps its elements, so the sums
-    // are the same, with a fraction of the per-row work (a 3x3 kernel's rows are 3 long).
-    if let Some(&keep) = axes.iter().max() {
-        if keep + 2 < shape.len() {
-            let mut merged = shape[..=keep].to_vec();
-            merged.push(shape[keep + 1..].iter().product());
-            return row_axis_sums(bytes, &merged, elem, axes, widen);
-        }
-    }
-    let mut out: Vec<AxisSums> = axes
-        .iter()
-        .map(|&a| AxisSums {
-            l1: vec![0.0; shape[a]],
-            l2: vec![0.0; shape[a]],
-        })
-        .collect();
-    let Some(&row_len) = shape.last() else {
-        return out;
-    };
-    let rows: usize = shape[..shape.len() - 1].iter().product();
-    if row_len == 0 || rows == 0 {
-        return out;
-    }
-    if shape.len() == 2 {
-        return matrix_axis_sums(bytes, shape, elem, axes, widen);
-    }
-    let last = shape.len() - 1;
-    // Rows per block of each axis (0 for the last axis, whose blocks are single elements).
-    let per_block: Vec<usize> = axes
-        .iter()
-        .map(|&a| {
-            if a == last {
-                0
-            } else {
-                shape[a + 1..last].iter().product()
-            }
-        })
-        .collect();
-    let mut running = vec![(0.0f64, 0.0f64); axes.len()];
-    let mut row = Vec::with_capacity(row_len);
-    for r in 0..rows {
-        widen(
-            &bytes[r * row_len * elem..(r + 1) * row_len * elem],
-            &mut row,
-        );
-        for (k, &a) in axes.iter().enumerate() {
-            let s = &mut out[k];
-            if per_block[k] == 0 {
-                for ((l1, l2), &x) in s.l1.iter_mut().zip(s.l2.iter_mut()).zip(&row) {
-                    let x = x as f64;
-                    *l1 += x.abs();
-                    *l2 += x * x;
-                }
-                continue;
-            }
-            let (mut p, mut q) = running[k];
-            for &x in &row {
-                let x = x as f64;
-                p += x.abs();
-                q += x * x;
-            }
-            if (r + 1) % per_block[k] == 0 {
-                let i = (r / per_block[k]) % shape[a];
-                s.l1[i] += p;
-                s.l2[i] += q;
-                (p, q) = (0.0, 0.0);
-            }
-            running[k] = (p, q);
-        }
-    }
-    out
+    let mut sink = RowSums::new(shape, elem, axes, widen);
+    sink.add(bytes);
+    sink.finish()
 }
 
-/// [`row_axis_sums`] of a matrix (most weights), four rows at a time: the four rows' running
-/// sums are independent chains the CPU overlaps, where one row's chain waits on each addition.
-/// Each row's sum still adds its elements in order, and each column's adds its rows in order,
-/// so the results are bit for bit those of [`Dense::axis_sums`].
-fn matrix_axis_sums(
-    bytes: &[u8],
-    shape: &[usize],
-    elem: usize,
-    axes: &[usize],
-    mut widen: impl FnMut(&[u8], &mut Vec<f32>),
-) -> Vec<AxisSums> {
-    const BATCH: usize = 4;
-    let (rows, cols) = (shape[0], shape[1]);
-    let zeros = |n: usize| AxisSums {
-        l1: vec![0.0; n],
-        l2: vec![0.0; n],
-    };
-    let (mut by_row, mut by_col) = (zeros(rows), zeros(cols));
-    let want_cols = axes.contains(&1);
-    let mut buf = Vec::with_capacity(BATCH * cols);
-    for r0 in (0..rows).step_by(BATCH) {
-        let n = BATCH.min(rows - r0);
-        widen(&bytes[r0 * cols * elem..(r0 + n) * cols * elem], &mut buf);
-        if n == BATCH {
-            let (mut p, mut q) = ([0.0f64; BATCH], [0.0f64; BATCH]);
-            for j in 0..cols {
-                let x: [f64; BATCH] = std::array::from_fn(|k| buf[k * cols + j] as f64);
-                for k in 0..BATCH {
-                    p[k] += x[k].abs();
-                    q[k] += x[k] * x[k];
-                }
-                if want_cols {
-                    for xk in x {
-                        by_col.l1[j] += xk.abs();
-                        by_col.l2[j] += xk * xk;
-                    }
-                }
-            }
-            by_row.l1[r0..r0 + BATCH].copy_from_slice(&p);
-            by_row.l2[r0..r0 + BATCH].copy_from_slice(&q);
-            continue;
-        }
-        for (k, row) in buf.chunks_exact(cols).enumerate() {
-            let (mut p, mut q) = (0.0f64, 0.0f64);
-            for (j, &x) in row.iter().enumerate() {
-                let x = x as f64;
-                p += x.abs();
-                q += x * x;
-                if want_cols {
-                    by_col.l1[j] += x.abs();
-                    by_col.l2[j] += x * x;
-                }
-            }
-            by_row.l1[r0 + k] = p;
-            by_row.l2[r0 + k] = q;
+/// A writer summing the little-endian payload streamed into it: bytes are gathered into
+/// blocks of [`BLOCK_ROWS`] rows counted from the first, each widened by `widen` and added to
+/// the kernel, so the sums do not depend on how the bytes arrive (whole, or in a cut view's
+/// chunks).
+///
+/// Invariant: `pending` holds less than one block; blocks before it are summed.
+struct RowSums<W: FnMut(&[u8], &mut Vec<f32>)> {
+    acc: AxisAccumulator,
+    block_bytes: usize,
+    pending: Vec<u8>,
+    values: Vec<f32>,
+    widen: W,
+}
+
+impl<W: FnMut(&[u8], &mut Vec<f32>)> RowSums<W> {
+    fn new(shape: &[usize], elem: usize, axes: &[usize], widen: W) -> Self {
+        let acc = AxisAccumulator::new(shape, axes);
+        let block_bytes = BLOCK_ROWS * acc.row_len() * elem;
+        RowSums {
+            acc,
+            block_bytes,
+            pending: Vec::new(),
+            values: Vec::new(),
+            widen,
         }
     }
-    axes.iter()
-        .map(|&a| {
-            if a == 0 {
-                by_row.clone()
-            } else {
-                by_col.clone()
+
+    fn block(&mut self, raw: &[u8]) {
+        (self.widen)(raw, &mut self.values);
+        self.acc.add_block(&self.values);
+    }
+
+    fn add(&mut self, mut data: &[u8]) {
+        if self.block_bytes == 0 {
+            return;
+        }
+        if !self.pending.is_empty() {
+            let take = (self.block_bytes - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < self.block_bytes {
+                return;
             }
-        })
-        .collect()
+            let block = std::mem::take(&mut self.pending);
+            self.block(&block);
+            self.pending = block;
+            self.pending.clear();
+        }
+        let mut blocks = data.chunks_exact(self.block_bytes);
+        for b in &mut blocks {
+            self.block(b);
+        }
+        self.pending.extend_from_slice(blocks.remainder());
+    }
+
+    /// The sums; the last block may be short (whole rows).
+    fn finish(mut self) -> Vec<AxisSums> {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            self.block(&rest);
+        }
+        self.acc.finish()
+    }
+}
+
+impl<W: FnMut(&[u8], &mut Vec<f32>)> std::io::Write for RowSums<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.add(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -446,7 +428,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matrix_sums_four_rows_at_a_time_equal_the_decoded_sums() {
+    fn matrix_sums_from_bytes_equal_the_decoded_sums() {
         // 4 full batches and a tail of 3 rows; values spread over magnitudes so a change of
         // summation order would show in the last bits.
         let (rows, cols) = (19usize, 7usize);
@@ -474,9 +456,9 @@ mod tests {
     }
 
     #[test]
-    fn sums_of_some_axes_merge_the_trailing_ones_without_changing_a_bit() {
-        // A 4-D weight measured on its leading axes only: its trailing axes are merged into
-        // longer rows, and every sum must still equal the decoded one exactly.
+    fn sums_of_some_axes_equal_the_decoded_sums_of_each() {
+        // A 4-D weight measured on some of its axes in one pass: every sum must equal the
+        // decoded one of its axis alone exactly, whichever axes share the pass.
         let values: Vec<f32> = (0..48)
             .map(|i| ((i * 7) % 13) as f32 * 0.31 - 1.7)
             .collect();
@@ -551,6 +533,46 @@ mod tests {
             for (a, s) in got {
                 assert_eq!(s, d.axis_sums(a), "{dtype:?} axis {a}");
             }
+        }
+    }
+
+    #[test]
+    fn rows_streamed_in_any_chunks_sum_as_the_whole_payload() {
+        // 37 rows of 70: whole blocks and a short one; chunks that split rows and blocks.
+        let (rows, cols) = (37usize, 70usize);
+        let raw: Vec<u8> = (0..rows * cols)
+            .flat_map(|i| half::f16::from_f32(((i * 37 % 101) as f32 - 50.0) * 0.07).to_le_bytes())
+            .collect();
+        let widen = |b: &[u8], out: &mut Vec<f32>| {
+            out.clear();
+            f16_to_f32(b, out);
+        };
+        let whole = row_axis_sums(&raw, &[rows, cols], 2, &[0, 1], widen);
+        for chunk in [1usize, 3, 139, 140, 1121, 5000] {
+            let mut sink = RowSums::new(&[rows, cols], 2, &[0, 1], widen);
+            for c in raw.chunks(chunk) {
+                std::io::Write::write_all(&mut sink, c).unwrap();
+            }
+            assert_eq!(sink.finish(), whole, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn every_float16_widens_as_half_widens_it() {
+        // All 65536 bit patterns, plus a tail shorter than one group of eight.
+        let raw: Vec<u8> = (0..=u16::MAX)
+            .chain([0x3c00, 0xbc00, 0x7c01])
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut got = vec![1.5f32];
+        f16_to_f32(&raw, &mut got);
+        assert_eq!(got.len(), 1 + raw.len() / 2);
+        for (c, g) in raw.chunks_exact(2).zip(&got[1..]) {
+            let want = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+            assert!(
+                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                "{c:?}: {g} vs {want}"
+            );
         }
     }
 
