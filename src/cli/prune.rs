@@ -454,13 +454,12 @@ pub fn apply_plans(
     out: &Path,
     shapes: &ShapeArgs,
 ) -> anyhow::Result<(Model, usize)> {
-    let applied = shears_exec::apply(model, plans)?;
-    let mut pruned = Model::from_proto(
-        applied.proto,
-        out.display().to_string(),
-        model.external.same_folder(),
-    )
-    .context("the pruned model is not a valid graph")?;
+    // Cut tensors stay views of the input's payloads; the saver streams them into `out`.
+    let applied = shears_exec::apply_deferred(model, plans)?;
+    let mut external = model.external.same_folder();
+    external.add_cuts(applied.cuts);
+    let mut pruned = Model::from_proto(applied.proto, out.display().to_string(), external)
+        .context("the pruned model is not a valid graph")?;
     shears_onnx::shape::infer_shapes(&mut pruned, &shapes.parse()?)
         .context("the pruned model fails shape inference")?;
     Ok((pruned, applied.rewrites.len()))
