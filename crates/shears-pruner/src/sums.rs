@@ -26,19 +26,30 @@ const SHORT_ROW: usize = 2 * LANES;
 pub(crate) const BLOCK_ROWS: usize = 8;
 
 /// The sums of `axes` (each below the rank of `shape`, any order, no repeats) of a tensor of
-/// `shape`, fed its rows (its last axis) in order, whole blocks of [`BLOCK_ROWS`] rows at a time (the last block may be short).
+/// `shape`, fed its rows (its last axis) in order, in blocks of a multiple of [`BLOCK_ROWS`]
+/// rows (the last block may be short).
 ///
-/// Invariant: `out[k]` has one entry per index of `axes[k]`; `next_row` is the number of rows
-/// added so far.
+/// Invariant: `out[k]` has one entry per index of `axes[k]`; `cursors[k]` is where the next
+/// row goes for an earlier axis `axes[k]`.
 pub(crate) struct AxisAccumulator {
     shape: Vec<usize>,
-    axes: Vec<usize>,
     /// Per requested axis: rows per index block (consecutive rows sharing an index), or `None`
     /// for the last axis, whose index is the column.
     per_block: Vec<Option<usize>>,
     out: Vec<AxisSums>,
-    next_row: usize,
-    row_sums: Vec<(f64, f64)>,
+    /// Per requested earlier axis: the index the next row adds to and the rows left before
+    /// the index moves on (counted, not divided out of the row number: one row may be one
+    /// element, a 1x1 convolution's, and a division per element would cost more than its sum).
+    cursors: Vec<(usize, usize)>,
+}
+
+/// Rows to feed [`AxisAccumulator::add_block`] at a time for rows of `row_len`: a multiple of
+/// [`BLOCK_ROWS`] (the sums are the same for any such count: blocks only batch the calls), at
+/// least 16 Ki elements when the rows are short, so a call's fixed cost is spread over many.
+pub(crate) fn rows_per_block(row_len: usize) -> usize {
+    const MIN_ELEMENTS: usize = 16 * 1024;
+    let per_block = BLOCK_ROWS * row_len.max(1);
+    BLOCK_ROWS * MIN_ELEMENTS.div_ceil(per_block).max(1)
 }
 
 impl AxisAccumulator {
@@ -53,17 +64,19 @@ impl AxisAccumulator {
             .collect();
         let shape = shape.to_vec();
         let last = shape.len().saturating_sub(1);
-        let per_block = axes
+        let per_block: Vec<Option<usize>> = axes
             .iter()
             .map(|&a| (a != last).then(|| shape[a + 1..last].iter().product()))
             .collect();
+        let cursors = per_block
+            .iter()
+            .map(|per| (0, per.unwrap_or(0)))
+            .collect();
         AxisAccumulator {
             shape,
-            axes: axes.to_vec(),
             per_block,
             out,
-            next_row: 0,
-            row_sums: Vec::with_capacity(BLOCK_ROWS),
+            cursors,
         }
     }
 
@@ -72,34 +85,39 @@ impl AxisAccumulator {
         self.shape.last().copied().unwrap_or(1)
     }
 
-    /// Adds the next rows (`values.len()` a multiple of the row length, at most
-    /// [`BLOCK_ROWS`] rows, fewer only for the last block).
+    /// Adds the next rows (`values.len()` a multiple of the row length; a multiple of
+    /// [`BLOCK_ROWS`] rows except for the last call, see [`rows_per_block`]).
     pub(crate) fn add_block(&mut self, values: &[f32]) {
         let row_len = self.row_len();
         if row_len == 0 || values.is_empty() {
             return;
         }
-        let n = values.len() / row_len;
-        debug_assert!(n <= BLOCK_ROWS && n * row_len == values.len());
+        debug_assert!(values.len() % row_len == 0);
         if let Some(k) = self.per_block.iter().position(Option::is_none) {
             let s = &mut self.out[k];
-            columns(values, row_len, &mut s.l1, &mut s.l2);
+            for block in values.chunks(BLOCK_ROWS * row_len) {
+                columns(block, row_len, &mut s.l1, &mut s.l2);
+            }
         }
         if self.per_block.iter().any(Option::is_some) {
-            self.row_sums.clear();
-            self.row_sums
-                .extend(values.chunks_exact(row_len).map(row_sums));
-            for (r, &(p, q)) in (self.next_row..).zip(&self.row_sums) {
+            for row in values.chunks_exact(row_len) {
+                let (p, q) = row_sums(row);
                 for (k, per) in self.per_block.iter().enumerate() {
-                    if let Some(per) = *per {
-                        let i = (r / per) % self.shape[self.axes[k]];
-                        self.out[k].l1[i] += p;
-                        self.out[k].l2[i] += q;
+                    let Some(per) = *per else { continue };
+                    let (i, left) = &mut self.cursors[k];
+                    self.out[k].l1[*i] += p;
+                    self.out[k].l2[*i] += q;
+                    *left -= 1;
+                    if *left == 0 {
+                        *left = per;
+                        *i += 1;
+                        if *i == self.out[k].l1.len() {
+                            *i = 0;
+                        }
                     }
                 }
             }
         }
-        self.next_row += n;
     }
 
     /// The sums, one per requested axis, in the order of `axes`.
@@ -275,6 +293,14 @@ mod tests {
             let data = values(shape.iter().product());
             let all: Vec<usize> = (0..shape.len()).collect();
             for axes in [&all[..], &all[..1], &all[all.len() - 1..]] {
+                // Blocks batch the calls, never the order: any multiple of BLOCK_ROWS rows
+                // gives the same bits.
+                let batched = sums(&data, shape, axes, rows_per_block(shape[shape.len() - 1]));
+                assert_eq!(
+                    batched,
+                    sums(&data, shape, axes, BLOCK_ROWS),
+                    "{shape:?} {axes:?}"
+                );
                 for (k, &a) in axes.iter().enumerate() {
                     let got = &sums(&data, shape, axes, BLOCK_ROWS)[k];
                     let want = naive(&data, shape, a);

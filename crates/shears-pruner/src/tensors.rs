@@ -6,7 +6,7 @@ use shears_onnx::ops::QuantizedAxis;
 use shears_onnx::{Model, ValueId};
 
 use crate::error::Result;
-use crate::sums::{AxisAccumulator, BLOCK_ROWS};
+use crate::sums::{rows_per_block, AxisAccumulator};
 
 /// Per index of one axis of a tensor: the sum of absolute values and of squares of the slice at
 /// that index (every other axis).
@@ -284,7 +284,7 @@ fn aligned_f32s(bytes: &[u8], dtype: shears_onnx::proto::tensor_proto::DataType)
 /// The sums of `axes` of decoded `values` of `shape`, through the same kernel as bytes.
 fn values_axis_sums(values: &[f32], shape: &[usize], axes: &[usize]) -> Vec<AxisSums> {
     let mut acc = AxisAccumulator::new(shape, axes);
-    let block = BLOCK_ROWS * acc.row_len();
+    let block = rows_per_block(acc.row_len()) * acc.row_len();
     for b in values.chunks(block.max(1)) {
         acc.add_block(b);
     }
@@ -332,7 +332,7 @@ fn f16c_to_f32(raw: &[u8], out: &mut Vec<f32>) -> usize {
 }
 
 /// [`Dense::axis_sums`] of every axis in `axes` (each below the rank), in one pass over the
-/// little-endian payload `bytes` (elements of `elem` bytes), [`BLOCK_ROWS`] rows at a time
+/// little-endian payload `bytes` (elements of `elem` bytes), [`rows_per_block`] rows at a time
 /// widened to `f32` by `widen`: the same bits as the decoded sums, since both feed the same
 /// rows to the same kernel ([`crate::sums`]).
 fn row_axis_sums(
@@ -348,7 +348,7 @@ fn row_axis_sums(
 }
 
 /// A writer summing the little-endian payload streamed into it: bytes are gathered into
-/// blocks of [`BLOCK_ROWS`] rows counted from the first, each widened by `widen` and added to
+/// blocks of [`rows_per_block`] rows counted from the first, each widened by `widen` and added to
 /// the kernel, so the sums do not depend on how the bytes arrive (whole, or in a cut view's
 /// chunks).
 ///
@@ -364,7 +364,7 @@ struct RowSums<W: FnMut(&[u8], &mut Vec<f32>)> {
 impl<W: FnMut(&[u8], &mut Vec<f32>)> RowSums<W> {
     fn new(shape: &[usize], elem: usize, axes: &[usize], widen: W) -> Self {
         let acc = AxisAccumulator::new(shape, axes);
-        let block_bytes = BLOCK_ROWS * acc.row_len() * elem;
+        let block_bytes = rows_per_block(acc.row_len()) * acc.row_len() * elem;
         RowSums {
             acc,
             block_bytes,
