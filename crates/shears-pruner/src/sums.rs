@@ -92,7 +92,7 @@ impl AxisAccumulator {
         if row_len == 0 || values.is_empty() {
             return;
         }
-        debug_assert!(values.len() % row_len == 0);
+        debug_assert!(values.len().is_multiple_of(row_len));
         if let Some(k) = self.per_block.iter().position(Option::is_none) {
             let s = &mut self.out[k];
             for block in values.chunks(BLOCK_ROWS * row_len) {
