@@ -3,7 +3,8 @@
 //!
 //! The summation order is fixed by the tensor's shape alone, so sums are the same bits on
 //! every run, whatever the thread count (a tensor is always summed by one thread) and whether
-//! the rows come widened from bytes or from decoded values:
+//! the rows come widened from bytes or from decoded values. Trailing axes of size 1 are not
+//! walked (`summed_shape`: a 1x1 convolution's input channels are the columns), and:
 //! - **the last axis** (columns): each column adds its elements as `f64`, row after row, from
 //!   row 0 (the column loop walks [`BLOCK_ROWS`] rows per column before moving on, which
 //!   changes which loads and stores happen, not the order of the additions);
@@ -62,16 +63,13 @@ impl AxisAccumulator {
                 l2: vec![0.0; shape[a]],
             })
             .collect();
-        let shape = shape.to_vec();
+        let shape = summed_shape(shape, axes);
         let last = shape.len().saturating_sub(1);
         let per_block: Vec<Option<usize>> = axes
             .iter()
             .map(|&a| (a != last).then(|| shape[a + 1..last].iter().product()))
             .collect();
-        let cursors = per_block
-            .iter()
-            .map(|per| (0, per.unwrap_or(0)))
-            .collect();
+        let cursors = per_block.iter().map(|per| (0, per.unwrap_or(0))).collect();
         AxisAccumulator {
             shape,
             per_block,
@@ -80,7 +78,7 @@ impl AxisAccumulator {
         }
     }
 
-    /// The length of a row (1 for a scalar).
+    /// The length of a row (1 for a scalar): the last axis not dropped by `summed_shape`.
     pub(crate) fn row_len(&self) -> usize {
         self.shape.last().copied().unwrap_or(1)
     }
@@ -124,6 +122,19 @@ impl AxisAccumulator {
     pub(crate) fn finish(self) -> Vec<AxisSums> {
         self.out
     }
+}
+
+/// `shape` as the kernel walks it for `axes`: without its trailing axes of size 1 that are
+/// not requested (a 1x1 convolution's input channels are then the columns, and its output
+/// channels rows of them, instead of one-element rows). It depends on the shape alone for any
+/// request of axes larger than 1, so an axis's sums are the same bits whatever else is asked.
+/// Row-major order, and with it the element order, is unchanged.
+fn summed_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    let mut walked = shape.to_vec();
+    while walked.len() > 1 && walked[walked.len() - 1] == 1 && !axes.contains(&(walked.len() - 1)) {
+        walked.pop();
+    }
+    walked
 }
 
 /// Adds `|x|` and `x²` of every row of `block` (rows of `row_len`) to the column totals, row
@@ -289,6 +300,9 @@ mod tests {
             &[2, 3, 4, 3],
             &[70],
             &[9, 1],
+            // A 1x1 convolution's weight (trailing axes dropped) and a 3x3 one.
+            &[4, 40, 1, 1],
+            &[3, 4, 3, 3],
         ] {
             let data = values(shape.iter().product());
             let all: Vec<usize> = (0..shape.len()).collect();
@@ -337,6 +351,11 @@ mod tests {
         let ba = sums(&data, &shape, &[2, 0], BLOCK_ROWS);
         assert_eq!((&ab[0], &ab[1]), (&ba[1], &ba[0]));
         assert_eq!(sums(&data, &shape, &[0], BLOCK_ROWS)[0], ab[0]);
+        // A 1x1 convolution's weight, walked without its trailing axes either way.
+        let shape = [6usize, 40, 1, 1];
+        let both = sums(&data[..240], &shape, &[0, 1], BLOCK_ROWS);
+        assert_eq!(sums(&data[..240], &shape, &[0], BLOCK_ROWS)[0], both[0]);
+        assert_eq!(sums(&data[..240], &shape, &[1], BLOCK_ROWS)[0], both[1]);
     }
 
     #[test]
