@@ -23,7 +23,7 @@
 //!
 //! | model | cp | inspect | prune | prune anon / bound | resident (file) | written |
 //! |---|---|---|---|---|---|---|
-//! | resnet50_like, 102 MB | 0.06 s (0.06) | 1.20x (1.25x) | 3.5x (5.2x) | 66 / 325 MB | 87 (6) MB | 59 MB |
+//! | resnet50_like, 102 MB | 0.06 s (0.06) | 1.17x (1.17x) | 1.34x (1.66x) | 7 / 325 MB | 34 (6) MB | 59 MB |
 //! | vgg16_like, 553 MB | 0.28 s (0.28) | 1.23x (1.23x) | 1.19x (1.39x) | 5 / 981 MB | 421 (6) MB | 314 MB |
 //! | llama_1_6b, 3.26 GB | 1.41 s (1.41) | 1.47x (1.47x) | 1.44x (1.80x) | 73 / 2178 MB | 214 (6) MB | 1791 MB |
 //!
@@ -33,8 +33,12 @@
 //! resident on the LLM, and 1.86 s (3.4x) on vgg16_like. Importance measures tensors in
 //! parallel (the LLM's prune: 11.7 s wall before, same CPU time; more cores, more gain).
 //!
-//! The vgg16_like and llama_1_6b rows are from one run at load ~1.7 (the resnet50_like row is
-//! older: its cost is fixed per-node overhead, not bytes). `cp` of the LLM's files took
+//! The vgg16_like and llama_1_6b rows are from one run at load ~1.7; the resnet50_like row
+//! from a later one at load ~1.5, after magnitude sums stopped treating a 1x1 convolution's
+//! weight as one-element rows (each with a division per requested axis): that was 61% of its
+//! prune, 0.16 s wall (2.8x `cp`) before. In that later run the LLM's `cp` took 5.79 s (the
+//! machine was reclaiming page cache) and `prune` 3.92 s wall, 4.54 s CPU (0.68x / 0.79x),
+//! 50 MB anonymous. `cp` of the LLM's files took
 //! 1.3-2.4 s across this session's runs, `prune` 2.0 s wall and 2.5 s CPU when it had both
 //! cores: at most 1.8x `cp`'s CPU time against its fastest run (1.41 s here). Just before
 //! these changes, on the same machine, `prune` took 0.61 s wall, 0.65 s CPU and 318 MB
