@@ -196,12 +196,12 @@ fn recompute_rewrites(model: &Model, cuts: &Cuts) -> Result<Vec<Rewrite>, ExecEr
     Ok(out)
 }
 
-/// Removes `axes` (ascending, each with sorted indices) from `t`, storing the result as raw data.
-fn cut_tensor(
-    t: &mut TensorProto,
+/// The element size and dims of `t`, which `axes` must all lie within: an error naming the
+/// tensor when its type has no fixed element size or an axis is past its rank.
+fn cut_geometry(
+    t: &TensorProto,
     axes: &[(usize, &[u32])],
-    model: &Model,
-) -> Result<(), ExecError> {
+) -> Result<(usize, Vec<usize>), ExecError> {
     let err = |reason: String| ExecError::Tensor {
         tensor: t.name.clone(),
         reason,
@@ -212,10 +212,20 @@ fn cut_tensor(
             tensor::dtype_name(t.data_type)
         ))
     })?;
-    let mut dims = tensor::dims(t)?;
+    let dims = tensor::dims(t)?;
     if let Some(&(axis, _)) = axes.iter().find(|(a, _)| *a >= dims.len()) {
         return Err(err(format!("has no axis {axis}")));
     }
+    Ok((elem, dims))
+}
+
+/// Removes `axes` (ascending, each with sorted indices) from `t`, storing the result as raw data.
+fn cut_tensor(
+    t: &mut TensorProto,
+    axes: &[(usize, &[u32])],
+    model: &Model,
+) -> Result<(), ExecError> {
+    let (elem, mut dims) = cut_geometry(t, axes)?;
     // Sliced straight from the stored payload (often the mapped file), in one pass: no copy of
     // the whole tensor is made first, and no intermediate copy per axis.
     let source = model.payload(t)?;
@@ -234,20 +244,7 @@ fn defer_cut(
     axes: &[(usize, &[u32])],
     model: &Model,
 ) -> Result<(String, Arc<CutView>), ExecError> {
-    let err = |reason: String| ExecError::Tensor {
-        tensor: t.name.clone(),
-        reason,
-    };
-    let elem = tensor::elem_size(t.data_type).ok_or_else(|| {
-        err(format!(
-            "cannot slice elements of type {}",
-            tensor::dtype_name(t.data_type)
-        ))
-    })?;
-    let dims = tensor::dims(t)?;
-    if let Some(&(axis, _)) = axes.iter().find(|(a, _)| *a >= dims.len()) {
-        return Err(err(format!("has no axis {axis}")));
-    }
+    let (elem, dims) = cut_geometry(t, axes)?;
     let view = match model.external.cut_of(t) {
         Some(v) => v.cut(axes),
         None => CutView::new(
@@ -257,7 +254,10 @@ fn defer_cut(
             axes.iter().map(|&(a, r)| (a, r.to_vec())).collect(),
         ),
     }
-    .map_err(err)?;
+    .map_err(|reason| ExecError::Tensor {
+        tensor: t.name.clone(),
+        reason,
+    })?;
     let key = shears_onnx::external::cut_key();
     tensor::set_cut(t, key.clone(), &view);
     Ok((key, Arc::new(view)))
