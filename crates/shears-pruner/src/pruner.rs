@@ -802,7 +802,8 @@ impl Run<'_> {
 }
 
 /// The plans for `counts` (lowest-ranked units of each candidate), cached per (candidate,
-/// count): a group's plan depends on nothing else.
+/// count): a group's plan depends on nothing else, so the missing ones are made in parallel,
+/// and taken in candidate order (the first failure, by candidate, is the one reported).
 fn cached_plans<'c>(
     model: &Model,
     graph: &DependencyGraph,
@@ -811,13 +812,24 @@ fn cached_plans<'c>(
     cache: &'c mut HashMap<(usize, usize), PruningPlan>,
     failed: &Cell<Option<(usize, String)>>,
 ) -> Result<Vec<&'c PruningPlan>> {
-    for (k, (c, &n)) in cands.iter().zip(counts).enumerate() {
-        if n == 0 || cache.contains_key(&(k, n)) {
-            continue;
-        }
-        let group = graph.group(c.gid);
-        let units: Vec<UnitId> = c.ranking[..n].iter().map(|&p| group.units[p]).collect();
-        match plan_units_at(model, graph, c.gid, c.at, &units) {
+    use rayon::prelude::*;
+    let missing: Vec<(usize, usize)> = counts
+        .iter()
+        .enumerate()
+        .filter(|&(k, &n)| n > 0 && !cache.contains_key(&(k, n)))
+        .map(|(k, &n)| (k, n))
+        .collect();
+    let made: Vec<_> = missing
+        .par_iter()
+        .map(|&(k, n)| {
+            let c = &cands[k];
+            let group = graph.group(c.gid);
+            let units: Vec<UnitId> = c.ranking[..n].iter().map(|&p| group.units[p]).collect();
+            plan_units_at(model, graph, c.gid, c.at, &units)
+        })
+        .collect();
+    for ((k, n), plan) in missing.into_iter().zip(made) {
+        match plan {
             Ok(p) => {
                 cache.insert((k, n), p);
             }
