@@ -34,7 +34,7 @@ pub struct Applied {
 /// A batch that removes no channel is an error ([`ExecError::NothingRemoved`]).
 pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
     let cuts = checked_cuts(model, plans)?;
-    apply_cuts(model, &cuts, model.proto.clone(), false)
+    apply_cuts(model, &cuts, false)
 }
 
 /// [`apply`], except that each cut initializer is left a cut not yet made
@@ -45,27 +45,7 @@ pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError>
 /// is copied until read, and the saver streams each into its file: what a pruner's stages use.
 pub fn apply_deferred(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
     let cuts = checked_cuts(model, plans)?;
-    apply_cuts(model, &cuts, model.proto.clone(), true)
-}
-
-/// [`apply`] for a caller done with `model` (a pruner's intermediate stage): the same result,
-/// but each cut tensor's old payload is freed as soon as its cut copy is made, rather than
-/// held by `model` until the end, so a model whose cut tensors are owned buffers (an earlier
-/// stage's output) is never held twice at once.
-pub fn apply_owned(mut model: Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {
-    let cuts = checked_cuts(&model, plans)?;
-    let proto = model.proto.clone();
-    // The clone now holds the only reference to each payload about to be cut; nothing after
-    // the cut reads a cut tensor's payload from the model (rewrites read shape constants,
-    // which are never channel-cut).
-    if let Some(graph) = model.proto.graph.as_mut() {
-        for &v in cuts.stored.keys() {
-            if let ValueKind::Initializer(i) = model.graph.value(v).kind {
-                graph.initializer[i].raw_data = Bytes::new();
-            }
-        }
-    }
-    apply_cuts(&model, &cuts, proto, false)
+    apply_cuts(model, &cuts, true)
 }
 
 /// The merged cuts of `plans`, refused when they remove nothing.
@@ -77,14 +57,10 @@ fn checked_cuts(model: &Model, plans: &[PruningPlan]) -> Result<Cuts, ExecError>
     Ok(cuts)
 }
 
-/// Edits `proto` (a copy of `model`'s) by `cuts`; with `defer`, initializers become views.
-fn apply_cuts(
-    model: &Model,
-    cuts: &Cuts,
-    mut proto: ModelProto,
-    defer: bool,
-) -> Result<Applied, ExecError> {
+/// Edits a copy of `model`'s proto by `cuts`; with `defer`, initializers become views.
+fn apply_cuts(model: &Model, cuts: &Cuts, defer: bool) -> Result<Applied, ExecError> {
     let g = &model.graph;
+    let mut proto = model.proto.clone();
     let mut views = Vec::new();
 
     for &v in cuts.stored.keys() {

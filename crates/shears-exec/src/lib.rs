@@ -2,9 +2,7 @@
 //!
 //! **Invariants**
 //! - The input model is never mutated: the proto is cloned (payloads are shared `Bytes`, so the
-//!   clone is cheap) and only the clone is edited.
-//!   `apply_owned` takes a model its caller is done with and gives the same result, dropping
-//!   each cut tensor's old payload once its cut copy exists. `apply_deferred` gives the same
+//!   clone is cheap) and only the clone is edited. `apply_deferred` gives the same
 //!   model with each cut initializer a view not yet made (`shears_onnx::cut::CutView`), read
 //!   on demand and streamed into the output by the saver.
 //! - Indices always mean the original model's channels, whichever plans are batched together;
@@ -21,7 +19,7 @@ mod merge;
 mod slice;
 mod stages;
 
-pub use apply::{apply, apply_deferred, apply_owned, Applied};
+pub use apply::{apply, apply_deferred, Applied};
 pub use error::ExecError;
 pub use merge::{merge, Cuts};
 pub use slice::{slice_axes, slice_axis};
