@@ -456,13 +456,13 @@ pub fn apply_plans(
 ) -> anyhow::Result<(Model, usize)> {
     // Cut tensors stay views of the input's payloads; the saver streams them into `out`.
     let applied = shears_exec::apply_deferred(model, plans)?;
-    let mut external = model.external.same_folder();
-    external.add_cuts(applied.cuts);
-    let mut pruned = Model::from_proto(applied.proto, out.display().to_string(), external)
+    let rewrites = applied.rewrites.len();
+    let mut pruned = applied
+        .into_model(model, out.display().to_string())
         .context("the pruned model is not a valid graph")?;
     shears_onnx::shape::infer_shapes(&mut pruned, &shapes.parse()?)
         .context("the pruned model fails shape inference")?;
-    Ok((pruned, applied.rewrites.len()))
+    Ok((pruned, rewrites))
 }
 
 /// Writes `pruned` (made from `original`, shapes inferred) to `out` and summarizes the change.

@@ -30,6 +30,21 @@ pub struct Applied {
     pub cuts: Vec<(String, Arc<CutView>)>,
 }
 
+impl Applied {
+    /// The applied proto as a model named `source`: its untouched external tensors read from
+    /// `from`'s folder, its cut tensors through [`Applied::cuts`], added to a copy of `from`'s
+    /// store (which holds any earlier stage's views). Shapes are not inferred yet.
+    pub fn into_model(
+        self,
+        from: &Model,
+        source: impl Into<String>,
+    ) -> Result<Model, shears_onnx::OnnxError> {
+        let mut store = from.external.same_folder();
+        store.add_cuts(self.cuts);
+        Model::from_proto(self.proto, source, store)
+    }
+}
+
 /// Applies `plans` (all made for `model`) in one pass; see the crate docs for the invariants.
 /// A batch that removes no channel is an error ([`ExecError::NothingRemoved`]).
 pub fn apply(model: &Model, plans: &[PruningPlan]) -> Result<Applied, ExecError> {

@@ -46,10 +46,7 @@ pub fn apply_stages(
         }
         let applied = apply_deferred(cur, plans)?;
         rewrites += applied.rewrites.len();
-        // The current model's store: the original's folder and the earlier stages' views.
-        let mut store = cur.external.same_folder();
-        store.add_cuts(applied.cuts);
-        owned = Some(reanalyse(model, applied.proto, store, inputs, stage)?);
+        owned = Some(reanalyse(model, cur, applied, inputs, stage)?);
     }
     // Stages without plans leave the model as it was; if every stage is empty, the file asks
     // for a copy, which is never what a caller meant.
@@ -59,11 +56,11 @@ pub fn apply_stages(
     Ok(Staged { model, rewrites })
 }
 
-/// `proto` (derived from `original`, read through `store`) as a model with shapes inferred.
+/// `applied` (made from `cur`, a stage of `original`) as a model with shapes inferred.
 fn reanalyse(
     original: &Model,
-    proto: shears_onnx::proto::ModelProto,
-    store: shears_onnx::external::ExternalStore,
+    cur: &Model,
+    applied: crate::Applied,
     inputs: &InputShapes,
     stage: usize,
 ) -> Result<Model, ExecError> {
@@ -71,7 +68,9 @@ fn reanalyse(
         stage,
         reason: e.to_string(),
     };
-    let mut m = Model::from_proto(proto, original.source.clone(), store).map_err(stage_err)?;
+    let mut m = applied
+        .into_model(cur, original.source.clone())
+        .map_err(stage_err)?;
     shears_onnx::shape::infer_shapes(&mut m, inputs).map_err(stage_err)?;
     Ok(m)
 }

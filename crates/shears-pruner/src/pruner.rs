@@ -470,14 +470,12 @@ impl Run<'_> {
         if plans.is_empty() {
             return self.copy(&model, stage);
         }
-        let source = model.source.clone();
-        let mut external = model.external.same_folder();
         // Cut tensors stay views of the input's payloads (an earlier stage's views are
         // composed, never made): the saver streams them into the output.
         let applied = shears_exec::apply_deferred(&model, plans)?;
-        external.add_cuts(applied.cuts);
-        let mut m =
-            Model::from_proto(applied.proto, source, external).map_err(|e| PrunerError::Stage {
+        let mut m = applied
+            .into_model(&model, model.source.clone())
+            .map_err(|e| PrunerError::Stage {
                 stage,
                 reason: e.to_string(),
             })?;
