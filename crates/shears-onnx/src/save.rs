@@ -253,7 +253,7 @@ fn inline_cuts(
 /// Stand-ins for cut views in an output proto: each a `raw_data` of the view's length over its
 /// own private anonymous mapping, never touched (it costs no memory, and would read as zeros),
 /// so the encoder sizes the tensor right; the writers recognise a placeholder by its address
-/// and write the view's bytes in its place ([`Placeholders::view`]).
+/// and write the view's bytes in its place ([`Placeholders::claim`]).
 ///
 /// Invariant: `by_addr` maps each placeholder's first byte to its view, lengths equal;
 /// `written` counts the placeholders written in place, which `save_proto` checks is all of
@@ -280,15 +280,18 @@ impl Placeholders {
         Ok(bytes)
     }
 
-    /// The view `bytes` stands in for, if it is a placeholder.
-    fn view(&self, bytes: &[u8]) -> Option<&CutView> {
+    /// The view `bytes` stands in for, if it is a placeholder, counted as written: the
+    /// caller writes the view's bytes in its place.
+    fn claim(&self, bytes: &[u8]) -> Option<&CutView> {
         if self.by_addr.is_empty() || bytes.is_empty() {
             return None;
         }
-        self.by_addr
+        let view = self
+            .by_addr
             .get(&(bytes.as_ptr() as usize))
-            .filter(|v| v.len() == bytes.len())
-            .map(|v| &**v)
+            .filter(|v| v.len() == bytes.len())?;
+        self.written.set(self.written.get() + 1);
+        Some(view)
     }
 }
 
@@ -425,10 +428,7 @@ fn write_side_file(
     for slot in layout {
         let f = &found[slot.tensor];
         // An inline view moved out to fit the size limit is a placeholder now.
-        let placeholder = placeholders.view(&f.tensor.raw_data);
-        if placeholder.is_some() {
-            placeholders.written.set(placeholders.written.get() + 1);
-        }
+        let placeholder = placeholders.claim(&f.tensor.raw_data);
         if let Some(view) = placeholder.or_else(|| store.cut_of(f.tensor).map(|v| &**v)) {
             // Cut straight into the file: the cut tensor is never held whole.
             let pad = (slot.offset - cursor) as usize;
@@ -663,7 +663,7 @@ unsafe impl<W: Write> bytes::BufMut for StreamBuf<'_, W> {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        if let Some(view) = self.placeholders.view(src) {
+        if let Some(view) = self.placeholders.claim(src) {
             self.flush_buf();
             if self.error.is_none() {
                 match view.write_to(&mut self.out) {
@@ -671,8 +671,6 @@ unsafe impl<W: Write> bytes::BufMut for StreamBuf<'_, W> {
                     Err(e) => self.error = Some(e),
                 }
             }
-            let p = self.placeholders;
-            p.written.set(p.written.get() + 1);
             return;
         }
         if src.len() >= Self::CAPACITY / 4 {
