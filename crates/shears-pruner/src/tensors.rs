@@ -231,22 +231,7 @@ fn axis_sums_of(model: &Model, v: ValueId, axes: &[usize]) -> Result<Vec<(usize,
     let valid: Vec<usize> = axes.iter().copied().filter(|&a| a < shape.len()).collect();
     let widen = |raw: &[u8], out: &mut Vec<f32>| {
         out.clear();
-        match dtype {
-            D::Float => out.extend(
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            ),
-            // f64 payloads were narrowed to f32 by `dense`; keep the same values.
-            D::Double => out.extend(
-                raw.chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32),
-            ),
-            D::Float16 => f16_to_f32(raw, out),
-            _ => out.extend(
-                raw.chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
-            ),
-        }
+        shears_onnx::tensor::extend_f32_le(dtype, raw, out);
     };
     let elem = shears_onnx::tensor::elem_size(t.data_type).unwrap_or(4);
     let all = if let Some(view) = model.external.cut_of(&t) {
@@ -289,46 +274,6 @@ fn values_axis_sums(values: &[f32], shape: &[usize], axes: &[usize]) -> Vec<Axis
         acc.add_block(b);
     }
     acc.finish()
-}
-
-/// Appends the little-endian float16 values of `raw` to `out` as `f32` (exact: every float16
-/// is an `f32`). With F16C, eight at a time straight from the bytes; the tail, or every value
-/// without it, through `half`, which rounds nothing either.
-fn f16_to_f32(raw: &[u8], out: &mut Vec<f32>) {
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU supports F16C and AVX, checked just above.
-        done = unsafe { f16c_to_f32(raw, out) };
-    }
-    out.extend(
-        raw[done..]
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
-    );
-}
-
-/// The F16C part of [`f16_to_f32`]: converts whole groups of eight values, returning the
-/// number of bytes of `raw` consumed.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,f16c")]
-fn f16c_to_f32(raw: &[u8], out: &mut Vec<f32>) -> usize {
-    use std::arch::x86_64::*;
-    let groups = raw.len() / 16;
-    out.reserve(groups * 8);
-    let start = out.len();
-    let dst = out.spare_capacity_mut().as_mut_ptr().cast::<f32>();
-    for g in 0..groups {
-        // SAFETY: group `g` is bytes 16g..16g+16 of `raw`, and its eight results go to the
-        // reserved (uninitialised) capacity at 8g; x86 is little-endian, as the payload is.
-        unsafe {
-            let h = _mm_loadu_si128(raw.as_ptr().add(16 * g).cast::<__m128i>());
-            _mm256_storeu_ps(dst.add(8 * g), _mm256_cvtph_ps(h));
-        }
-    }
-    // SAFETY: the `groups * 8` values after `start` were all written above.
-    unsafe { out.set_len(start + groups * 8) };
-    groups * 16
 }
 
 /// [`Dense::axis_sums`] of every axis in `axes` (each below the rank), in one pass over the
@@ -545,7 +490,11 @@ mod tests {
             .collect();
         let widen = |b: &[u8], out: &mut Vec<f32>| {
             out.clear();
-            f16_to_f32(b, out);
+            shears_onnx::tensor::extend_f32_le(
+                shears_onnx::proto::tensor_proto::DataType::Float16,
+                b,
+                out,
+            );
         };
         let whole = row_axis_sums(&raw, &[rows, cols], 2, &[0, 1], widen);
         for chunk in [1usize, 3, 139, 140, 1121, 5000] {
@@ -554,25 +503,6 @@ mod tests {
                 std::io::Write::write_all(&mut sink, c).unwrap();
             }
             assert_eq!(sink.finish(), whole, "chunks of {chunk}");
-        }
-    }
-
-    #[test]
-    fn every_float16_widens_as_half_widens_it() {
-        // All 65536 bit patterns, plus a tail shorter than one group of eight.
-        let raw: Vec<u8> = (0..=u16::MAX)
-            .chain([0x3c00, 0xbc00, 0x7c01])
-            .flat_map(u16::to_le_bytes)
-            .collect();
-        let mut got = vec![1.5f32];
-        f16_to_f32(&raw, &mut got);
-        assert_eq!(got.len(), 1 + raw.len() / 2);
-        for (c, g) in raw.chunks_exact(2).zip(&got[1..]) {
-            let want = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
-            assert!(
-                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
-                "{c:?}: {g} vs {want}"
-            );
         }
     }
 
