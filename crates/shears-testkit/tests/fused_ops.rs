@@ -190,12 +190,7 @@ fn the_fused_ops_couple_their_hidden_axis_and_vectors() {
 fn the_evaluator_computes_the_fused_ops_as_their_default_domain_expansion() {
     let fused = analysed(blocks(true, MS_DOMAIN));
     let plain = analysed(blocks(false, ""));
-    let r = shears_verify::verify(&plain, &fused, &InputShapes::default(), 3, 5).unwrap();
-    let worst = r
-        .outputs
-        .iter()
-        .map(|o| o.max_rel.expect("same shapes"))
-        .fold(0.0f64, f64::max);
+    let (worst, r) = worst_rel(&plain, &fused);
     assert!(worst <= 1e-5, "{r:?}");
 }
 
@@ -404,12 +399,7 @@ fn on_the_channel_graph_a_fused_attention_passes_its_input_width_and_keeps_its_h
     for masked in [false, true] {
         let fused = analysed(attention_block(true, masked));
         let plain = analysed(attention_block(false, masked));
-        let r = shears_verify::verify(&plain, &fused, &InputShapes::default(), 3, 5).unwrap();
-        let worst = r
-            .outputs
-            .iter()
-            .map(|o| o.max_rel.expect("same shapes"))
-            .fold(0.0f64, f64::max);
+        let (worst, r) = worst_rel(&plain, &fused);
         assert!(worst <= 1e-5, "masked {masked}: {r:?}");
     }
     let fused = analysed(attention_block(true, false));
@@ -459,4 +449,16 @@ fn on_the_channel_graph_a_fused_attention_passes_its_input_width_and_keeps_its_h
             .any(|b| b.reason.contains("packs q, k and v heads")),
         "{heads:?}"
     );
+}
+
+/// The largest relative difference over the outputs of `fused` against `plain` (same shapes)
+/// on the evaluator's random inputs, with the report it comes from.
+fn worst_rel(plain: &Model, fused: &Model) -> (f64, shears_verify::Report) {
+    let r = shears_verify::verify(plain, fused, &InputShapes::default(), 3, 5).unwrap();
+    let worst = r
+        .outputs
+        .iter()
+        .map(|o| o.max_rel.expect("same shapes"))
+        .fold(0.0f64, f64::max);
+    (worst, r)
 }
